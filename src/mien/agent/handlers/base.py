@@ -1,0 +1,275 @@
+"""The contract between the agent's engine and its handlers.
+
+A handler turns part of a persona into changes on the machine, in three steps that never
+mix (read → decide → change, as pyinfra's facts and operations):
+
+* **read**: everything a handler knows about the machine comes from :class:`Context`
+  (``ctx.read(path)`` and friends), which reads under the ``--root`` directory;
+* **decide**: :meth:`Handler.plan` returns a :class:`HandlerPlan` (files as they should be,
+  operations to run, notes on what is pending or stored without effect) and
+  :meth:`Handler.capture` turns the user's edits of managed files into customizations;
+* **change**: only the engine writes, through its journal, so every change can be undone
+  and ``mien plan`` is the same computation without the last step.
+
+Handlers are registered through the ``mien.handlers`` entry-point group; the built-in ones
+are registered the same way (see ``pyproject.toml``), so a site adds its own without
+forking. Used by :mod:`mien.agent.engine` and every module in :mod:`mien.agent.handlers`.
+"""
+
+from __future__ import annotations
+
+import grp
+import os
+import pwd
+import stat
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Protocol, runtime_checkable
+
+from mien.spec.models import Persona
+
+
+class HandlerError(Exception):
+    """A handler cannot do what the persona asks (the message says what to fix)."""
+
+
+@dataclass(frozen=True, slots=True)
+class FileState:
+    """A file as it is or should be: ``content`` None means the file does not exist."""
+
+    content: bytes | None
+    mode: int = 0o644
+    uid: int = 0
+    gid: int = 0
+
+    @property
+    def exists(self) -> bool:
+        return self.content is not None
+
+
+ABSENT = FileState(None)
+
+
+@dataclass(frozen=True, slots=True)
+class FileSpec:
+    """A file a handler manages: its desired state, and private ``meta`` the handler wants
+    back next time (e.g. which keys of a shared config file it owns), JSON-serialisable.
+
+    ``desired`` None means "no longer managed: put it back as it was before mien" and is
+    only needed when a handler must compute that itself (a shared file from which only its
+    own keys are removed); for whole files the engine restores them by default.
+    """
+
+    path: str
+    desired: FileState | None
+    meta: Mapping[str, Any] = field(default_factory=dict)
+    summary: str = ""
+    setting: str = ""  # persona key path this file realises, for status ("os_settings.theme")
+    capture_as: str = ""  # customization key for a whole-file user edit (text files)
+
+
+@dataclass(frozen=True, slots=True)
+class Operation:
+    """A change that is not a file write (install a package, an editor extension).
+
+    ``data`` is JSON-serialisable: after a crash the engine calls
+    ``handler.revert(ctx, data)`` with nothing else to go on.
+    """
+
+    handler: str
+    key: str
+    summary: str
+    data: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Note:
+    """Something the user should know about a setting: ``pending`` (will apply when a
+    condition is met, e.g. the editor gets installed), ``stored`` (kept in the settings
+    file, nothing on the machine reads it), ``applied``, or ``error``."""
+
+    setting: str
+    status: str  # "applied" | "pending" | "stored" | "error"
+    message: str
+
+
+@dataclass
+class HandlerPlan:
+    """What one handler decided."""
+
+    files: list[FileSpec] = field(default_factory=list)
+    operations: list[Operation] = field(default_factory=list)
+    notes: list[Note] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Captured:
+    """A user edit of a managed file, kept as a customization (key path → value)."""
+
+    key: str
+    value: Any
+    source: str  # the file it was found in
+
+
+@dataclass(frozen=True, slots=True)
+class UserInfo:
+    """The persona user (``--user``): whose shell, home and dotfiles a persona sets."""
+
+    name: str
+    uid: int
+    gid: int
+    home: str  # absolute path on the machine, e.g. /home/alice (not prefixed by root)
+    shell: str
+
+
+@dataclass(frozen=True, slots=True)
+class ManagedRecord:
+    """What the last apply wrote to a path: by which handler, its hash and meta."""
+
+    path: str
+    handler: str
+    written_hash: str | None
+    meta: Mapping[str, Any]
+    setting: str = ""
+    capture_as: str = ""
+
+
+class Context:
+    """Read-only view of the machine under ``root`` for one apply.
+
+    All paths given to and returned from a context are absolute paths *on the machine*
+    (``/etc/profile.d/mien.sh``); :meth:`host_path` maps them under the root.
+    """
+
+    def __init__(
+        self,
+        root: Path,
+        user: UserInfo,
+        persona_name: str,
+        managed: Mapping[str, ManagedRecord] | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        self.root = root
+        self.user = user
+        self.persona_name = persona_name
+        self.managed: Mapping[str, ManagedRecord] = managed or {}
+        self.env: Mapping[str, str] = env if env is not None else os.environ
+
+    def host_path(self, path: str) -> Path:
+        """``/etc/x`` → ``ROOT/etc/x``; refuses paths that would leave the root."""
+        if not path.startswith("/"):
+            raise HandlerError(f"{path!r} is not an absolute path")
+        parts = [p for p in path.split("/") if p not in ("", ".")]
+        if ".." in parts:
+            raise HandlerError(f"{path!r}: '..' is not allowed")
+        return self.root.joinpath(*parts)
+
+    def expand(self, path: str) -> str:
+        """Fill in ``{user}`` and ``{home}`` for the persona user."""
+        return path.replace("{home}", self.user.home).replace("{user}", self.user.name)
+
+    def read(self, path: str) -> FileState:
+        """The file at ``path`` as it is now (``ABSENT`` when missing)."""
+        host = self.host_path(path)
+        try:
+            st = host.lstat()
+        except FileNotFoundError:
+            return ABSENT
+        if stat.S_ISLNK(st.st_mode):
+            st = host.stat()
+        if not stat.S_ISREG(st.st_mode):
+            raise HandlerError(f"{path} exists and is not a regular file")
+        return FileState(host.read_bytes(), stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid)
+
+    def exists(self, path: str) -> bool:
+        return self.host_path(path).exists()
+
+    def previous(self, handler: str) -> dict[str, ManagedRecord]:
+        """The files ``handler`` managed after the last apply, by path."""
+        return {p: r for p, r in self.managed.items() if r.handler == handler}
+
+    def which(self, command: str) -> str | None:
+        """Where ``command`` is installed inside the root (searching a standard PATH)."""
+        for d in ("/usr/local/bin", "/usr/bin", "/bin", "/usr/local/sbin", "/usr/sbin", "/sbin"):
+            host = self.host_path(f"{d}/{command}")
+            if host.is_file() and os.access(host, os.X_OK):
+                return f"{d}/{command}"
+        return None
+
+    def user_ids(self) -> tuple[int, int]:
+        return self.user.uid, self.user.gid
+
+
+@runtime_checkable
+class Handler(Protocol):
+    """One concern of a persona. Implement ``plan``; the rest has defaults in
+    :class:`BaseHandler`."""
+
+    name: ClassVar[str]
+    settings: ClassVar[tuple[str, ...]]
+    """Persona key paths this handler gives effect to (``"os_settings.theme"``, or a whole
+    field such as ``"environment_variables"``). Keys no handler claims are stored in
+    ``/etc/mien/settings.json`` and reported as "stored, not applied"."""
+
+    def plan(self, ctx: Context, persona: Persona) -> HandlerPlan: ...
+
+    def capture(self, ctx: Context, persona: Persona) -> list[Captured]: ...
+
+    def perform(self, ctx: Context, data: Mapping[str, Any]) -> None: ...
+
+    def revert(self, ctx: Context, data: Mapping[str, Any]) -> None: ...
+
+    def finish(self, ctx: Context, data: Mapping[str, Any]) -> None: ...
+
+
+class BaseHandler:
+    """Defaults: no captures, and operations are not supported."""
+
+    name: ClassVar[str] = ""
+    settings: ClassVar[tuple[str, ...]] = ()
+
+    def plan(self, ctx: Context, persona: Persona) -> HandlerPlan:
+        raise NotImplementedError
+
+    def capture(self, ctx: Context, persona: Persona) -> list[Captured]:
+        return []
+
+    def perform(self, ctx: Context, data: Mapping[str, Any]) -> None:
+        raise HandlerError(f"handler {self.name!r} has no operations")
+
+    def revert(self, ctx: Context, data: Mapping[str, Any]) -> None:
+        raise HandlerError(f"handler {self.name!r} has no operations")
+
+    def finish(self, ctx: Context, data: Mapping[str, Any]) -> None:
+        """Called after commit (e.g. to delete a backup the operation kept for revert)."""
+
+
+def lookup_user(root: Path, name: str) -> UserInfo:
+    """The persona user from ``ROOT/etc/passwd`` (or the machine's database for ``/``)."""
+    passwd = root / "etc" / "passwd"
+    if passwd.is_file():
+        for line in passwd.read_text(errors="replace").splitlines():
+            fields = line.split(":")
+            if len(fields) >= 7 and fields[0] == name:
+                return UserInfo(name, int(fields[2]), int(fields[3]), fields[5], fields[6])
+    if root == Path("/"):
+        try:
+            entry = pwd.getpwnam(name)
+        except KeyError:
+            pass
+        else:
+            return UserInfo(name, entry.pw_uid, entry.pw_gid, entry.pw_dir, entry.pw_shell)
+    raise HandlerError(f"user {name!r} is not in {passwd}: pass an existing user with --user")
+
+
+def group_id(root: Path, name: str) -> int:
+    group = root / "etc" / "group"
+    if group.is_file():
+        for line in group.read_text(errors="replace").splitlines():
+            fields = line.split(":")
+            if len(fields) >= 3 and fields[0] == name:
+                return int(fields[2])
+    if root == Path("/"):
+        return grp.getgrnam(name).gr_gid
+    raise HandlerError(f"group {name!r} is not in {group}")

@@ -1,0 +1,340 @@
+"""Composition: one effective persona from its ``extends`` chain, overlays and customizations.
+
+This is the one function every side calls: ``mien render``/``explain`` with file overlays,
+the agent with the user's customizations, the server with tag-binding overrides. Layers are
+applied in order, later wins:
+
+1. the ``extends`` chain, base first;
+2. overlays (files given with ``--overlay``, or tag-binding overrides by priority);
+3. the user's customizations on the machine, except keys the persona ``locked``.
+
+Maps merge by key, lists replace, ``null`` deletes. Identity (``name``, ``extends``,
+``default_persona``) is not inherited; ``locked`` accumulates. Every leaf remembers which
+layer set it and what it overrode (the *trail*), so ``mien explain`` can say why a value is
+what it is.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pydantic import ValidationError
+
+from mien.spec.canonical import canonical, content_hash
+from mien.spec.document import Document, lint, problems_from
+from mien.spec.errors import FieldPath, PersonaNotFound, Problem, SpecError, format_path
+from mien.spec.models import Persona
+from mien.spec.source import SourceMap
+
+LayerKind = Literal["persona", "overlay", "binding", "customization"]
+MAX_CHAIN = 16
+DELETED: Any = type("Deleted", (), {"__repr__": lambda self: "<deleted>"})()
+
+
+@dataclass
+class Layer:
+    """One document in a composition, with a label users recognise."""
+
+    kind: LayerKind
+    label: str
+    data: dict[str, Any]
+    where: SourceMap | None = None
+    persona: str | None = None
+
+    @classmethod
+    def of(cls, doc: Document, kind: LayerKind | None = None) -> Layer:
+        chosen: LayerKind = kind or ("overlay" if doc.overlay else "persona")
+        return cls(chosen, doc.source, doc.data, doc.where, doc.name or None)
+
+    def position(self, path: FieldPath) -> str:
+        if self.where is None:
+            return self.label
+        mark = self.where.find(path)
+        return f"{self.label}:{mark.line}:{mark.column}"
+
+    def problem(self, path: FieldPath, message: str) -> Problem:
+        if self.where is None:
+            return Problem(self.label, 0, 0, path, message)
+        return self.where.problem(path, message)
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """A value a layer set at a path (``DELETED`` when it deleted the key)."""
+
+    layer: Layer
+    path: FieldPath
+    value: Any
+
+    def describe(self) -> str:
+        return self.layer.position(self.path)
+
+
+@dataclass
+class Resolved:
+    """The effective persona and how it came about."""
+
+    persona: Persona
+    data: dict[str, Any]
+    hash: str
+    chain: list[str]
+    layers: list[Layer]
+    trail: dict[FieldPath, list[Origin]]
+    locked_by: dict[str, str]
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    warnings: list[Problem] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return self.persona.name or ""
+
+    def explain(self, path: FieldPath) -> tuple[Any, list[Origin]]:
+        """The value at ``path`` and every origin that touched it, oldest first.
+
+        For a map, the origins of its keys; for a key set as part of a larger value (a
+        list, or a map set whole), the origins of that value.
+        """
+        value = lookup(self.data, path)
+        exact = [o for p, origins in self.trail.items() if p[: len(path)] == path for o in origins]
+        if exact:
+            return value, sorted(exact, key=lambda o: self.layers.index(o.layer))
+        for cut in range(len(path) - 1, 0, -1):
+            origins = self.trail.get(path[:cut])
+            if origins:
+                return value, list(origins)
+        return value, []
+
+
+def lookup(data: Any, path: FieldPath) -> Any:
+    """The value at ``path`` in nested data, or ``DELETED`` when there is none."""
+    for part in path:
+        if (isinstance(data, dict) and part in data) or (
+            isinstance(data, list) and isinstance(part, int) and -len(data) <= part < len(data)
+        ):
+            data = data[part]  # type: ignore[index]
+        else:
+            return DELETED
+    return data
+
+
+_KEY_PART = re.compile(r'"((?:[^"\\]|\\.)*)"|([^.]+)')
+
+
+def parse_key(key: str) -> tuple[str, ...]:
+    """``application_configuration.app.values."a.b"`` → its parts. Quote parts with dots."""
+    parts: list[str] = []
+    pos = 0
+    while pos < len(key):
+        m = _KEY_PART.match(key, pos)
+        if not m:
+            raise ValueError(f"{key!r} is not a key path such as os_settings.theme")
+        parts.append(m.group(1).replace('\\"', '"') if m.group(1) is not None else m.group(2))
+        pos = m.end()
+        if pos < len(key):
+            if key[pos] != ".":
+                raise ValueError(f"{key!r}: expected '.' after {parts[-1]!r}")
+            pos += 1
+            if pos == len(key):
+                raise ValueError(f"{key!r} ends with '.'")
+    if not parts:
+        raise ValueError("empty key path")
+    return tuple(parts)
+
+
+def format_key(path: FieldPath) -> str:
+    return ".".join(f'"{p}"' if "." in str(p) else str(p) for p in path)
+
+
+def locking(key: FieldPath, locked_by: Mapping[str, str]) -> tuple[str, str] | None:
+    """The lock (key, persona) that forbids customizing ``key``, if any.
+
+    A lock on ``a.b`` forbids ``a.b``, ``a.b.c`` and ``a`` (which would replace ``a.b``).
+    """
+    for lock, owner in locked_by.items():
+        parts = parse_key(lock)
+        n = min(len(parts), len(key))
+        if tuple(parts[:n]) == tuple(str(p) for p in key[:n]):
+            return lock, owner
+    return None
+
+
+def customization_layer(items: Mapping[str, Any], label: str = "customization") -> Layer:
+    """The user's ``key.path: value`` customizations as one layer."""
+    data: dict[str, Any] = {}
+    for key, value in items.items():
+        node = data
+        parts = parse_key(key)
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                break
+        else:
+            node[parts[-1]] = value
+    return Layer("customization", label, data)
+
+
+def _merge(
+    base: dict[str, Any],
+    over: Mapping[str, Any],
+    layer: Layer,
+    trail: dict[FieldPath, list[Origin]],
+    path: FieldPath = (),
+) -> None:
+    for key, value in over.items():
+        here = (*path, key)
+        if value is None:
+            base.pop(key, None)
+            trail.setdefault(here, []).append(Origin(layer, here, DELETED))
+            continue
+        if isinstance(value, dict) and value and isinstance(base.get(key, {}), dict):
+            _merge(base.setdefault(key, {}), value, layer, trail, here)
+            continue
+        base[key] = copy.deepcopy(value)
+        trail.setdefault(here, []).append(Origin(layer, here, value))
+
+
+def chain_of(leaf: Layer, find: Callable[[str, Layer], Layer]) -> list[Layer]:
+    """The ``extends`` chain of ``leaf``, base first. ``find(name, child)`` loads a parent."""
+    chain = [leaf]
+    names = [leaf.persona or leaf.label]
+    while True:
+        parent = chain[0].data.get("extends")
+        if not parent:
+            return chain
+        if parent in names:
+            cycle = " → ".join([*reversed(names), parent])
+            raise SpecError([chain[0].problem(("extends",), f"extends cycle: {cycle}")])
+        if len(chain) >= MAX_CHAIN:
+            raise SpecError(
+                [chain[0].problem(("extends",), f"extends chain longer than {MAX_CHAIN}")]
+            )
+        chain.insert(0, find(str(parent), chain[0]))
+        names.append(str(parent))
+
+
+def compose(
+    chain: Sequence[Layer],
+    overlays: Iterable[Layer] = (),
+    customizations: Layer | None = None,
+) -> Resolved:
+    """Merge the layers into an effective persona and validate it."""
+    leaf = chain[-1]
+    layers = [*chain, *overlays]
+    merged: dict[str, Any] = {}
+    trail: dict[FieldPath, list[Origin]] = {}
+    locked_by: dict[str, str] = {}
+    for layer in layers:
+        body = {k: v for k, v in layer.data.items() if k not in ("name", "extends", "locked")}
+        if layer.kind == "persona" and layer is not leaf:
+            body.pop("default_persona", None)
+        _merge(merged, body, layer, trail)
+        for key in layer.data.get("locked") or ():
+            locked_by.setdefault(str(key), layer.persona or layer.label)
+    skipped: list[tuple[str, str]] = []
+    if customizations is not None and customizations.data:
+        allowed: dict[str, Any] = {}
+        for key, value in _flatten(customizations.data):
+            lock = locking(key, locked_by)
+            if lock:
+                skipped.append((format_key(key), f"locked by persona {lock[1]!r} ({lock[0]})"))
+                continue
+            allowed[format_key(key)] = value
+        customizations = customization_layer(allowed, customizations.label)
+        layers.append(customizations)
+        _merge(merged, customizations.data, customizations, trail)
+    merged = {"name": leaf.data.get("name") or leaf.persona, **merged}
+    if locked_by:
+        merged["locked"] = list(locked_by)
+    try:
+        persona = Persona.model_validate(merged)
+    except ValidationError as exc:
+        raise SpecError(_blame(exc, trail, layers)) from None
+    data = canonical(persona)
+    warnings = lint(persona, leaf.where or SourceMap(leaf.label))
+    return Resolved(
+        persona=persona,
+        data=data,
+        hash=content_hash(data),
+        chain=[layer.persona or layer.label for layer in chain],
+        layers=layers,
+        trail=trail,
+        locked_by=locked_by,
+        skipped=skipped,
+        warnings=warnings,
+    )
+
+
+def _flatten(data: Mapping[str, Any], path: FieldPath = ()) -> Iterable[tuple[FieldPath, Any]]:
+    for key, value in data.items():
+        here = (*path, key)
+        if isinstance(value, dict) and value:
+            yield from _flatten(value, here)
+        else:
+            yield here, value
+
+
+def _blame(
+    exc: ValidationError, trail: dict[FieldPath, list[Origin]], layers: list[Layer]
+) -> list[Problem]:
+    """Errors in a composed persona, each reported in the layer that set the bad value."""
+    out: list[Problem] = []
+    for problem in problems_from(exc, SourceMap("(composed)"), None):
+        origin = _last_origin(problem.path, trail)
+        layer = origin.layer if origin else layers[-1]
+        located = layer.problem(problem.path, problem.message)
+        if layer.where is None:
+            located = Problem(layer.label, 0, 0, problem.path, problem.message)
+        out.append(located)
+    return out
+
+
+def _last_origin(path: FieldPath, trail: dict[FieldPath, list[Origin]]) -> Origin | None:
+    for cut in range(len(path), 0, -1):
+        origins = trail.get(path[:cut])
+        if origins:
+            return origins[-1]
+    below = [o for p, origins in trail.items() if p[: len(path)] == path for o in origins]
+    return below[-1] if below else None
+
+
+def resolve(
+    leaf: Document | Layer,
+    find: Callable[[str, Layer], Layer] | None = None,
+    overlays: Iterable[Document | Layer] = (),
+    customizations: Mapping[str, Any] | Layer | None = None,
+) -> Resolved:
+    """Resolve a persona: its extends chain (via ``find``), overlays, customizations."""
+    leaf_layer = leaf if isinstance(leaf, Layer) else Layer.of(leaf)
+
+    def missing(name: str, child: Layer) -> Layer:
+        raise PersonaNotFound([child.problem(("extends",), f"persona {name!r} not found")])
+
+    chain = chain_of(leaf_layer, find or missing)
+    over = [o if isinstance(o, Layer) else Layer.of(o, "overlay") for o in overlays]
+    custom = (
+        customizations
+        if isinstance(customizations, Layer) or customizations is None
+        else customization_layer(customizations)
+    )
+    return compose(chain, over, custom)
+
+
+__all__ = [
+    "DELETED",
+    "Layer",
+    "Origin",
+    "Resolved",
+    "chain_of",
+    "compose",
+    "customization_layer",
+    "format_key",
+    "format_path",
+    "locking",
+    "lookup",
+    "parse_key",
+    "resolve",
+]

@@ -1,0 +1,84 @@
+"""CEL conditions: the one environment every rule condition is compiled in.
+
+A persona's ``adaptation_rules[].when`` is a CEL expression (the Common Expression Language
+of Kubernetes admission policies, Envoy and cloud IAM), run by ``cel-expr-python``, the CEL
+project's C++ runtime. The spec compiles each condition when a document is validated, so a
+syntax error is reported with its column before any agent sees it; :mod:`mien.rules`
+evaluates the compiled programs at run time with the same environment.
+
+Variables a condition sees (all maps, values of any type):
+``metrics`` (sampled numbers such as ``cpu_percent``), ``events``, ``baseline`` (learned
+averages), ``priority`` (the persona's ``priority_metrics``), ``trust`` (its
+``trust_levels``), ``persona`` (name, labels) and ``data`` (the last payload of an external
+data source, for its ``when``).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+VARIABLES = ("metrics", "events", "baseline", "priority", "trust", "persona", "data")
+
+_POSITION = re.compile(r"<input>:(\d+):(\d+): (.*)")
+
+
+@dataclass(frozen=True, slots=True)
+class ConditionError(Exception):
+    """A condition that does not compile: message and 1-based line/column inside it."""
+
+    message: str
+    line: int
+    column: int
+
+    def __str__(self) -> str:
+        return self.message
+
+
+@cache
+def environment() -> Any:
+    """The CEL environment, built once per process (it costs about a millisecond)."""
+    from cel_expr_python import cel
+
+    dyn_map = cel.Type.Map(cel.Type.STRING, cel.Type.DYN)
+    return cel.NewEnv(variables=dict.fromkeys(VARIABLES, dyn_map))
+
+
+@cache
+def compile_condition(source: str) -> Any:
+    """Compile ``source`` to a CEL program, or raise :class:`ConditionError`.
+
+    Cached: a fleet of personas shares a handful of distinct conditions.
+    """
+    from cel_expr_python import cel
+
+    if not source.strip():
+        raise ConditionError("empty condition", 1, 1)
+    try:
+        program = environment().compile(source)
+    except RuntimeError as exc:
+        raise _translate(str(exc)) from None
+    kind = program.return_type()
+    if kind not in (cel.Type.BOOL, cel.Type.DYN):
+        raise ConditionError(
+            f"condition must be true or false, but this expression gives {kind.name().lower()}",
+            1,
+            1,
+        )
+    return program
+
+
+def _translate(text: str) -> ConditionError:
+    # cel-cpp reports "ERROR: <input>:LINE:COL: message\n | source\n | ...^"; there may be
+    # several; the first is the one to fix first.
+    for raw in text.splitlines():
+        m = _POSITION.search(raw)
+        if m:
+            message = m.group(3).strip()
+            message = message.replace("(in container '')", "").strip()
+            if message.startswith("undeclared reference to"):
+                message += f" (conditions can use {', '.join(VARIABLES)})"
+            return ConditionError(message, int(m.group(1)), int(m.group(2)))
+    return ConditionError(text.strip().splitlines()[0] if text.strip() else "invalid", 1, 1)
