@@ -1,0 +1,561 @@
+"""The persistent persona layer: one SQLite database per machine root.
+
+``ROOT/var/lib/mien/state.db`` holds everything the agent must not forget: the active
+persona, every applied state (history, with each managed file's bytes, so any of them can be
+restored exactly), the journal of the transaction in progress (before-images are committed
+here *before* a file is touched, which is what makes ``kill -9`` recoverable), the user's
+customizations, files saved from drift, and the audit trail.
+
+File contents are stored once, by SHA-256, in ``blobs``. The database runs in WAL mode with
+``synchronous=FULL`` so a committed journal entry survives a crash. The schema is versioned
+with ``PRAGMA user_version`` and migrated forward on open.
+
+Used by :mod:`mien.agent.engine` (transactions), the CLI (status, history, customize) and the
+router (audit of overrides and refusals).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mien.agent.handlers.base import FileState, ManagedRecord
+
+STATE_DIR = "var/lib/mien"
+DB_NAME = "state.db"
+AUDIT_LOG = "var/log/mien/audit.jsonl"
+
+_SCHEMA: list[str] = [
+    # version 1
+    """
+    CREATE TABLE blobs (hash TEXT PRIMARY KEY, data BLOB NOT NULL);
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE history (
+        id INTEGER PRIMARY KEY,
+        persona TEXT NOT NULL,
+        hash TEXT NOT NULL,
+        document TEXT NOT NULL,
+        customizations TEXT NOT NULL,
+        operations TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        applied_at REAL NOT NULL,
+        note TEXT NOT NULL DEFAULT ''
+    );
+    CREATE TABLE history_files (
+        history_id INTEGER NOT NULL REFERENCES history(id),
+        path TEXT NOT NULL,
+        hash TEXT,
+        mode INTEGER NOT NULL,
+        uid INTEGER NOT NULL,
+        gid INTEGER NOT NULL,
+        handler TEXT NOT NULL,
+        meta TEXT NOT NULL,
+        setting TEXT NOT NULL DEFAULT '',
+        capture_as TEXT NOT NULL DEFAULT '',
+        PRIMARY KEY (history_id, path)
+    );
+    CREATE TABLE managed (
+        path TEXT PRIMARY KEY,
+        handler TEXT NOT NULL,
+        hash TEXT,
+        meta TEXT NOT NULL,
+        setting TEXT NOT NULL DEFAULT '',
+        capture_as TEXT NOT NULL DEFAULT ''
+    );
+    CREATE TABLE pristine (
+        path TEXT PRIMARY KEY,
+        hash TEXT,
+        mode INTEGER NOT NULL,
+        uid INTEGER NOT NULL,
+        gid INTEGER NOT NULL
+    );
+    CREATE TABLE txn (
+        id INTEGER PRIMARY KEY,
+        state TEXT NOT NULL,
+        persona TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        started_at REAL NOT NULL,
+        pid INTEGER NOT NULL,
+        finished_at REAL
+    );
+    CREATE TABLE journal (
+        txn_id INTEGER NOT NULL REFERENCES txn(id),
+        seq INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        target TEXT NOT NULL,
+        before_hash TEXT,
+        before_mode INTEGER,
+        before_uid INTEGER,
+        before_gid INTEGER,
+        data TEXT NOT NULL DEFAULT '{}',
+        PRIMARY KEY (txn_id, seq)
+    );
+    CREATE TABLE customizations (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL,
+        source TEXT NOT NULL,
+        origin TEXT NOT NULL DEFAULT '',
+        created_at REAL NOT NULL
+    );
+    CREATE TABLE saved_files (
+        id INTEGER PRIMARY KEY,
+        path TEXT NOT NULL,
+        hash TEXT NOT NULL,
+        persona TEXT NOT NULL,
+        saved_at REAL NOT NULL
+    );
+    CREATE TABLE audit (
+        id INTEGER PRIMARY KEY,
+        ts REAL NOT NULL,
+        event TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        persona TEXT,
+        detail TEXT NOT NULL
+    );
+    """,
+]
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryEntry:
+    id: int
+    persona: str
+    hash: str
+    kind: str
+    applied_at: float
+    note: str
+
+
+@dataclass(frozen=True, slots=True)
+class Customization:
+    key: str
+    value: Any
+    source: str  # "user" (mien customize set) | "captured" (from an edited file)
+    origin: str
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class JournalEntry:
+    seq: int
+    kind: str  # "file" | "mkdir" | "op"
+    target: str
+    before: FileState | None  # for files
+    data: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRecord:
+    id: int
+    ts: float
+    event: str
+    actor: str
+    persona: str | None
+    detail: dict[str, Any]
+
+
+class State:
+    """Open state database of one root. Use as a context manager or call :meth:`close`."""
+
+    def __init__(self, root: Path, *, create: bool = True) -> None:
+        self.root = root
+        self.dir = root / STATE_DIR
+        path = self.dir / DB_NAME
+        if not create and not path.exists():
+            raise FileNotFoundError(path)
+        self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.path = path
+        # isolation_level=None: we issue BEGIN/COMMIT ourselves, so a journal entry is
+        # durable exactly when we say so.
+        self.db = sqlite3.connect(path, isolation_level=None, timeout=30)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=FULL")
+        self.db.execute("PRAGMA foreign_keys=ON")
+        os.chmod(path, 0o600)
+        self._migrate()
+
+    def __enter__(self) -> State:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.db.close()
+
+    def _migrate(self) -> None:
+        version = self.db.execute("PRAGMA user_version").fetchone()[0]
+        if version > len(_SCHEMA):
+            raise RuntimeError(
+                f"{self.path} was written by a newer mien (schema {version}); upgrade mien"
+            )
+        for number in range(version, len(_SCHEMA)):
+            with self.transaction():
+                for statement in _SCHEMA[number].split(";"):
+                    if statement.strip():
+                        self.db.execute(statement)
+                self.db.execute(f"PRAGMA user_version={number + 1}")
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One SQLite transaction; committed (durably) when the block ends without error."""
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.db
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    # --- blobs -------------------------------------------------------------------------
+
+    def put_blob(self, data: bytes) -> str:
+        digest = sha256(data)
+        self.db.execute("INSERT OR IGNORE INTO blobs (hash, data) VALUES (?, ?)", (digest, data))
+        return digest
+
+    def blob(self, digest: str) -> bytes:
+        row = self.db.execute("SELECT data FROM blobs WHERE hash = ?", (digest,)).fetchone()
+        if row is None:
+            raise KeyError(f"blob {digest} missing from {self.path}")
+        return bytes(row[0])
+
+    def _file_state(self, digest: str | None, mode: int, uid: int, gid: int) -> FileState:
+        return FileState(None if digest is None else self.blob(digest), mode, uid, gid)
+
+    # --- meta --------------------------------------------------------------------------
+
+    def get_meta(self, key: str, default: str | None = None) -> str | None:
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return default if row is None else str(row[0])
+
+    def set_meta(self, key: str, value: str | None) -> None:
+        if value is None:
+            self.db.execute("DELETE FROM meta WHERE key = ?", (key,))
+        else:
+            self.db.execute(
+                "INSERT INTO meta (key, value) VALUES (?, ?) "
+                "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                (key, value),
+            )
+
+    # --- managed files and pristine images ---------------------------------------------
+
+    def managed(self) -> dict[str, ManagedRecord]:
+        rows = self.db.execute(
+            "SELECT path, handler, hash, meta, setting, capture_as FROM managed ORDER BY path"
+        )
+        return {r[0]: ManagedRecord(r[0], r[1], r[2], json.loads(r[3]), r[4], r[5]) for r in rows}
+
+    def replace_managed(self, records: Mapping[str, ManagedRecord]) -> None:
+        self.db.execute("DELETE FROM managed")
+        self.db.executemany(
+            "INSERT INTO managed (path, handler, hash, meta, setting, capture_as) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    r.path,
+                    r.handler,
+                    r.written_hash,
+                    json.dumps(dict(r.meta)),
+                    r.setting,
+                    r.capture_as,
+                )
+                for r in records.values()
+            ],
+        )
+
+    def pristine(self, path: str) -> FileState | None:
+        """The file as it was before mien first managed it (None: never recorded)."""
+        row = self.db.execute(
+            "SELECT hash, mode, uid, gid FROM pristine WHERE path = ?", (path,)
+        ).fetchone()
+        return None if row is None else self._file_state(*row)
+
+    def remember_pristine(self, path: str, state: FileState) -> None:
+        digest = None if state.content is None else self.put_blob(state.content)
+        self.db.execute(
+            "INSERT OR IGNORE INTO pristine (path, hash, mode, uid, gid) VALUES (?, ?, ?, ?, ?)",
+            (path, digest, state.mode, state.uid, state.gid),
+        )
+
+    def forget_pristine(self, path: str) -> None:
+        self.db.execute("DELETE FROM pristine WHERE path = ?", (path,))
+
+    # --- history -----------------------------------------------------------------------
+
+    def add_history(
+        self,
+        persona: str,
+        digest: str,
+        document: Mapping[str, Any],
+        customizations: Mapping[str, Any],
+        operations: Mapping[str, Any],
+        files: Mapping[str, tuple[ManagedRecord, FileState]],
+        kind: str,
+        note: str = "",
+    ) -> int:
+        cur = self.db.execute(
+            "INSERT INTO history (persona, hash, document, customizations, operations, kind, "
+            "applied_at, note) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                persona,
+                digest,
+                json.dumps(document),
+                json.dumps(customizations),
+                json.dumps(operations),
+                kind,
+                time.time(),
+                note,
+            ),
+        )
+        history_id = int(cur.lastrowid or 0)
+        rows = []
+        for path, (record, state) in files.items():
+            blob = None if state.content is None else self.put_blob(state.content)
+            rows.append(
+                (
+                    history_id,
+                    path,
+                    blob,
+                    state.mode,
+                    state.uid,
+                    state.gid,
+                    record.handler,
+                    json.dumps(dict(record.meta)),
+                    record.setting,
+                    record.capture_as,
+                )
+            )
+        self.db.executemany(
+            "INSERT INTO history_files (history_id, path, hash, mode, uid, gid, handler, meta, "
+            "setting, capture_as) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            rows,
+        )
+        return history_id
+
+    def history(self, limit: int | None = None) -> list[HistoryEntry]:
+        sql = "SELECT id, persona, hash, kind, applied_at, note FROM history ORDER BY id DESC"
+        if limit:
+            sql += f" LIMIT {int(limit)}"
+        return [HistoryEntry(*row) for row in self.db.execute(sql)]
+
+    def history_entry(
+        self, history_id: int
+    ) -> tuple[HistoryEntry, dict[str, Any], dict[str, Any], dict[str, Any]]:
+        row = self.db.execute(
+            "SELECT id, persona, hash, kind, applied_at, note, document, customizations, "
+            "operations FROM history WHERE id = ?",
+            (history_id,),
+        ).fetchone()
+        if row is None:
+            raise KeyError(history_id)
+        return (
+            HistoryEntry(*row[:6]),
+            json.loads(row[6]),
+            json.loads(row[7]),
+            json.loads(row[8]),
+        )
+
+    def history_files(self, history_id: int) -> dict[str, tuple[ManagedRecord, FileState]]:
+        rows = self.db.execute(
+            "SELECT path, hash, mode, uid, gid, handler, meta, setting, capture_as "
+            "FROM history_files WHERE history_id = ? ORDER BY path",
+            (history_id,),
+        )
+        out = {}
+        for path, digest, mode, uid, gid, handler, meta, setting, capture_as in rows:
+            state = self._file_state(digest, mode, uid, gid)
+            out[path] = (
+                ManagedRecord(path, handler, digest, json.loads(meta), setting, capture_as),
+                state,
+            )
+        return out
+
+    # --- transactions and the journal --------------------------------------------------
+
+    def begin_txn(self, persona: str, kind: str) -> int:
+        with self.transaction():
+            cur = self.db.execute(
+                "INSERT INTO txn (state, persona, kind, started_at, pid) VALUES ('open', ?, ?, ?, ?)",
+                (persona, kind, time.time(), os.getpid()),
+            )
+        return int(cur.lastrowid or 0)
+
+    def open_txns(self) -> list[tuple[int, str, str]]:
+        return [
+            (int(r[0]), str(r[1]), str(r[2]))
+            for r in self.db.execute("SELECT id, persona, kind FROM txn WHERE state = 'open'")
+        ]
+
+    def journal_file(self, txn: int, seq: int, path: str, before: FileState) -> None:
+        """Commit the before-image of ``path``; the caller may touch the file afterwards."""
+        with self.transaction():
+            digest = None if before.content is None else self.put_blob(before.content)
+            self.db.execute(
+                "INSERT INTO journal (txn_id, seq, kind, target, before_hash, before_mode, "
+                "before_uid, before_gid) VALUES (?, ?, 'file', ?, ?, ?, ?, ?)",
+                (txn, seq, path, digest, before.mode, before.uid, before.gid),
+            )
+
+    def journal_other(
+        self, txn: int, seq: int, kind: str, target: str, data: Mapping[str, Any]
+    ) -> None:
+        with self.transaction():
+            self.db.execute(
+                "INSERT INTO journal (txn_id, seq, kind, target, data) VALUES (?, ?, ?, ?, ?)",
+                (txn, seq, kind, target, json.dumps(dict(data))),
+            )
+
+    def journal(self, txn: int) -> list[JournalEntry]:
+        rows = self.db.execute(
+            "SELECT seq, kind, target, before_hash, before_mode, before_uid, before_gid, data "
+            "FROM journal WHERE txn_id = ? ORDER BY seq",
+            (txn,),
+        )
+        out = []
+        for seq, kind, target, digest, mode, uid, gid, data in rows:
+            before = self._file_state(digest, mode, uid, gid) if kind == "file" else None
+            out.append(JournalEntry(seq, kind, target, before, json.loads(data)))
+        return out
+
+    def end_txn(self, txn: int, state: str) -> None:
+        """Mark a transaction finished (committed / rolled_back) and drop its journal."""
+        self.db.execute(
+            "UPDATE txn SET state = ?, finished_at = ? WHERE id = ?", (state, time.time(), txn)
+        )
+        self.db.execute("DELETE FROM journal WHERE txn_id = ?", (txn,))
+
+    # --- customizations ----------------------------------------------------------------
+
+    def customizations(self) -> list[Customization]:
+        rows = self.db.execute(
+            "SELECT key, value, source, origin, created_at FROM customizations ORDER BY key"
+        )
+        return [Customization(k, json.loads(v), s, o, t) for k, v, s, o, t in rows]
+
+    def customization_map(self) -> dict[str, Any]:
+        return {c.key: c.value for c in self.customizations()}
+
+    def set_customization(self, key: str, value: Any, source: str, origin: str = "") -> None:
+        self.db.execute(
+            "INSERT INTO customizations (key, value, source, origin, created_at) "
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value, "
+            "source = excluded.source, origin = excluded.origin, created_at = excluded.created_at",
+            (key, json.dumps(value), source, origin, time.time()),
+        )
+
+    def unset_customization(self, key: str) -> bool:
+        cur = self.db.execute("DELETE FROM customizations WHERE key = ?", (key,))
+        return cur.rowcount > 0
+
+    def replace_customizations(self, items: Mapping[str, Any], source: str = "restored") -> None:
+        self.db.execute("DELETE FROM customizations")
+        for key, value in items.items():
+            self.set_customization(key, value, source)
+
+    # --- files saved from drift --------------------------------------------------------
+
+    def save_file(self, path: str, content: bytes, persona: str) -> int:
+        digest = self.put_blob(content)
+        cur = self.db.execute(
+            "INSERT INTO saved_files (path, hash, persona, saved_at) VALUES (?, ?, ?, ?)",
+            (path, digest, persona, time.time()),
+        )
+        return int(cur.lastrowid or 0)
+
+    def saved_files(self) -> list[tuple[int, str, str, str, float]]:
+        return [
+            (int(r[0]), str(r[1]), str(r[2]), str(r[3]), float(r[4]))
+            for r in self.db.execute(
+                "SELECT id, path, hash, persona, saved_at FROM saved_files ORDER BY id"
+            )
+        ]
+
+    # --- audit -------------------------------------------------------------------------
+
+    def audit(
+        self,
+        event: str,
+        *,
+        persona: str | None = None,
+        actor: str | None = None,
+        **detail: Any,
+    ) -> None:
+        """Record an audit event in the database and ``ROOT/var/log/mien/audit.jsonl``."""
+        ts = time.time()
+        who = actor or _actor()
+        self.db.execute(
+            "INSERT INTO audit (ts, event, actor, persona, detail) VALUES (?, ?, ?, ?, ?)",
+            (ts, event, who, persona, json.dumps(detail, default=str)),
+        )
+        append_audit_line(self.root, ts, event, who, persona, detail)
+
+    def audit_records(self, limit: int = 100) -> list[AuditRecord]:
+        rows = self.db.execute(
+            "SELECT id, ts, event, actor, persona, detail FROM audit ORDER BY id DESC LIMIT ?",
+            (limit,),
+        )
+        return [AuditRecord(r[0], r[1], r[2], r[3], r[4], json.loads(r[5])) for r in rows]
+
+
+@contextmanager
+def exclusive(root: Path, *, wait: bool = True) -> Iterator[None]:
+    """Hold the root's agent lock: one transaction (or recovery) at a time per root.
+
+    A ``flock`` on ``ROOT/var/lib/mien/lock``: the kernel drops it when the holder dies,
+    even by ``kill -9``, which is how recovery knows an open transaction is abandoned.
+    """
+    import fcntl
+
+    lock_dir = root / STATE_DIR
+    lock_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(lock_dir / "lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        flags = fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB
+        try:
+            fcntl.flock(fd, flags)
+        except BlockingIOError:
+            raise Busy(f"another mien is applying a persona on {root}") from None
+        yield
+    finally:
+        os.close(fd)
+
+
+class Busy(Exception):
+    """Another process holds the root's lock."""
+
+
+def _actor() -> str:
+    user = os.environ.get("SUDO_USER") or os.environ.get("USER") or str(os.getuid())
+    return f"local:{user}"
+
+
+def append_audit_line(
+    root: Path, ts: float, event: str, actor: str, persona: str | None, detail: Mapping[str, Any]
+) -> None:
+    """Append one JSON line to the audit log (created 0640 on first use)."""
+    path = root / AUDIT_LOG
+    path.parent.mkdir(parents=True, exist_ok=True)
+    line = json.dumps(
+        {"ts": round(ts, 6), "event": event, "actor": actor, "persona": persona, **detail},
+        default=str,
+        sort_keys=False,
+    )
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+    try:
+        os.write(fd, (line + "\n").encode())
+    finally:
+        os.close(fd)
