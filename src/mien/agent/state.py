@@ -44,7 +44,7 @@ _SCHEMA: list[str] = [
         hash TEXT NOT NULL,
         document TEXT NOT NULL,
         customizations TEXT NOT NULL,
-        operations TEXT NOT NULL,
+        extra TEXT NOT NULL,
         kind TEXT NOT NULL,
         applied_at REAL NOT NULL,
         note TEXT NOT NULL DEFAULT ''
@@ -302,20 +302,20 @@ class State:
         digest: str,
         document: Mapping[str, Any],
         customizations: Mapping[str, Any],
-        operations: Mapping[str, Any],
+        extra: Mapping[str, Any],
         files: Mapping[str, tuple[ManagedRecord, FileState]],
         kind: str,
         note: str = "",
     ) -> int:
         cur = self.db.execute(
-            "INSERT INTO history (persona, hash, document, customizations, operations, kind, "
+            "INSERT INTO history (persona, hash, document, customizations, extra, kind, "
             "applied_at, note) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 persona,
                 digest,
                 json.dumps(document),
                 json.dumps(customizations),
-                json.dumps(operations),
+                json.dumps(extra),
                 kind,
                 time.time(),
                 note,
@@ -357,7 +357,7 @@ class State:
     ) -> tuple[HistoryEntry, dict[str, Any], dict[str, Any], dict[str, Any]]:
         row = self.db.execute(
             "SELECT id, persona, hash, kind, applied_at, note, document, customizations, "
-            "operations FROM history WHERE id = ?",
+            "extra FROM history WHERE id = ?",
             (history_id,),
         ).fetchone()
         if row is None:

@@ -22,7 +22,7 @@ import grp
 import os
 import pwd
 import stat
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, runtime_checkable
@@ -149,12 +149,14 @@ class Context:
         persona_name: str,
         managed: Mapping[str, ManagedRecord] | None = None,
         env: Mapping[str, str] | None = None,
+        blobs: Callable[[str], bytes] | None = None,
     ) -> None:
         self.root = root
         self.user = user
         self.persona_name = persona_name
         self.managed: Mapping[str, ManagedRecord] = managed or {}
         self.env: Mapping[str, str] = env if env is not None else os.environ
+        self._blobs = blobs
 
     def host_path(self, path: str) -> Path:
         """``/etc/x`` → ``ROOT/etc/x``; refuses paths that would leave the root."""
@@ -184,6 +186,13 @@ class Context:
 
     def exists(self, path: str) -> bool:
         return self.host_path(path).exists()
+
+    def last_written(self, path: str) -> bytes | None:
+        """The bytes mien wrote to ``path`` in the last apply (None: not managed or absent)."""
+        record = self.managed.get(path)
+        if record is None or record.written_hash is None or self._blobs is None:
+            return None
+        return self._blobs(record.written_hash)
 
     def previous(self, handler: str) -> dict[str, ManagedRecord]:
         """The files ``handler`` managed after the last apply, by path."""
