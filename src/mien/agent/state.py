@@ -77,6 +77,7 @@ _SCHEMA: list[str] = [
         uid INTEGER NOT NULL,
         gid INTEGER NOT NULL
     );
+    CREATE TABLE created_dirs (path TEXT PRIMARY KEY);
     CREATE TABLE txn (
         id INTEGER PRIMARY KEY,
         state TEXT NOT NULL,
@@ -293,6 +294,17 @@ class State:
 
     def forget_pristine(self, path: str) -> None:
         self.db.execute("DELETE FROM pristine WHERE path = ?", (path,))
+
+    def add_created_dir(self, path: str) -> None:
+        self.db.execute("INSERT OR IGNORE INTO created_dirs (path) VALUES (?)", (path,))
+
+    def created_dirs(self) -> list[str]:
+        """Directories mien created (host paths), deepest first."""
+        rows = [str(r[0]) for r in self.db.execute("SELECT path FROM created_dirs")]
+        return sorted(rows, key=lambda p: (-p.count("/"), p))
+
+    def forget_created_dir(self, path: str) -> None:
+        self.db.execute("DELETE FROM created_dirs WHERE path = ?", (path,))
 
     # --- history -----------------------------------------------------------------------
 

@@ -220,17 +220,24 @@ def compose(
     chain: Sequence[Layer],
     overlays: Iterable[Layer] = (),
     customizations: Layer | None = None,
+    *,
+    locked_by: Mapping[str, str] | None = None,
 ) -> Resolved:
-    """Merge the layers into an effective persona and validate it."""
+    """Merge the layers into an effective persona and validate it.
+
+    ``locked_by`` names the persona behind each lock when the chain was resolved earlier
+    (the agent re-composes a stored effective persona with new customizations).
+    """
     leaf = chain[-1]
     layers = [*chain, *overlays]
     merged: dict[str, Any] = {}
     trail: dict[FieldPath, list[Origin]] = {}
-    locked_by: dict[str, str] = {}
+    locked_by = dict(locked_by or {})
     for layer in layers:
         body = {k: v for k, v in layer.data.items() if k not in ("name", "extends", "locked")}
         if layer.kind == "persona" and layer is not leaf:
-            body.pop("default_persona", None)
+            for key in ("default_persona", "display_name", "description"):  # the parent's own
+                body.pop(key, None)
         _merge(merged, body, layer, trail)
         for key in layer.data.get("locked") or ():
             locked_by.setdefault(str(key), layer.persona or layer.label)

@@ -1,0 +1,494 @@
+"""The agent's engine: plan, apply, switch, customize and roll back personas on one root.
+
+Every public method takes the root's lock, first recovers whatever a dead process left
+(:func:`mien.agent.transaction.recover`), then works in three steps: resolve the persona
+(extends, overlays, the user's customizations, locks), decide (drift capture and the plan,
+:mod:`mien.agent.planner`), and only then change (:mod:`mien.agent.transaction`).
+
+Used by the CLI (``mien plan|apply|status|history|rollback|customize``) and by the agent's
+sync loop, which applies documents received from the server with :meth:`Engine.apply_data`.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mien.agent import registry
+from mien.agent.handlers.base import Context, Handler, HandlerError, UserInfo, lookup_user
+from mien.agent.plan import Plan
+from mien.agent.planner import PlanError, Target, build_plan, engine_notes, find_drift
+from mien.agent.state import HistoryEntry, State, exclusive, sha256
+from mien.agent.transaction import ApplyFailed, CrashPoints, execute, recover
+from mien.spec.catalog import SUFFIXES, Catalog
+from mien.spec.compose import Layer, Resolved, compose, customization_layer, locking, parse_key
+from mien.spec.document import Document, load_file
+from mien.spec.errors import SpecError
+from mien.spec.models import Persona
+
+DEFAULT_PERSONAS_DIR = "etc/mien/personas"
+
+
+class EngineError(Exception):
+    """The request cannot be carried out; the message says why and what to do."""
+
+
+class Refused(EngineError):
+    """A customization refused by a lock (or invalid)."""
+
+
+class Cancelled(EngineError):
+    """The user declined the plan."""
+
+
+@dataclass
+class ApplyResult:
+    plan: Plan
+    applied: bool
+    history_id: int | None
+    elapsed_ms: float
+    recovered: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Status:
+    root: Path
+    user: str | None
+    active: str | None
+    hash: str | None
+    history: HistoryEntry | None
+    drift: list[str]
+    notes: list[dict[str, str]]
+    customizations: int
+    saved_files: int
+    managed: int
+    recovered: list[str]
+
+
+@dataclass
+class Source:
+    """A persona ready to be applied: its effective document before customizations."""
+
+    name: str
+    data: dict[str, Any]
+    locked_by: dict[str, str]
+    label: str
+
+
+class Engine:
+    """Personas on one machine root (``/`` in production, a directory in tests and images)."""
+
+    def __init__(
+        self,
+        root: str | Path = "/",
+        *,
+        user: str | None = None,
+        personas: Sequence[str | Path] = (),
+        env: Mapping[str, str] | None = None,
+        crash_at: str | None = None,
+        handlers: Sequence[Handler] | None = None,
+    ) -> None:
+        self.root = Path(root).absolute()
+        if not self.root.is_dir():
+            raise EngineError(f"--root {root}: not a directory")
+        self.user_name = user
+        self.env: Mapping[str, str] = os.environ if env is None else env
+        dirs = [Path(p) for p in personas] or [self.root / DEFAULT_PERSONAS_DIR]
+        self.catalog = Catalog(dirs)
+        self.crash = CrashPoints(
+            crash_at if crash_at is not None else self.env.get("MIEN_CRASH_AT")
+        )
+        self._handlers = tuple(handlers) if handlers is not None else None
+        self.recovered: list[str] = []
+
+    # --- plumbing ----------------------------------------------------------------------
+
+    @property
+    def handlers(self) -> tuple[Handler, ...]:
+        if self._handlers is None:
+            self._handlers = registry.handlers()
+        return self._handlers
+
+    @contextmanager
+    def session(self) -> Iterator[State]:
+        """Lock the root, open its state and recover any interrupted transaction."""
+        with exclusive(self.root), State(self.root) as state:
+            self.recovered = recover(state, lambda name: self._context(state, name), self.crash)
+            yield state
+
+    def _user(self, state: State) -> UserInfo:
+        name = self.user_name or state.get_meta("user")
+        if not name:
+            raise EngineError(
+                "no persona user: pass --user NAME (the user whose shell, home and "
+                "settings the persona sets); mien remembers it after the first apply"
+            )
+        try:
+            return lookup_user(self.root, name)
+        except HandlerError as exc:
+            raise EngineError(str(exc)) from None
+
+    def _context(self, state: State, persona: str) -> Context:
+        return Context(
+            self.root, self._user(state), persona, state.managed(), env=self.env, blobs=state.blob
+        )
+
+    # --- finding personas --------------------------------------------------------------
+
+    def load(self, target: str | Path) -> Document:
+        """A persona by file path or by name in the personas directories."""
+        text = str(target)
+        path = Path(text)
+        if path.suffix in SUFFIXES or "/" in text or path.exists():
+            return load_file(path)
+        found = self.catalog.path_of(text)
+        if found is None:
+            places = ", ".join(str(d) for d in self.catalog.dirs)
+            raise EngineError(f"no persona {text!r}: not a file, and not found in {places}")
+        return self.catalog.load(found)
+
+    def default_document(self) -> Document:
+        """The persona marked ``default_persona: true`` in the personas directories."""
+        defaults = [
+            self.catalog.load(path)
+            for path in self.catalog.names().values()
+            if self.catalog.load(path).persona.default_persona
+        ]
+        places = ", ".join(str(d) for d in self.catalog.dirs)
+        if not defaults:
+            raise EngineError(f"no persona with default_persona: true in {places}")
+        if len(defaults) > 1:
+            names = ", ".join(sorted(d.name for d in defaults))
+            raise EngineError(f"several personas are marked default_persona: {names}")
+        return defaults[0]
+
+    def source(self, target: str | Path | None, overlays: Sequence[str | Path] = ()) -> Source:
+        """Resolve a persona (extends chain and overlay files) for applying."""
+        doc = self.default_document() if target is None else self.load(target)
+        over = [load_file(o, overlay=True) for o in overlays]
+        resolved = self.catalog.resolve(doc, over)
+        return Source(resolved.name, resolved.data, dict(resolved.locked_by), doc.source)
+
+    @staticmethod
+    def source_from_data(data: Mapping[str, Any], label: str) -> Source:
+        """A persona received already resolved (from the server)."""
+        resolved = compose([Layer("persona", label, dict(data), persona=str(data.get("name")))])
+        return Source(resolved.name, resolved.data, dict(resolved.locked_by), label)
+
+    def _effective(self, source: Source, customizations: Mapping[str, Any]) -> Resolved:
+        layer = Layer("persona", source.label, source.data, persona=source.name or None)
+        custom = customization_layer(customizations) if customizations else None
+        return compose([layer], customizations=custom, locked_by=source.locked_by)
+
+    def _active_source(self, state: State) -> Source | None:
+        raw = state.get_meta("active_history")
+        if not raw:
+            return None
+        entry, document, _, extra = state.history_entry(int(raw))
+        if not entry.persona:
+            return None
+        return Source(entry.persona, document, dict(extra.get("locked_by", {})), entry.persona)
+
+    def _previous_persona(self, state: State) -> Callable[[], Persona | None]:
+        def build() -> Persona | None:
+            raw = state.get_meta("active_history")
+            if not raw:
+                return None
+            _, document, customs, extra = state.history_entry(int(raw))
+            name = str(document.get("name") or "")
+            source = Source(name, document, dict(extra.get("locked_by", {})), name)
+            try:
+                return self._effective(source, customs).persona
+            except SpecError:
+                return None
+
+        return build
+
+    # --- deciding ----------------------------------------------------------------------
+
+    def _prepare(
+        self,
+        state: State,
+        source: Source,
+        *,
+        snapshot: Mapping[str, Any] | None = None,
+        customizations: Mapping[str, Any] | None = None,
+    ) -> tuple[Plan, dict[str, Target], Context]:
+        ctx = self._context(state, source.name)
+        drift = find_drift(
+            ctx, self.handlers, self._previous_persona(state), capture=snapshot is None
+        )
+        custom = dict(state.customization_map() if customizations is None else customizations)
+        if snapshot is None:
+            for item in drift:
+                for captured in item.captured:
+                    custom[captured.key] = captured.value
+        try:
+            resolved = self._effective(source, custom)
+        except SpecError as exc:
+            raise EngineError(
+                "the persona with your customizations is not valid:\n"
+                + "\n".join(str(p) for p in exc.problems)
+                + "\n(fix or remove the customization with `mien customize unset KEY`)"
+            ) from None
+        plan = Plan(
+            persona=source.name,
+            previous=state.get_meta("active") or None,
+            resolved=resolved,
+            base_document=source.data,
+            customizations=custom,
+            drift=drift,
+            skipped_customizations=list(resolved.skipped),
+        )
+        try:
+            targets = build_plan(plan, ctx, state, self.handlers, snapshot=snapshot)
+        except PlanError as exc:
+            raise EngineError(
+                "cannot apply persona "
+                + repr(source.name)
+                + ":\n"
+                + "\n".join(f"  {r}" for r in exc.reasons)
+            ) from None
+        plan.notes.extend(engine_notes(plan))
+        return plan, targets, ctx
+
+    def _keep_drift(self, state: State, plan: Plan, *, capture: bool) -> None:
+        """Store what the user changed in managed files before anything overwrites it."""
+        if not plan.drift:
+            return
+        skipped = {key for key, _ in plan.skipped_customizations}
+        with state.transaction():
+            for item in plan.drift:
+                keys = [c.key for c in item.captured]
+                if capture:
+                    for captured in item.captured:
+                        state.set_customization(
+                            captured.key, captured.value, "captured", origin=item.path
+                        )
+                lost = not capture or any(k in skipped for k in keys)
+                current = (
+                    (self.root / item.path.lstrip("/")).read_bytes()
+                    if (item.saved or (lost and item.captured))
+                    else None
+                )
+                if current is not None:
+                    saved_id = state.save_file(item.path, current, plan.previous or "")
+                    state.audit(
+                        "drift.saved",
+                        persona=plan.previous,
+                        path=item.path,
+                        saved=saved_id,
+                        sha256=sha256(current),
+                    )
+                if item.captured and capture:
+                    state.audit(
+                        "drift.captured",
+                        persona=plan.previous,
+                        path=item.path,
+                        keys=keys,
+                    )
+
+    # --- public operations -------------------------------------------------------------
+
+    def plan(self, target: str | Path | None, overlays: Sequence[str | Path] = ()) -> Plan:
+        """What :meth:`apply` would do. Touches nothing (drift is shown, not stored)."""
+        source = self.source(target, overlays)
+        with self.session() as state:
+            plan, _, _ = self._prepare(state, source)
+        return plan
+
+    def apply(
+        self,
+        target: str | Path | None,
+        overlays: Sequence[str | Path] = (),
+        *,
+        confirm: Callable[[Plan], bool] | None = None,
+    ) -> ApplyResult:
+        """Apply a persona file or name (``None``: the default persona) as one transaction."""
+        return self.apply_source(self.source(target, overlays), confirm=confirm)
+
+    def apply_data(self, data: Mapping[str, Any], label: str = "server") -> ApplyResult:
+        """Apply an already-resolved persona document (from the server)."""
+        return self.apply_source(self.source_from_data(data, label))
+
+    def apply_source(
+        self, source: Source, *, confirm: Callable[[Plan], bool] | None = None, kind: str = "apply"
+    ) -> ApplyResult:
+        started = time.perf_counter()
+        with self.session() as state:
+            plan, targets, ctx = self._prepare(state, source)
+            unchanged = plan.empty and not plan.drift and state.get_meta("active_hash") == plan.hash
+            if unchanged:
+                return ApplyResult(plan, False, None, _ms(started), self.recovered)
+            if confirm is not None and not confirm(plan):
+                raise Cancelled("nothing changed")
+            self._keep_drift(state, plan, capture=True)
+            outcome = self._execute(state, ctx, plan, targets, kind=kind)
+        return ApplyResult(
+            plan, True, outcome.history_id, _ms(started), self.recovered, outcome.warnings
+        )
+
+    def _execute(
+        self,
+        state: State,
+        ctx: Context,
+        plan: Plan,
+        targets: Mapping[str, Target],
+        *,
+        kind: str,
+        note: str = "",
+    ) -> Any:
+        try:
+            return execute(state, ctx, plan, targets, kind=kind, note=note, crash=self.crash)
+        except ApplyFailed as exc:
+            with state.transaction():
+                state.audit(
+                    "apply.failed",
+                    persona=plan.persona,
+                    stage=exc.stage,
+                    error=str(exc),
+                    kind=kind,
+                )
+            raise
+
+    def rollback(self, to: int | None = None) -> ApplyResult:
+        """Restore history entry ``to`` byte for byte (default: the entry before the
+        current one; ``0``: the machine as it was before mien managed anything)."""
+        started = time.perf_counter()
+        with self.session() as state:
+            target = self._rollback_target(state, to)
+            if target == 0:
+                source = Source("", {}, {}, "(no persona)")
+                snapshot: dict[str, Any] = {}
+                customs: dict[str, Any] = {}
+            else:
+                entry, document, customs, extra = state.history_entry(target)
+                source = Source(
+                    entry.persona, document, dict(extra.get("locked_by", {})), f"history #{target}"
+                )
+                snapshot = state.history_files(target)
+            plan, targets, ctx = self._prepare(
+                state, source, snapshot=snapshot, customizations=customs
+            )
+            self._keep_drift(state, plan, capture=False)
+            outcome = self._execute(
+                state, ctx, plan, targets, kind="rollback", note=f"to #{target}"
+            )
+        return ApplyResult(plan, True, outcome.history_id, _ms(started), self.recovered)
+
+    def _rollback_target(self, state: State, to: int | None) -> int:
+        entries = state.history()
+        if to == 0:
+            return 0
+        ids = [e.id for e in entries]
+        if to is not None:
+            if to not in ids:
+                known = ", ".join(str(i) for i in sorted(ids)) or "none yet"
+                raise EngineError(f"no history entry #{to} (entries: {known}; 0 = before mien)")
+            return to
+        current = int(state.get_meta("active_history") or 0)
+        earlier = [i for i in ids if i < current]
+        if not earlier:
+            raise EngineError(
+                "nothing to roll back to: this is the first applied state "
+                "(use --to 0 to return to the machine before mien)"
+            )
+        return max(earlier)
+
+    def customize(self, key: str, value: Any = None, *, unset: bool = False) -> ApplyResult | None:
+        """Set (or unset) one customization and apply the active persona with it."""
+        try:
+            parts = parse_key(key)
+        except ValueError as exc:
+            raise Refused(str(exc)) from None
+        started = time.perf_counter()
+        with self.session() as state:
+            source = self._active_source(state)
+            if not unset and source is not None:
+                lock = locking(parts, source.locked_by)
+                if lock:
+                    with state.transaction():
+                        state.audit(
+                            "customization.refused", persona=source.name, key=key, lock=lock[0]
+                        )
+                    raise Refused(f"{key} is locked by persona {lock[1]!r} ({lock[0]})")
+            custom = state.customization_map()
+            if unset:
+                if key not in custom:
+                    raise Refused(f"no customization {key!r} (see `mien customize list`)")
+                del custom[key]
+            else:
+                custom[key] = value
+            if source is not None:
+                try:
+                    self._effective(source, custom)
+                except SpecError as exc:
+                    raise Refused(
+                        "\n".join(str(p).replace("customization:0:0: ", "") for p in exc.problems)
+                    ) from None
+            with state.transaction():
+                if unset:
+                    state.unset_customization(key)
+                else:
+                    state.set_customization(key, value, "user")
+                state.audit(
+                    "customization.unset" if unset else "customization.set",
+                    persona=source.name if source else None,
+                    key=key,
+                    value=None if unset else value,
+                )
+            if source is None:
+                return None
+            plan, targets, ctx = self._prepare(state, source)
+            if plan.empty and state.get_meta("active_hash") == plan.hash:
+                return ApplyResult(plan, False, None, _ms(started), self.recovered)
+            self._keep_drift(state, plan, capture=True)
+            outcome = self._execute(state, ctx, plan, targets, kind="customize", note=key)
+        return ApplyResult(plan, True, outcome.history_id, _ms(started), self.recovered)
+
+    def status(self) -> Status:
+        with self.session() as state:
+            raw = state.get_meta("active_history")
+            entry, notes = None, []
+            if raw:
+                entry, _, _, extra = state.history_entry(int(raw))
+                notes = list(extra.get("notes", []))
+            managed = state.managed()
+            drift = []
+            user = self.user_name or state.get_meta("user")
+            if managed and user:
+                from mien.agent.planner import drifted_paths
+
+                drift = sorted(drifted_paths(self._context(state, entry.persona if entry else "")))
+            return Status(
+                root=self.root,
+                user=user,
+                active=state.get_meta("active") or None,
+                hash=state.get_meta("active_hash"),
+                history=entry,
+                drift=drift,
+                notes=notes,
+                customizations=len(state.customizations()),
+                saved_files=len(state.saved_files()),
+                managed=len(managed),
+                recovered=self.recovered,
+            )
+
+    def history(self, limit: int | None = None) -> tuple[list[HistoryEntry], int | None]:
+        with self.session() as state:
+            current = state.get_meta("active_history")
+            return state.history(limit), int(current) if current else None
+
+    def customizations(self) -> tuple[list[Any], list[Any]]:
+        with self.session() as state:
+            return state.customizations(), state.saved_files()
+
+
+def _ms(started: float) -> float:
+    return (time.perf_counter() - started) * 1000

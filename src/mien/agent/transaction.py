@@ -1,0 +1,303 @@
+"""Performing a plan as one transaction, and undoing an interrupted one.
+
+Order of an apply (DESIGN.md, "The agent"):
+
+1. ``pre_activation_script`` — a failure aborts with nothing changed;
+2. each change through the journal: the before-image (or the operation's undo data) is
+   committed to the state database, *then* the file is replaced atomically;
+3. ``post_activation_script`` — a failure undoes every journaled change in reverse;
+4. commit: managed records, pristine images, history and the active persona in one SQLite
+   transaction; then operations are told to finish (drop their backups).
+
+:func:`recover` runs at the start of every mien command on a root: a transaction still
+``open`` belonged to a process that died (its lock is gone), so its journal is replayed
+backwards and the machine is byte for byte as before it started. ``MIEN_CRASH_AT`` (see
+:class:`CrashPoints`) kills the process at a named step, which is how the tests prove it.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mien.agent import fileops, registry
+from mien.agent.handlers.base import Context, FileState, HandlerError, ManagedRecord
+from mien.agent.plan import Plan
+from mien.agent.planner import Target
+from mien.agent.scripts import run_script
+from mien.agent.state import State
+
+
+class CrashPoints:
+    """Test hook: ``MIEN_CRASH_AT=journaled:3`` sends SIGKILL to this process right after
+    journal entry 3 is committed (also ``written:N``, ``performed:N``, ``pre-script``,
+    ``post-script``, ``before-commit``, ``committed``, ``recovering:N``)."""
+
+    def __init__(self, target: str | None) -> None:
+        self.target = target
+
+    def __call__(self, point: str) -> None:
+        if self.target is not None and point == self.target:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+class ApplyFailed(Exception):
+    """The apply did not happen; the machine is as it was. ``stage`` says where it failed."""
+
+    def __init__(self, stage: str, message: str, *, undo_errors: Sequence[str] = ()) -> None:
+        self.stage = stage
+        self.undo_errors = list(undo_errors)
+        extra = f" (undo problems: {'; '.join(undo_errors)})" if undo_errors else ""
+        super().__init__(f"{stage}: {message}{extra}")
+
+
+@dataclass
+class Outcome:
+    history_id: int
+    changed_files: int
+    operations: int
+    warnings: list[str] = field(default_factory=list)
+
+
+def execute(
+    state: State,
+    ctx: Context,
+    plan: Plan,
+    targets: Mapping[str, Target],
+    *,
+    kind: str,
+    note: str = "",
+    crash: CrashPoints | None = None,
+    run_hooks: bool = True,
+) -> Outcome:
+    """Perform ``plan``; raise :class:`ApplyFailed` with the machine unchanged on failure."""
+    crash = crash or CrashPoints(None)
+    persona = plan.resolved.persona
+    txn = state.begin_txn(plan.persona, kind)
+    crash("begun")
+    if run_hooks and persona.pre_activation_script is not None:
+        crash("pre-script")
+        result = run_script(
+            persona.pre_activation_script.run,
+            root=ctx.root,
+            persona=plan.persona,
+            previous=plan.previous,
+            timeout=persona.pre_activation_script.timeout.seconds,
+            env=ctx.env,
+        )
+        if not result.ok:
+            with state.transaction():
+                state.end_txn(txn, "rolled_back")
+            raise ApplyFailed("pre_activation_script", result.describe())
+
+    seq = 0
+    first_before: dict[str, FileState] = {}
+    created: list[str] = []
+    try:
+        for change in plan.files:
+            host = ctx.host_path(change.path)
+            dirs = fileops.missing_dirs(host)
+            for d in dirs:
+                seq += 1
+                state.journal_other(txn, seq, "mkdir", str(d), {})
+                crash(f"journaled:{seq}")
+                fileops.make_dirs([d])
+                created.append(str(d))
+            before = ctx.read(change.path)
+            seq += 1
+            state.journal_file(txn, seq, change.path, before)
+            first_before.setdefault(change.path, before)
+            crash(f"journaled:{seq}")
+            fileops.write(host, change.after)
+            crash(f"written:{seq}")
+        for op in plan.operations:
+            seq += 1
+            state.journal_other(
+                txn, seq, "op", op.key, {"handler": op.handler, "data": dict(op.data)}
+            )
+            crash(f"journaled:{seq}")
+            registry.by_name(op.handler).perform(ctx, op.data)
+            crash(f"performed:{seq}")
+    except (HandlerError, OSError) as exc:
+        problems = undo(state, ctx, txn)
+        raise ApplyFailed("change", str(exc), undo_errors=problems) from exc
+
+    if run_hooks and persona.post_activation_script is not None:
+        crash("post-script")
+        result = run_script(
+            persona.post_activation_script.run,
+            root=ctx.root,
+            persona=plan.persona,
+            previous=plan.previous,
+            timeout=persona.post_activation_script.timeout.seconds,
+            env=ctx.env,
+        )
+        if not result.ok:
+            problems = undo(state, ctx, txn)
+            raise ApplyFailed("post_activation_script", result.describe(), undo_errors=problems)
+
+    crash("before-commit")
+    history_id = _commit(state, ctx, plan, targets, txn, first_before, created, kind, note)
+    crash("committed")
+    warnings = _finish(state, ctx, txn)
+    _prune_dirs(state, targets)
+    return Outcome(history_id, len(plan.files), len(plan.operations), warnings)
+
+
+def _commit(
+    state: State,
+    ctx: Context,
+    plan: Plan,
+    targets: Mapping[str, Target],
+    txn: int,
+    first_before: Mapping[str, FileState],
+    created: Sequence[str],
+    kind: str,
+    note: str,
+) -> int:
+    managed: dict[str, ManagedRecord] = {}
+    snapshot: dict[str, tuple[ManagedRecord, FileState]] = {}
+    with state.transaction():
+        for path, target in targets.items():
+            if target.record is None:
+                state.forget_pristine(path)
+                continue
+            if path in first_before:
+                state.remember_pristine(path, first_before[path])
+            managed[path] = target.record
+            snapshot[path] = (target.record, target.state)
+        state.replace_managed(managed)
+        for directory in created:
+            state.add_created_dir(directory)
+        extra: dict[str, Any] = {
+            "locked_by": plan.resolved.locked_by,
+            "notes": [
+                {"setting": n.setting, "status": n.status, "message": n.message} for n in plan.notes
+            ],
+            "operations": [
+                {"handler": op.handler, "key": op.key, "summary": op.summary}
+                for op in plan.operations
+            ],
+            "user": ctx.user.name,
+        }
+        history_id = state.add_history(
+            plan.persona,
+            plan.hash,
+            plan.base_document,
+            plan.customizations,
+            extra,
+            snapshot,
+            kind,
+            note,
+        )
+        if kind == "rollback":  # the restored state includes the customizations of its day
+            state.replace_customizations(plan.customizations, source="rollback")
+        state.set_meta("active", plan.persona)
+        state.set_meta("active_hash", plan.hash)
+        state.set_meta("active_history", str(history_id))
+        state.set_meta("user", ctx.user.name)
+        has_ops = bool(plan.operations)
+        if has_ops:
+            state.db.execute("UPDATE txn SET state = 'finishing' WHERE id = ?", (txn,))
+        else:
+            state.end_txn(txn, "committed")
+        if plan.previous and plan.previous != plan.persona:
+            state.audit("persona.deactivated", persona=plan.previous, next=plan.persona)
+        state.audit(
+            "persona.activated" if kind == "apply" else f"persona.{kind}",
+            persona=plan.persona,
+            previous=plan.previous,
+            hash=plan.hash,
+            history=history_id,
+            files=len(plan.files),
+            operations=len(plan.operations),
+            note=note,
+        )
+    return history_id
+
+
+def _prune_dirs(state: State, targets: Mapping[str, Target]) -> None:
+    """Remove directories mien created that no longer hold anything (after unmanaging).
+
+    Idempotent and after the commit: a crash here only leaves an empty directory until the
+    next apply prunes it.
+    """
+    with state.transaction():
+        for directory in state.created_dirs():
+            path = Path(directory)
+            if not path.exists():
+                state.forget_created_dir(directory)
+                continue
+            if not any(path.iterdir()):
+                fileops.remove_dir_if_empty(path)
+                state.forget_created_dir(directory)
+
+
+def _finish(state: State, ctx: Context, txn: int) -> list[str]:
+    """Let committed operations drop what they kept for undo; record what failed."""
+    warnings = []
+    for entry in state.journal(txn):
+        if entry.kind != "op":
+            continue
+        try:
+            registry.by_name(entry.data["handler"]).finish(ctx, entry.data["data"])
+        except (HandlerError, OSError) as exc:
+            warnings.append(f"{entry.target}: cleanup after commit failed: {exc}")
+    with state.transaction():
+        state.end_txn(txn, "committed")
+    return warnings
+
+
+def undo(state: State, ctx: Context, txn: int, crash: CrashPoints | None = None) -> list[str]:
+    """Replay ``txn``'s journal backwards; return what could not be undone (if anything)."""
+    crash = crash or CrashPoints(None)
+    problems: list[str] = []
+    entries = state.journal(txn)
+    for entry in reversed(entries):
+        crash(f"recovering:{entry.seq}")
+        try:
+            if entry.kind == "file":
+                assert entry.before is not None
+                host = ctx.host_path(entry.target)
+                if entry.before.content is not None or host.exists():
+                    fileops.write(host, entry.before)
+                fileops.sweep_temp_files(host.parent)
+            elif entry.kind == "mkdir":
+                fileops.remove_dir_if_empty(Path(entry.target))
+            elif entry.kind == "op":
+                registry.by_name(entry.data["handler"]).revert(ctx, entry.data["data"])
+        except (HandlerError, OSError) as exc:
+            problems.append(f"{entry.target}: {exc}")
+    with state.transaction():
+        state.end_txn(txn, "rolled_back")
+    return problems
+
+
+def recover(state: State, ctx_for: Any, crash: CrashPoints | None = None) -> list[str]:
+    """Finish what a dead process left: roll back open transactions, finish committed ones.
+
+    ``ctx_for(persona)`` builds a context (handlers need one to revert operations). Returns
+    one line per transaction handled, for the user and the audit log.
+    """
+    lines = []
+    for txn, persona, kind in state.open_txns():
+        ctx = ctx_for(persona)
+        problems = undo(state, ctx, txn, crash)
+        message = f"rolled back an interrupted {kind} of persona {persona!r}"
+        if problems:
+            message += f" (could not undo: {'; '.join(problems)})"
+        with state.transaction():
+            state.audit("transaction.recovered", persona=persona, txn=txn, problems=problems)
+        lines.append(message)
+    rows = state.db.execute("SELECT id, persona FROM txn WHERE state = 'finishing'").fetchall()
+    for txn, persona in rows:
+        warnings = _finish(state, ctx_for(persona), int(txn))
+        lines.append(
+            f"finished cleanup of applied persona {persona!r}"
+            + (f" ({'; '.join(warnings)})" if warnings else "")
+        )
+    return lines

@@ -1,0 +1,476 @@
+"""Local persona commands: ``mien plan | apply | status | history | rollback | customize``.
+
+Thin over :class:`mien.agent.engine.Engine`: parse options, call one engine method, print
+the result (Rich for people, ``--output json`` for scripts). Every command takes
+``--root DIR`` (default ``/``) and ``--user NAME`` (the persona user; remembered after the
+first apply).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import typer
+
+from mien.cli import common
+from mien.cli.common import OutputFormat
+
+if TYPE_CHECKING:
+    from mien.agent.engine import ApplyResult, Engine
+    from mien.agent.plan import Plan
+
+ROOT = typer.Option(
+    Path("/"),
+    "--root",
+    help="Machine root to manage (a directory for tests and images).",
+    show_default=True,
+)
+USER = typer.Option(
+    None,
+    "--user",
+    "-u",
+    help="The persona user (whose shell, home and settings are set). Remembered after the first apply.",
+)
+PERSONAS = typer.Option(
+    [],
+    "--personas",
+    "-p",
+    help="Directory of persona files to find names in (repeatable). Default: ROOT/etc/mien/personas.",
+)
+OVERLAYS = typer.Option(
+    [], "--overlay", "-o", help="Overlay file composed over the persona (repeatable, later wins)."
+)
+OUTPUT = typer.Option(OutputFormat.table, "--output", help="table for people, json for scripts.")
+
+customize_app = typer.Typer(
+    name="customize",
+    help=(
+        "Your own layer over any persona, kept across switches.\n\n"
+        "  mien customize set os_settings.theme light\n"
+        "  mien customize unset os_settings.theme\n"
+        "  mien customize list\n\n"
+        "Keys are persona key paths (quote parts containing dots: "
+        'application_configuration.app.values."a.b"). Values are read as YAML, so 8080 is a '
+        "number and '[a, b]' a list. Keys a persona locks are refused."
+    ),
+    no_args_is_help=True,
+)
+
+
+def _engine(root: Path, user: str | None, personas: list[Path] | None = None) -> Engine:
+    from mien.agent.engine import Engine, EngineError
+
+    try:
+        return Engine(root, user=user, personas=personas or ())
+    except EngineError as exc:
+        common.fail(str(exc), 2)
+
+
+def _guard(func: Any, *args: Any, **kwargs: Any) -> Any:
+    """Run an engine call, turning expected failures into messages."""
+    from mien.agent.engine import EngineError
+    from mien.agent.handlers.base import HandlerError
+    from mien.agent.state import Busy
+    from mien.agent.transaction import ApplyFailed
+    from mien.spec.errors import SpecError
+
+    try:
+        return func(*args, **kwargs)
+    except SpecError as exc:
+        common.fail("\n".join(str(p) for p in exc.problems))
+    except ApplyFailed as exc:
+        common.fail(f"apply failed at {exc}; nothing was changed")
+    except (EngineError, HandlerError, Busy) as exc:
+        common.fail(str(exc))
+    except PermissionError as exc:
+        common.fail(
+            f"permission denied: {exc.filename or exc} (run as root, or use --root on a directory you own)"
+        )
+
+
+def _recovered(lines: list[str]) -> None:
+    for line in lines:
+        common.warn(line)
+
+
+def print_plan(plan: Plan, *, diff: bool = True) -> None:
+    con = common.console()
+    marks = {
+        "create": "[green]+[/]",
+        "update": "[yellow]~[/]",
+        "mode": "[yellow]~[/]",
+        "delete": "[red]-[/]",
+        "restore": "[cyan]<[/]",
+    }
+    title = f"persona [bold]{plan.persona or '(none)'}[/]"
+    if plan.previous and plan.previous != plan.persona:
+        title += f" (switching from {plan.previous})"
+    con.print(title + f"  [dim]{plan.hash[:19]}[/]")
+    for item in plan.drift:
+        if item.captured:
+            keys = ", ".join(c.key for c in item.captured)
+            con.print(f"  [magenta]![/] {item.path} was edited: kept as customization {keys}")
+        elif item.saved:
+            con.print(
+                f"  [magenta]![/] {item.path} was edited: your version is saved (mien customize list)"
+            )
+        else:
+            con.print(f"  [magenta]![/] {item.path} was removed since mien wrote it")
+    if plan.empty:
+        con.print("  no changes")
+    for change in plan.files:
+        summary = f"  [dim]{change.summary}[/]" if change.summary else ""
+        con.print(
+            f"  {marks[change.action]} {change.action:<7} {change.path}  [dim]({change.handler})[/]{summary}"
+        )
+        if diff:
+            text = change.diff()
+            if text:
+                from rich.syntax import Syntax
+
+                con.print(
+                    Syntax(text, "diff", theme="ansi_dark", background_color="default"),
+                    soft_wrap=True,
+                )
+    for op in plan.operations:
+        con.print(f"  [blue]*[/] run     {op.summary}  [dim]({op.handler})[/]")
+    _print_notes(
+        [{"setting": n.setting, "status": n.status, "message": n.message} for n in plan.notes]
+    )
+
+
+def _print_notes(notes: list[dict[str, str]]) -> None:
+    if not notes:
+        return
+    con = common.console()
+    style = {"applied": "green", "pending": "yellow", "stored": "dim", "error": "red"}
+    for status in ("error", "pending", "stored"):
+        group = [n for n in notes if n["status"] == status]
+        if not group:
+            continue
+        label = {"error": "not applied", "pending": "pending", "stored": "stored, not applied"}[
+            status
+        ]
+        con.print(f"[{style[status]}]{label}:[/]")
+        for n in group:
+            con.print(f"  {n['setting']}: {n['message']}")
+
+
+def _print_result(result: ApplyResult) -> None:
+    _recovered(result.recovered)
+    plan = result.plan
+    if not result.applied:
+        common.info(
+            f"persona {plan.persona} is applied; nothing to change ({result.elapsed_ms:.0f} ms)"
+        )
+        return
+    counts = ", ".join(f"{n} {k}" for k, n in plan.counts().items()) or "no file changes"
+    common.info(
+        f"applied persona {plan.persona or '(none)'} as history #{result.history_id}: "
+        f"{counts} ({result.elapsed_ms:.0f} ms)"
+    )
+    for w in result.warnings:
+        common.warn(w)
+
+
+def plan_cmd(
+    persona: str = typer.Argument(
+        ..., help="Persona file, or a name found in the personas directories."
+    ),
+    root: Path = ROOT,
+    user: str | None = USER,
+    personas: list[Path] = PERSONAS,
+    overlay: list[Path] = OVERLAYS,
+    diff: bool = typer.Option(
+        True, "--diff/--no-diff", help="Show unified diffs of file contents."
+    ),
+    output: OutputFormat = OUTPUT,
+) -> None:
+    """Show what applying PERSONA would change, resource by resource. Touches nothing.
+
+    Example: mien plan developer --root /srv/images/dev --user alice
+    """
+    engine = _engine(root, user, personas)
+    plan = _guard(engine.plan, persona, overlay)
+    _recovered(engine.recovered)
+    if output is OutputFormat.json:
+        common.print_json(plan.as_dict())
+    else:
+        print_plan(plan, diff=diff)
+
+
+def apply_cmd(
+    persona: str | None = typer.Argument(
+        None, help="Persona file, or a name found in the personas directories."
+    ),
+    default: bool = typer.Option(
+        False, "--default", help="Apply the persona marked default_persona (first boot)."
+    ),
+    yes: bool = typer.Option(
+        False, "--yes", "-y", help="Apply without asking (required when not on a terminal)."
+    ),
+    root: Path = ROOT,
+    user: str | None = USER,
+    personas: list[Path] = PERSONAS,
+    overlay: list[Path] = OVERLAYS,
+    output: OutputFormat = OUTPUT,
+) -> None:
+    """Apply PERSONA as one transaction: all of it, or nothing.
+
+    Your edits of managed files are kept (as customizations, or saved copies) before
+    anything is overwritten; a failing post_activation_script undoes every change.
+
+    Examples:
+      mien apply developer --user alice
+      mien apply ./personas/kiosk.yaml --root /srv/images/kiosk --user kiosk --yes
+      mien apply --default --yes
+    """
+    if (persona is None) == (not default):
+        common.fail("give a PERSONA or --default (not both)", 2)
+    engine = _engine(root, user, personas)
+    interactive = sys.stdin.isatty() and sys.stdout.isatty()
+    if not yes and not interactive:
+        common.fail("refusing to apply without confirmation when not on a terminal: pass --yes", 2)
+
+    def confirm(plan: Plan) -> bool:
+        if yes:
+            return True
+        print_plan(plan)
+        return typer.confirm("Apply these changes?", default=False)
+
+    result = _guard(engine.apply, persona, overlay, confirm=confirm)
+    if output is OutputFormat.json:
+        common.print_json(
+            {
+                "persona": result.plan.persona,
+                "hash": result.plan.hash,
+                "applied": result.applied,
+                "history": result.history_id,
+                "elapsed_ms": round(result.elapsed_ms, 3),
+                "plan": result.plan.as_dict(),
+                "warnings": result.warnings,
+                "recovered": result.recovered,
+            }
+        )
+        return
+    _print_result(result)
+    _print_notes(
+        [
+            {"setting": n.setting, "status": n.status, "message": n.message}
+            for n in result.plan.notes
+        ]
+    )
+
+
+def status_cmd(root: Path = ROOT, user: str | None = USER, output: OutputFormat = OUTPUT) -> None:
+    """Show the active persona, when it was applied, drift, pending and stored settings."""
+    import datetime as dt
+
+    engine = _engine(root, user)
+    st = _guard(engine.status)
+    if output is OutputFormat.json:
+        common.print_json(
+            {
+                "root": str(st.root),
+                "user": st.user,
+                "active": st.active,
+                "hash": st.hash,
+                "history": st.history.id if st.history else None,
+                "applied_at": st.history.applied_at if st.history else None,
+                "drift": st.drift,
+                "notes": st.notes,
+                "customizations": st.customizations,
+                "saved_files": st.saved_files,
+                "managed_files": st.managed,
+                "recovered": st.recovered,
+            }
+        )
+        return
+    _recovered(st.recovered)
+    con = common.console()
+    if not st.active:
+        con.print(f"no persona is active on {st.root}")
+        return
+    when = (
+        dt.datetime.fromtimestamp(st.history.applied_at).isoformat(timespec="seconds")
+        if st.history
+        else "?"
+    )
+    con.print(f"persona   [bold]{st.active}[/]  [dim]{(st.hash or '')[:19]}[/]")
+    con.print(
+        f"applied   {when} (history #{st.history.id if st.history else '?'}, {st.history.kind if st.history else ''})"
+    )
+    con.print(f"user      {st.user}")
+    con.print(
+        f"managed   {st.managed} files; {st.customizations} customizations; {st.saved_files} saved files"
+    )
+    if st.drift:
+        con.print(
+            f"[magenta]drift[/]     {len(st.drift)} managed files changed since mien wrote them:"
+        )
+        for path in st.drift:
+            con.print(f"  {path}")
+        con.print("          (kept on the next apply: `mien customize list` shows what)")
+    else:
+        con.print("drift     none")
+    _print_notes(st.notes)
+
+
+def history_cmd(
+    root: Path = ROOT,
+    limit: int = typer.Option(50, help="Most entries to show."),
+    output: OutputFormat = OUTPUT,
+) -> None:
+    """List every applied state; any of them can be restored with `mien rollback --to N`."""
+    import datetime as dt
+
+    engine = _engine(root, None)
+    entries, current = _guard(engine.history, limit)
+    if output is OutputFormat.json:
+        common.print_json(
+            [
+                {
+                    "id": e.id,
+                    "persona": e.persona,
+                    "hash": e.hash,
+                    "kind": e.kind,
+                    "applied_at": e.applied_at,
+                    "note": e.note,
+                    "current": e.id == current,
+                }
+                for e in entries
+            ]
+        )
+        return
+    rows = [
+        [
+            ("* " if e.id == current else "  ") + str(e.id),
+            e.persona or "(none)",
+            e.kind + (f" {e.note}" if e.note else ""),
+            dt.datetime.fromtimestamp(e.applied_at).isoformat(timespec="seconds"),
+            e.hash[7:19],
+        ]
+        for e in entries
+    ]
+    if not rows:
+        common.info("no persona has been applied on this root yet")
+        return
+    common.table(["#", "persona", "what", "when", "hash"], rows)
+
+
+def rollback_cmd(
+    to: int | None = typer.Option(
+        None,
+        "--to",
+        help="History entry to restore (see `mien history`); 0 = before mien. Default: the entry before the current one.",
+    ),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask."),
+    root: Path = ROOT,
+    user: str | None = USER,
+) -> None:
+    """Restore an earlier applied state byte for byte (files, customizations, packages)."""
+    engine = _engine(root, user)
+    if not yes and not (sys.stdin.isatty() and sys.stdout.isatty()):
+        common.fail(
+            "refusing to roll back without confirmation when not on a terminal: pass --yes", 2
+        )
+    if not yes and not typer.confirm(
+        f"Roll back {root} to {'entry #' + str(to) if to is not None else 'the previous entry'}?",
+        default=False,
+    ):
+        common.fail("nothing changed", 1)
+    result = _guard(engine.rollback, to)
+    _recovered(result.recovered)
+    common.info(
+        f"rolled back to {result.plan.persona or '(no persona)'} ({result.plan.hash[7:19]}) as history #{result.history_id}: "
+        f"{len(result.plan.files)} files, {len(result.plan.operations)} operations ({result.elapsed_ms:.0f} ms)"
+    )
+
+
+@customize_app.command("set")
+def customize_set(
+    key: str = typer.Argument(..., help="Persona key path, e.g. os_settings.theme"),
+    value: str = typer.Argument(..., help="Value (YAML: 8080, true, '[a, b]', text)."),
+    root: Path = ROOT,
+    user: str | None = USER,
+) -> None:
+    """Set KEY to VALUE over any persona and apply it now."""
+    import yaml
+
+    try:
+        parsed = yaml.safe_load(value) if value.strip() else value
+    except yaml.YAMLError:
+        parsed = value
+    engine = _engine(root, user)
+    result = _guard(engine.customize, key, parsed)
+    common.info(f"customization {key} = {parsed!r} stored")
+    if result is not None:
+        _print_result(result)
+
+
+@customize_app.command("unset")
+def customize_unset(
+    key: str = typer.Argument(...), root: Path = ROOT, user: str | None = USER
+) -> None:
+    """Remove a customization (the persona's value applies again)."""
+    engine = _engine(root, user)
+    result = _guard(engine.customize, key, unset=True)
+    common.info(f"customization {key} removed")
+    if result is not None:
+        _print_result(result)
+
+
+@customize_app.command("list")
+def customize_list(root: Path = ROOT, output: OutputFormat = OUTPUT) -> None:
+    """Show your customizations and the files saved from your edits."""
+    import datetime as dt
+    import json
+
+    engine = _engine(root, None)
+    items, saved = _guard(engine.customizations)
+    if output is OutputFormat.json:
+        common.print_json(
+            {
+                "customizations": [
+                    {"key": c.key, "value": c.value, "source": c.source, "origin": c.origin}
+                    for c in items
+                ],
+                "saved_files": [
+                    {"id": s[0], "path": s[1], "sha256": s[2], "persona": s[3], "saved_at": s[4]}
+                    for s in saved
+                ],
+            }
+        )
+        return
+    if not items and not saved:
+        common.info("no customizations")
+        return
+    if items:
+        common.table(
+            ["key", "value", "from"],
+            [
+                [c.key, json.dumps(c.value), c.source + (f" ({c.origin})" if c.origin else "")]
+                for c in items
+            ],
+            title="customizations",
+        )
+    if saved:
+        common.table(
+            ["#", "path", "saved", "persona"],
+            [
+                [s[0], s[1], dt.datetime.fromtimestamp(s[4]).isoformat(timespec="seconds"), s[3]]
+                for s in saved
+            ],
+            title="saved files (your edits of files a persona then overwrote)",
+        )
+
+
+def register(app: typer.Typer) -> None:
+    app.command("plan")(plan_cmd)
+    app.command("apply")(apply_cmd)
+    app.command("status")(status_cmd)
+    app.command("history")(history_cmd)
+    app.command("rollback")(rollback_cmd)
+    app.add_typer(customize_app)
