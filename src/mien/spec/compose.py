@@ -236,8 +236,8 @@ def compose(
     for layer in layers:
         body = {k: v for k, v in layer.data.items() if k not in ("name", "extends", "locked")}
         if layer.kind == "persona" and layer is not leaf:
-            for key in ("default_persona", "display_name", "description"):  # the parent's own
-                body.pop(key, None)
+            for own in ("default_persona", "display_name", "description"):  # the parent's own
+                body.pop(own, None)
         _merge(merged, body, layer, trail)
         for key in layer.data.get("locked") or ():
             locked_by.setdefault(str(key), layer.persona or layer.label)

@@ -78,6 +78,9 @@ def _translate(text: str) -> ConditionError:
         if m:
             message = m.group(3).strip()
             message = message.replace("(in container '')", "").strip()
+            message = re.sub(r"\s*\[[A-Z_]+\]$", "", message)  # status code suffix
+            message = re.sub(r"\w+ input '<EOF>' expecting \{.*\}", "unexpected end", message)
+            message = re.sub(r"\w+ input ('.*?') expecting \{.*\}", r"unexpected \1", message)
             if message.startswith("undeclared reference to"):
                 message += f" (conditions can use {', '.join(VARIABLES)})"
             return ConditionError(message, int(m.group(1)), int(m.group(2)))

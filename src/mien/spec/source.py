@@ -203,6 +203,9 @@ class _Builder:
                     )
                 continue
             if isinstance(event, yaml.MappingStartEvent | yaml.SequenceStartEvent):
+                if stack and stack[-1][5] and stack[-1][2] is _NO_KEY:
+                    mark = self._mark(event)
+                    raise _fail(self.name, "a key must be a plain value", mark.line, mark.column)
                 if len(stack) >= MAX_DEPTH:
                     mark = self._mark(event)
                     raise _fail(
@@ -349,6 +352,11 @@ def parse_text(text: str, name: str, *, json_format: bool | None = None) -> Load
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         problem = exc.problem or str(exc)
         raise _fail(name, f"invalid YAML: {problem}", line, col) from exc
+    except yaml.reader.ReaderError as exc:  # a character YAML does not allow
+        line = text.count("\n", 0, exc.position) + 1
+        column = exc.position - text.rfind("\n", 0, exc.position)
+        code = ord(exc.character) if isinstance(exc.character, str) else exc.character
+        raise _fail(name, f"invalid YAML: {exc.reason} (character {code:#x})", line, column) from exc
     except yaml.YAMLError as exc:
         raise _fail(name, f"invalid YAML: {exc}") from exc
     if builder.problems:
