@@ -1,0 +1,485 @@
+"""``mien validate``, ``render``, ``explain`` and ``schema``: the persona language on the CLI.
+
+These commands read persona files and print what mien makes of them, without touching the
+machine: every problem of every file (``validate``), the effective persona after ``extends``
+and overlays in canonical form (``render``), which document set a key and what it overrode
+(``explain``), and the JSON Schema of the language for editors (``schema``).
+
+Only the standard library and Typer are imported at module level; :mod:`mien.spec` (and
+with it pydantic and the CEL runtime) is imported inside each command, so ``mien --help``
+and a one-file ``mien validate`` start fast. Problems are printed as
+``FILE:LINE:COL: field.path: message``; exit status 0 valid, 1 invalid, 2 usage error.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from mien.cli import common
+
+if TYPE_CHECKING:
+    from mien.spec.catalog import Catalog
+    from mien.spec.compose import Resolved
+    from mien.spec.document import Document
+    from mien.spec.errors import Problem
+
+
+class TextOrJson(str, Enum):
+    text = "text"
+    json = "json"
+
+
+class RenderFormat(str, Enum):
+    yaml = "yaml"
+    json = "json"
+
+
+PERSONA_SUFFIXES = (".yaml", ".yml", ".json")
+
+_PERSONAS_HELP = (
+    "Another directory to look in for personas named by [bold]extends[/bold] "
+    "(after the file's own directory). Repeatable."
+)
+_OVERLAY_HELP = (
+    "A partial persona merged over the result, in the order given: maps merge by key, "
+    "lists replace, null deletes. Repeatable."
+)
+
+
+def _paragraphs(text: str) -> str:
+    """Help text as Typer's rich mode wants it: wrapped prose joined into one line a
+    paragraph (it keeps single newlines), indented example lines kept as they are."""
+    out = []
+    for para in text.strip().split("\n\n"):
+        out.append(para if para.startswith("  ") else " ".join(para.split("\n")))
+    return "\n\n".join(out)
+
+
+_PERSONAS = typer.Option(
+    "--personas", "-p", metavar="DIR", help=_PERSONAS_HELP, file_okay=False, exists=True
+)
+_OVERLAYS = typer.Option("--overlay", "-O", metavar="FILE", help=_OVERLAY_HELP)
+_OUTPUT = typer.Option("--output", "-o", help="text for people, json for machines.")
+
+VALIDATE_HELP = _paragraphs("""Check persona files and print every problem, one per line.
+
+Each problem reads [bold]FILE:LINE:COL: field.path: message[/bold]; warnings say
+"warning:" and do not fail. A directory stands for the persona files in it (.yaml, .yml,
+.json). Parents named by [bold]extends[/bold] are loaded too, so a missing parent or a cycle
+is reported. A one-line summary goes to stderr.
+
+Exit status: 0 every file is valid, 1 a problem was found, 2 usage error.
+
+Examples:
+
+  mien validate examples/personas/
+
+  mien validate developer.yaml kiosk.yaml --personas /etc/mien/personas
+
+  mien validate --output json persona.yaml | jq '.files[].problems'
+""")
+
+RENDER_HELP = _paragraphs("""Print the effective persona in canonical form.
+
+Resolves the [bold]extends[/bold] chain (base first), then merges each --overlay in order,
+and prints the result with every seed spelling and phrase written out canonically
+(durations such as 5m, sizes such as 4GiB, rules as CEL). Rendering the output again gives
+the same output. Warnings go to stderr.
+
+Examples:
+
+  mien render examples/personas/HighTraffic.yaml
+
+  mien render developer.yaml --overlay overlays/eu-west.yaml --format json
+
+  mien render kiosk.yaml > kiosk.rendered.yaml && mien render kiosk.rendered.yaml
+""")
+
+EXPLAIN_HELP = _paragraphs("""Say where a key's value comes from: which document set it, and what it overrode.
+
+KEY is a dotted path such as os_settings.theme or adaptation_rules\\[0].when; quote a
+part that contains dots: application_configuration.app.values."server.port".
+
+Examples:
+
+  mien explain developer.yaml os_settings.theme
+
+  mien explain developer.yaml labels -O overlays/eu-west.yaml
+
+  mien explain kiosk.yaml restricted_commands --output json
+""")
+
+SCHEMA_HELP = _paragraphs("""Print the JSON Schema of the persona language (canonical form), for editors.
+
+Generated from the same models mien validates with. Point your editor's YAML language
+server at it, e.g. with this first line in a persona file:
+
+  # yaml-language-server: $schema=persona.schema.json
+
+Example:
+
+  mien schema > persona.schema.json
+""")
+
+
+# --- validate ------------------------------------------------------------------------------
+
+
+def _expand(paths: list[Path]) -> list[tuple[Path, str | None]]:
+    """Files to check; a directory stands for its persona files (or is itself a problem)."""
+    out: list[tuple[Path, str | None]] = []
+    for path in paths:
+        if path.is_dir():
+            found = sorted(
+                p for p in path.iterdir() if p.suffix in PERSONA_SUFFIXES and p.is_file()
+            )
+            if not found:
+                out.append((path, "no persona files (.yaml, .yml, .json) in this directory"))
+            out.extend((p, None) for p in found)
+        else:
+            out.append((path, None))
+    return out
+
+
+def check_file(path: Path, catalog: Catalog) -> tuple[Document | None, list[Problem]]:
+    """Every problem of one file: its own, then those of composing it with its parents."""
+    from mien.spec.errors import SpecError
+
+    try:
+        doc = catalog.load(path)
+    except SpecError as exc:
+        return None, list(exc.problems)
+    problems = list(doc.warnings)
+    if doc.data.get("extends"):
+        try:
+            resolved = catalog.resolve(doc)
+        except SpecError as exc:
+            problems = list(exc.problems)
+            if not any(p.source == doc.source and p.severity == "error" for p in problems):
+                # The parent is broken: say so in this file too, so its status is right.
+                parents = sorted({p.source for p in problems if p.severity == "error"})
+                problems.insert(
+                    0,
+                    doc.where.problem(
+                        ("extends",),
+                        f"cannot compose with {doc.data['extends']!r}: "
+                        f"see the problems in {', '.join(parents)}",
+                    ),
+                )
+        else:
+            problems.extend(resolved.warnings)
+    seen: set[str] = set()
+    unique: list[Problem] = []
+    for p in problems:
+        if str(p) not in seen:
+            seen.add(str(p))
+            unique.append(p)
+    return doc, unique
+
+
+def plural(count: int, word: str) -> str:
+    return f"{count} {word}" if count == 1 else f"{count} {word}s"
+
+
+def summary(reports: list[tuple[str, list[Problem]]]) -> str:
+    """``2 files valid`` or ``3 problems in 1 file`` (with warnings counted after)."""
+    errors = sum(1 for _, ps in reports for p in ps if p.severity == "error")
+    warnings = sum(1 for _, ps in reports for p in ps if p.severity == "warning")
+    bad = sum(1 for _, ps in reports if any(p.severity == "error" for p in ps))
+    tail = f", {plural(warnings, 'warning')}" if warnings else ""
+    if errors:
+        return f"{plural(errors, 'problem')} in {plural(bad, 'file')}{tail}"
+    return f"{plural(len(reports), 'file')} valid{tail}"
+
+
+def validate(
+    files: Annotated[
+        list[Path],
+        typer.Argument(metavar="FILE", help="Persona files, or directories of them."),
+    ],
+    personas: Annotated[list[Path] | None, _PERSONAS] = None,
+    output: Annotated[TextOrJson, _OUTPUT] = TextOrJson.text,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Warnings fail too (exit status 1).")
+    ] = False,
+) -> None:
+    from mien.spec.catalog import Catalog
+
+    catalog = Catalog(personas or [])
+    reports: list[tuple[str, list[Problem]]] = []
+    names: dict[str, str | None] = {}
+    for path, trouble in _expand(files):
+        if trouble is not None:
+            from mien.spec.errors import Problem
+
+            reports.append((str(path), [Problem(str(path), 0, 0, (), trouble)]))
+            continue
+        doc, problems = check_file(path, catalog)
+        reports.append((str(path), problems))
+        names[str(path)] = doc.name if doc is not None else None
+    failed = any(p.severity == "error" or strict for _, ps in reports for p in ps)
+    if output is TextOrJson.json:
+        common.print_json(
+            {
+                "valid": not failed,
+                "summary": summary(reports),
+                "files": [
+                    {
+                        "file": name,
+                        "persona": names.get(name),
+                        "valid": not any(p.severity == "error" for p in ps),
+                        "problems": [p.as_dict() for p in ps],
+                    }
+                    for name, ps in reports
+                ],
+            }
+        )
+    else:
+        out = sys.stdout
+        for _, problems in reports:
+            for problem in problems:
+                out.write(f"{problem}\n")
+        out.flush()
+    common.info(summary(reports))
+    if failed:
+        raise typer.Exit(1)
+
+
+# --- render and explain ----------------------------------------------------------------------
+
+
+def resolve_files(file: Path, overlays: list[Path], personas: list[Path]) -> Resolved:
+    """Load ``file`` and ``overlays`` and compose them; every problem at once, or fail."""
+    from mien.spec.catalog import Catalog
+    from mien.spec.document import load_file
+    from mien.spec.errors import SpecError
+
+    catalog = Catalog(personas)
+    problems: list[Problem] = []
+    doc = None
+    try:
+        doc = catalog.load(file)
+    except SpecError as exc:
+        problems.extend(exc.problems)
+    layers = []
+    for path in overlays:
+        try:
+            layers.append(load_file(path, overlay=True))
+        except SpecError as exc:
+            problems.extend(exc.problems)
+    resolved = None
+    if doc is not None and not problems:
+        try:
+            resolved = catalog.resolve(doc, layers)
+        except SpecError as exc:
+            problems.extend(exc.problems)
+    if resolved is None:
+        by_file: dict[str, list[Problem]] = {}
+        for problem in problems:
+            if problem.severity == "error":
+                sys.stderr.write(f"{problem}\n")
+                by_file.setdefault(problem.source, []).append(problem)
+        common.fail(f"{summary(list(by_file.items()))}; nothing to show")
+    for warning in resolved.warnings:
+        sys.stderr.write(f"{warning}\n")
+    return resolved
+
+
+def render(
+    file: Annotated[Path, typer.Argument(metavar="FILE", help="The persona to render.")],
+    overlay: Annotated[list[Path] | None, _OVERLAYS] = None,
+    fmt: Annotated[
+        RenderFormat, typer.Option("--format", "-f", help="Output format.")
+    ] = RenderFormat.yaml,
+    personas: Annotated[list[Path] | None, _PERSONAS] = None,
+) -> None:
+    from mien.spec.canonical import to_json, to_yaml
+
+    resolved = resolve_files(file, overlay or [], personas or [])
+    text = to_json(resolved.data) if fmt is RenderFormat.json else to_yaml(resolved.data)
+    sys.stdout.write(text)
+
+
+def key_path(text: str, data: Any) -> tuple[str | int, ...]:
+    """``adaptation_rules[0].when`` → ``("adaptation_rules", 0, "when")``; list indexes
+    become ints where ``data`` has a list, other parts stay strings."""
+    import re
+
+    from mien.spec.compose import parse_key
+
+    text = re.sub(r"\[(\d+)\]", r".\1", text.strip())
+    parts = parse_key(text.lstrip("."))
+    out: list[str | int] = []
+    node = data
+    for part in parts:
+        if isinstance(node, list) and part.lstrip("-").isdigit():
+            out.append(int(part))
+            index = int(part)
+            node = node[index] if -len(node) <= index < len(node) else None
+        else:
+            out.append(part)
+            node = node.get(part) if isinstance(node, dict) else None
+    return tuple(out)
+
+
+def _short(value: Any) -> str:
+    """A value on one line, for "overrode ... (old value)"."""
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    text = text.replace("\n", "\\n")
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def display_key(path: tuple[str | int, ...]) -> str:
+    """A key path as users write it: ``a[0].b``, with parts that contain dots quoted."""
+    from mien.spec.errors import format_path
+
+    return format_path([f'"{p}"' if isinstance(p, str) and "." in p else p for p in path])
+
+
+def explain_report(resolved: Resolved, path: tuple[str | int, ...]) -> dict[str, Any] | None:
+    """What ``explain`` prints, as data: the value and its origins grouped by key path.
+
+    ``None`` when no document sets ``path`` and the language has no default for it.
+    """
+    from mien.spec.compose import DELETED, lookup
+
+    value, origins = resolved.explain(path)
+    if value is DELETED and all(len(o.path) < len(path) for o in origins):
+        origins = []  # e.g. an index past the end of a list: nothing there to explain
+    default = False
+    if value is DELETED and not origins:
+        full = resolved.persona.model_dump(mode="json", by_alias=True)
+        value = lookup(full, path)
+        if value is DELETED or value is None:  # None: an optional setting nobody set
+            return None
+        default = True
+    groups: dict[tuple[str | int, ...], list[Any]] = {}
+    for origin in origins:
+        groups.setdefault(tuple(origin.path), []).append(origin)
+    keys = []
+    for key, items in groups.items():
+        last, earlier = items[-1], items[:-1]
+        # A key set as part of a larger value (lists replace whole) sits at the same path
+        # inside the layer that set that value: point there, not at the whole value.
+        part_of = len(key) < len(path)
+
+        def at(origin: Any, part_of: bool = part_of) -> str:
+            return str(origin.layer.position(path) if part_of else origin.describe())
+
+        keys.append(
+            {
+                "key": display_key(key),
+                "part_of": display_key(key) if part_of else None,
+                "deleted": last.value is DELETED,
+                "set_by": at(last),
+                "overrode": [
+                    {
+                        "at": at(o),
+                        "value": None if old is DELETED else old,
+                        "deleted": o.value is DELETED,
+                        "absent": old is DELETED and o.value is not DELETED,
+                    }
+                    for o in reversed(earlier)
+                    for old in [lookup(o.value, path[len(key) :]) if part_of else o.value]
+                ],
+            }
+        )
+    return {
+        "key": display_key(path),
+        "value": None if value is DELETED else value,
+        "deleted": value is DELETED,
+        "default": default,
+        "origins": keys,
+    }
+
+
+def explain_lines(report: dict[str, Any]) -> list[str]:
+    """The report for people: the value, then "set by" / "overrode" lines."""
+    from mien.spec.canonical import to_yaml
+
+    key = report["key"]
+    lines: list[str] = []
+    if report["deleted"]:
+        lines.append(f"{key}: (deleted)")
+    else:
+        lines.extend(to_yaml({key: report["value"]}).rstrip("\n").splitlines())
+    if report["default"]:
+        lines.append("not set by any document: this is the language's default")
+    for item in report["origins"]:
+        who = "" if item["key"] == key or item["part_of"] else f"{item['key']} "
+        part = f" (with all of {item['part_of']})" if item["part_of"] else ""
+        verb = "deleted by" if item["deleted"] else "set by"
+        lines.append(f"{who}{verb} {item['set_by']}{part}")
+        for old in item["overrode"]:
+            was = (
+                "deleted" if old["deleted"] else "absent" if old["absent"] else _short(old["value"])
+            )
+            lines.append(f"{who}overrode {old['at']} ({was})")
+    return lines
+
+
+def _unknown_key(resolved: Resolved, path: tuple[str | int, ...]) -> str:
+    import difflib
+
+    from mien.spec.compose import lookup
+    from mien.spec.models import TOP_LEVEL_FIELDS
+
+    head = str(path[0])
+    if head not in TOP_LEVEL_FIELDS:
+        hint = difflib.get_close_matches(head, TOP_LEVEL_FIELDS, 1)
+        extra = (
+            f"; did you mean {hint[0]!r}?" if hint else f" (fields: {', '.join(TOP_LEVEL_FIELDS)})"
+        )
+        return f"{head!r} is not a persona field{extra}"
+    for cut in range(len(path) - 1, 0, -1):
+        parent = lookup(resolved.data, path[:cut])
+        where = display_key(path[:cut])
+        if isinstance(parent, dict) and parent:
+            return f"{display_key(path)} is not set ({where} has {', '.join(map(str, parent))})"
+        if isinstance(parent, list):
+            return f"{display_key(path)} is not set ({where} has {plural(len(parent), 'item')})"
+    return f"{display_key(path)} is not set by any document"
+
+
+def explain(
+    file: Annotated[Path, typer.Argument(metavar="FILE", help="The persona to look into.")],
+    key: Annotated[str, typer.Argument(metavar="KEY.PATH", help="e.g. os_settings.theme")],
+    overlay: Annotated[list[Path] | None, _OVERLAYS] = None,
+    personas: Annotated[list[Path] | None, _PERSONAS] = None,
+    output: Annotated[TextOrJson, _OUTPUT] = TextOrJson.text,
+) -> None:
+    resolved = resolve_files(file, overlay or [], personas or [])
+    try:
+        path = key_path(key, resolved.data)
+    except ValueError as exc:
+        common.fail(str(exc), 2)
+    report = explain_report(resolved, path)
+    if report is None:
+        common.fail(_unknown_key(resolved, path))
+    if output is TextOrJson.json:
+        common.print_json(report)
+    else:
+        sys.stdout.write("".join(f"{line}\n" for line in explain_lines(report)))
+
+
+# --- schema ----------------------------------------------------------------------------------
+
+
+def schema() -> None:
+    from mien.spec.schema import json_schema
+
+    sys.stdout.write(json.dumps(json_schema(), indent=2, ensure_ascii=False) + "\n")
+
+
+def register(app: typer.Typer) -> None:
+    """Add the persona-language commands to the ``mien`` application."""
+    app.command("validate", help=VALIDATE_HELP, no_args_is_help=True)(validate)
+    app.command("render", help=RENDER_HELP, no_args_is_help=True)(render)
+    app.command("explain", help=EXPLAIN_HELP, no_args_is_help=True)(explain)
+    app.command("schema", help=SCHEMA_HELP)(schema)
