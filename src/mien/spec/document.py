@@ -88,6 +88,13 @@ def _message(error: Any) -> str:
             msg = msg[len(prefix) :]
     if kind == "literal_error":
         return msg.replace("Input should be", "must be one of:", 1)
+    ctx = error.get("ctx") or {}
+    if kind == "string_too_short" and ctx.get("min_length") == 1:
+        return "must not be empty"
+    if kind == "too_short":
+        return f"must have at least {ctx.get('min_length')} item(s)"
+    if kind == "string_pattern_mismatch":
+        return f"{error.get('input')!r} does not match the pattern {ctx.get('pattern')}"
     return msg.replace("Input should be ", "must be ", 1)
 
 

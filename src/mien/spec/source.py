@@ -356,7 +356,9 @@ def parse_text(text: str, name: str, *, json_format: bool | None = None) -> Load
         line = text.count("\n", 0, exc.position) + 1
         column = exc.position - text.rfind("\n", 0, exc.position)
         code = ord(exc.character) if isinstance(exc.character, str) else exc.character
-        raise _fail(name, f"invalid YAML: {exc.reason} (character {code:#x})", line, column) from exc
+        raise _fail(
+            name, f"invalid YAML: {exc.reason} (character {code:#x})", line, column
+        ) from exc
     except yaml.YAMLError as exc:
         raise _fail(name, f"invalid YAML: {exc}") from exc
     if builder.problems:

@@ -123,9 +123,9 @@ class Duration(_Value):
         return cls(total)
 
     def __str__(self) -> str:
-        if self.seconds == 0:
-            return "0s"
         ms = round(self.seconds * 1000)
+        if ms == 0:  # also below a millisecond: "" would not read back
+            return "0s"
         parts = []
         for unit, size in (("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000)):
             if ms >= size:
@@ -219,8 +219,9 @@ class Frequency(_Value):
         minutes = round(every.seconds / 60)
         if every.seconds % 60:
             raise ValueError(f"every {every}: cron schedules have whole minutes")
-        for unit, size, limit in (("minute", 1, 60), ("hour", 60, 24), ("day", 1440, 31)):
-            if minutes % size == 0 and minutes // size <= limit:
+        # `< limit`: 60 minutes is an hour (spread per persona), not "*/60" in the minute field
+        for unit, size, limit in (("minute", 1, 60), ("hour", 60, 24), ("day", 1440, 32)):
+            if minutes % size == 0 and minutes // size < limit:
                 n = minutes // size
                 if unit != "day" and limit % n:
                     raise ValueError(
@@ -266,7 +267,7 @@ _POWERS = "kmgtpe"
 
 def _scaled(number: float, prefix: str, base: int) -> int:
     exponent = _POWERS.index(prefix.lower()) + 1 if prefix else 0
-    return int(round(number * base**exponent))
+    return round(number * base**exponent)
 
 
 def _render_scaled(value: int, base: int, suffix: str, unit_names: tuple[str, ...]) -> str:
@@ -335,6 +336,9 @@ class Bandwidth(_Value):
         if not m:
             raise ValueError(f"{raw!r} is not a bandwidth: write e.g. 100Mbps or 10Gbps")
         number, prefix = m.groups()
+        if re.search(r"B(?:ps|/s)\s*$", raw):  # a capital B is bytes, not bits
+            bits = cls(_scaled(float(number), prefix, 1000) * 8)
+            raise ValueError(f"{raw!r} is bytes per second; write bits per second: {bits}")
         return cls(_scaled(float(number), prefix, 1000))
 
     def __str__(self) -> str:
