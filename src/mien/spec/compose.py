@@ -19,7 +19,7 @@ from __future__ import annotations
 import copy
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from pydantic import ValidationError
@@ -206,13 +206,19 @@ def chain_of(leaf: Layer, find: Callable[[str, Layer], Layer]) -> list[Layer]:
         if not parent:
             return chain
         if parent in names:
-            cycle = " → ".join([*reversed(names), parent])
+            cycle = " → ".join([*names, parent])
             raise SpecError([chain[0].problem(("extends",), f"extends cycle: {cycle}")])
         if len(chain) >= MAX_CHAIN:
             raise SpecError(
                 [chain[0].problem(("extends",), f"extends chain longer than {MAX_CHAIN}")]
             )
-        chain.insert(0, find(str(parent), chain[0]))
+        try:
+            chain.insert(0, find(str(parent), chain[0]))
+        except PersonaNotFound as exc:  # name the chain that led here
+            trail = " → ".join([*names, str(parent)])
+            raise PersonaNotFound(
+                [replace(p, message=f"{p.message} (extends chain: {trail})") for p in exc.problems]
+            ) from None
         names.append(str(parent))
 
 
