@@ -43,8 +43,9 @@ class Problem:
 
     def __str__(self) -> str:
         prefix = "" if self.severity == "error" else "warning: "
-        if self.line == 0:  # about the file itself (missing, unreadable): no position
-            return f"{self.source}: {prefix}{self.message}"
+        if self.line == 0:  # no position: a file problem, or a layer without text
+            where = f"{format_path(self.path)}: " if self.path else ""
+            return f"{self.source}: {where}{prefix}{self.message}"
         return f"{self.source}:{self.line}:{self.column}: {format_path(self.path)}: {prefix}{self.message}"
 
     def as_dict(self) -> dict[str, object]:
