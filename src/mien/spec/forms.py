@@ -116,7 +116,11 @@ class Normaliser:
         if len(data) == 1:
             ((key, value),) = data.items()
             known = TOP_SYNONYMS.get(snake(key), snake(key)) in TOP_LEVEL_FIELDS
-            if not known and isinstance(value, dict):
+            # Only a wrapper if what it wraps is a persona: `os_setings: {theme: dark}` is a
+            # misspelt field, not a persona called "os_setings".
+            inner = value if isinstance(value, dict) else {}
+            inner_keys = {TOP_SYNONYMS.get(snake(k), snake(k)) for k in inner}
+            if not known and inner_keys & set(TOP_LEVEL_FIELDS):
                 name = re.sub(r"^persona[_-]", "", key)
                 return value, (key,), name
         return data, (), None
@@ -187,6 +191,7 @@ class Normaliser:
                 cel, duration = phrases.condition(when)
             except phrases.PhraseError as exc:
                 self.error((*path, "when"), str(exc))
+                item["when"] = "true"  # reported once, here, not again as a CEL error
             else:
                 item["when"] = cel
                 if duration and "for" not in item:
