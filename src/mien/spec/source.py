@@ -168,6 +168,7 @@ class _Builder:
         self.nodes = 0
         self.anchors: dict[str, tuple[Any, int]] = {}
         self.problems: list[Problem] = []
+        self.merged: set[tuple[int, str]] = set()  # (container id, key) that came from <<
 
     def _mark(self, event: Any, style: str | None = None) -> Mark:
         m = event.start_mark
@@ -222,7 +223,9 @@ class _Builder:
                 )
                 continue
             if isinstance(event, yaml.MappingEndEvent | yaml.SequenceEndEvent):
-                container, _, _, size, anchor, _ = stack.pop()
+                container, path, _, size, anchor, _ = stack.pop()
+                if path and path[-1] == "<<" and stack and stack[-1][5]:
+                    self._merge(stack[-1][0], container, path, event)
                 if anchor:
                     self.anchors[anchor] = (container, size)
                 if stack:
@@ -286,13 +289,15 @@ class _Builder:
                 frame[2] = _NO_KEY
                 path = (*frame[1], key)
                 if key == "<<" and isinstance(value, dict | list):
-                    self._merge(container, value, path, event)
-                elif key in container:
+                    if isinstance(event, yaml.AliasEvent):  # inline ones merge when they end
+                        self._merge(container, value, path, event)
+                elif key in container and (id(container), key) not in self.merged:
                     mark = self.where.keys.get(path, self._mark(event))
                     self.problems.append(
                         Problem(self.name, mark.line, mark.column, path, f"duplicate key {key!r}")
                     )
-                else:
+                else:  # explicit keys win over merged ones, whatever their order
+                    self.merged.discard((id(container), key))
                     container[key] = value
             else:
                 path = (*frame[1], len(container))
@@ -303,15 +308,17 @@ class _Builder:
     def _merge(self, target: dict[str, Any], value: Any, path: FieldPath, event: Any) -> None:
         # YAML merge keys: `<<: *base` or `<<: [*a, *b]`; explicit keys win over merged ones.
         sources = value if isinstance(value, list) else [value]
-        for src in reversed(sources):
+        for src in sources:  # the first source that has a key wins
             if not isinstance(src, dict):
-                mark = self._mark(event)
+                mark = self.where.values.get(path) or self._mark(event)
                 self.problems.append(
                     Problem(self.name, mark.line, mark.column, path, "<< merges only mappings")
                 )
                 continue
             for k, v in src.items():
-                target.setdefault(k, v)
+                if k not in target:
+                    target[k] = v
+                    self.merged.add((id(target), k))
 
 
 _NO_KEY: Any = object()
