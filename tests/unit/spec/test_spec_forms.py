@@ -226,7 +226,11 @@ TOP_LEVEL: list[tuple[str, str, Any]] = [
         "external_data_sources",
         [{"name": "a", "url": "https://a.example.com/x"}],
     ),
-    ("AutomatedResponses: {x: [{action: notify}]}", "automated_responses", {"x": [{"action": "notify"}]}),
+    (
+        "AutomatedResponses: {x: [{action: notify}]}",
+        "automated_responses",
+        {"x": [{"action": "notify"}]},
+    ),
     ("persona_id: abc", "name", "abc"),
     ("persona_name: Abc Def", "display_name", "Abc Def"),
     ("OsSettings: {theme: dark}", "os_settings", {"theme": "dark"}),
@@ -452,8 +456,14 @@ def test_user_keys_are_never_respelled() -> None:
             "resource_requirements: {gpu: 1}\n",
             "p.yaml:1:25: resource_requirements.gpu: unknown field; did you mean 'cpu'?",
         ),
-        ("- a\n- b\n", "p.yaml:1:1: (document): a persona is a mapping of fields, but this document is a list"),
-        ("hello\n", "p.yaml:1:1: (document): a persona is a mapping of fields, but this document is the value 'hello'"),
+        (
+            "- a\n- b\n",
+            "p.yaml:1:1: (document): a persona is a mapping of fields, but this document is a list",
+        ),
+        (
+            "hello\n",
+            "p.yaml:1:1: (document): a persona is a mapping of fields, but this document is the value 'hello'",
+        ),
     ],
 )
 def test_structure_errors(text: str, message: str) -> None:
@@ -559,10 +569,16 @@ ACTIONS: list[tuple[str, list[dict[str, Any]]]] = [
     ("increase allocated cores", [{"action": "scale", "cpu": "+1"}]),
     ("add more cpus", [{"action": "scale", "cpu": "+1"}]),
     ("reduce cores", [{"action": "scale", "cpu": "-1"}]),
-    ("Update firewall rules to block malicious IPs", [{"action": "firewall_block", "from": "data"}]),
+    (
+        "Update firewall rules to block malicious IPs",
+        [{"action": "firewall_block", "from": "data"}],
+    ),
     ("block malicious IP", [{"action": "firewall_block", "from": "data"}]),
     ("restart nginx", [{"action": "restart_service", "service": "nginx"}]),
-    ("Restart the redis-server service", [{"action": "restart_service", "service": "redis-server"}]),
+    (
+        "Restart the redis-server service",
+        [{"action": "restart_service", "service": "redis-server"}],
+    ),
     ("switch to kiosk", [{"action": "switch_persona", "persona": "kiosk"}]),
     ("shift persona to safe-mode", [{"action": "switch_persona", "persona": "safe-mode"}]),
     ("notify ops", [{"action": "notify", "message": "ops"}]),
