@@ -267,7 +267,8 @@ _POWERS = "kmgtpe"
 
 def _scaled(number: float, prefix: str, base: int) -> int:
     exponent = _POWERS.index(prefix.lower()) + 1 if prefix else 0
-    return round(number * base**exponent)
+    scale: int = base**exponent
+    return round(number * scale)
 
 
 def _render_scaled(value: int, base: int, suffix: str, unit_names: tuple[str, ...]) -> str:
