@@ -190,7 +190,7 @@ def _merge(
             base.pop(key, None)
             trail.setdefault(here, []).append(Origin(layer, here, DELETED))
             continue
-        if isinstance(value, dict) and value and isinstance(base.get(key, {}), dict):
+        if isinstance(value, dict) and isinstance(base.get(key, {}), dict):  # {} adds nothing
             _merge(base.setdefault(key, {}), value, layer, trail, here)
             continue
         base[key] = copy.deepcopy(value)
