@@ -313,7 +313,7 @@ def key_path(text: str, data: Any) -> tuple[str | int, ...]:
 
     from mien.spec.compose import parse_key
 
-    text = re.sub(r"\[(\d+)\]", r".\1", text.strip())
+    text = re.sub(r"\[(-?\d+)\]", r".\1", text.strip())
     parts = parse_key(text.lstrip("."))
     out: list[str | int] = []
     node = data

@@ -102,6 +102,10 @@ def json_schema() -> dict[str, Any]:
 
     # Typed values: a description from their docstring, defaults in canonical spelling.
     for node in _walk(schema):
+        # A Field(ge=, le=) inside a dict's value type comes out under its Python names.
+        for python, keyword in (("ge", "minimum"), ("le", "maximum")):
+            if python in node and node.get("type") == "number":
+                node[keyword] = node.pop(python)
         for kind in _VALUE_TYPES:
             if {k: v for k, v in node.items() if k not in ("title", "default")} == kind.json_schema:
                 node["description"] = _doc(kind)
