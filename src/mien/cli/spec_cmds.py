@@ -191,7 +191,7 @@ def summary(reports: list[tuple[str, list[Problem]]]) -> str:
     """``2 files valid`` or ``3 problems in 1 file`` (with warnings counted after)."""
     errors = sum(1 for _, ps in reports for p in ps if p.severity == "error")
     warnings = sum(1 for _, ps in reports for p in ps if p.severity == "warning")
-    bad = sum(1 for _, ps in reports if any(p.severity == "error" for p in ps))
+    bad = len({p.source for _, ps in reports for p in ps if p.severity == "error"})
     tail = f", {plural(warnings, 'warning')}" if warnings else ""
     if errors:
         return f"{plural(errors, 'problem')} in {plural(bad, 'file')}{tail}"
