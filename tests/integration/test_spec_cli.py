@@ -649,3 +649,53 @@ def test_help_teaches_with_examples(command: str) -> None:
     assert result.returncode == 0
     assert "Example" in result.stdout
     assert f"mien {command} " in result.stdout.split("Example", 1)[1]
+
+
+# --- the reference stays accurate ----------------------------------------------------------
+
+DOC = REPO / "docs" / "persona-language.md"
+
+
+def test_reference_names_every_field_phrase_and_closed_value() -> None:
+    from mien.spec import phrases
+    from mien.spec.models import TOP_LEVEL_FIELDS
+
+    text = DOC.read_text()
+    for field in TOP_LEVEL_FIELDS:
+        assert f"`{field}`" in text, field
+    for phrase in phrases.METRICS:
+        assert f"`{phrase}`" in text, phrase
+    for literal in (Manager, ConfigFormat, LearningDomain, ParseKind):
+        for value in get_args(literal):
+            assert value in text, value
+    for command in ("validate", "render", "explain", "schema"):
+        assert f"`mien {command}" in text, command
+
+
+@pytest.mark.parametrize(
+    ("snippet", "message"),
+    [
+        (
+            "resource_requirements: {memory: '512'}\n",
+            "'512' needs a unit: write e.g. 512MiB or 512GiB",
+        ),
+        (
+            "resource_requirements: {network_bandwidth: 10 GB/s}\n",
+            "'10 GB/s' is bytes per second; write bits per second: 80Gbps",
+        ),
+        (
+            "behavioral_settings: {auto_update_frequency: every 7h}\n",
+            "every 7h cannot be a cron schedule: 7 does not divide 24 hours evenly; pick a divisor or write a cron expression",
+        ),
+        (
+            "access_controls: {filesystem: [{path: srv/data}]}\n",
+            "'srv/data' is not an absolute path (start with /, ~/ or {home}/)",
+        ),
+    ],
+)
+def test_reference_quotes_real_messages(snippet: str, message: str, tmp_path: Path) -> None:
+    assert f"`{message}`" in DOC.read_text()
+    (tmp_path / "p.yaml").write_text(snippet)
+    result = mien("validate", "p.yaml", cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stdout.rstrip("\n").endswith(message)
