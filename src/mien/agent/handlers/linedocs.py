@@ -1,0 +1,262 @@
+"""Line-preserving editors for INI and env (``KEY=VALUE``) files.
+
+mien changes only the lines of the keys it manages: comments, blank lines, key order,
+spacing and every key it does not manage stay byte for byte, which ``configparser`` (it
+drops comments and rewrites spacing) cannot promise. Keys are case-sensitive, as GTK's and
+systemd's readers are; a key given twice counts by its last occurrence, as they read it.
+
+Pure (text in, text out); used by :mod:`mien.agent.handlers.formats`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Final
+
+from mien.agent.handlers.support import MARK
+
+
+class _Missing:
+    """A key that is not in the document (distinct from a key whose value is null)."""
+
+    def __repr__(self) -> str:
+        return "<missing>"
+
+
+MISSING: Final = _Missing()
+
+_SECTION = re.compile(r"^[ \t]*\[([^\]\r\n]+)\][ \t]*$")
+_COMMENT = re.compile(r"^[ \t]*[#;]")
+_INI_KEY = re.compile(r"^([^ \t=:\r\n#;\[][^=:\r\n]*?)([ \t]*[=:][ \t]*)(.*?)[ \t\r]*$")
+
+
+def _lines(text: str) -> list[str]:
+    return text.splitlines(keepends=True)
+
+
+def _ending(lines: Sequence[str]) -> str:
+    for line in lines:
+        if line.endswith("\r\n"):
+            return "\r\n"
+    return "\n"
+
+
+def _with_header(lines: list[str], header: str | None) -> str:
+    body = list(lines)
+    while body and body[0].startswith(f"# {MARK}"):
+        body.pop(0)
+    if header:
+        return header + "".join(body)
+    return "".join(body)
+
+
+@dataclass
+class _Entry:
+    key: str
+    start: int
+    end: int  # exclusive; continuation lines included
+    value: str
+    lead: str  # "key = " as written, reused when the value changes
+
+
+@dataclass
+class _Section:
+    name: str | None
+    header: int  # index of the [name] line (-1 for the preamble)
+    end: int  # exclusive
+    entries: list[_Entry]
+
+
+class IniDoc:
+    """An INI file edited in place. Paths are ``(section, key)``."""
+
+    def __init__(self, text: str = "", delimiter: str = " = ") -> None:
+        self.lines = _lines(text)
+        self.delimiter = delimiter
+
+    def _scan(self) -> list[_Section]:
+        sections = [_Section(None, -1, 0, [])]
+        for i, line in enumerate(self.lines):
+            m = _SECTION.match(line.rstrip("\r\n"))
+            if m:
+                sections[-1].end = i
+                sections.append(_Section(m.group(1).strip(), i, i + 1, []))
+                continue
+            sections[-1].end = i + 1
+            if not line.strip() or _COMMENT.match(line):
+                continue
+            current = sections[-1]
+            if line[0] in " \t" and current.entries and current.entries[-1].end == i:
+                entry = current.entries[-1]  # continuation of a multi-line value
+                entry.end = i + 1
+                entry.value += "\n" + line.strip()
+                continue
+            k = _INI_KEY.match(line.rstrip("\r\n"))
+            if k:
+                key = k.group(1).strip()
+                current.entries.append(_Entry(key, i, i + 1, k.group(3), k.group(1) + k.group(2)))
+        return sections
+
+    def _find(self, section: str, key: str) -> _Entry | None:
+        found = None
+        for sec in self._scan():
+            if sec.name == section:
+                for entry in sec.entries:
+                    if entry.key == key:
+                        found = entry
+        return found
+
+    def get(self, path: Sequence[str]) -> object:
+        entry = self._find(path[0], path[1])
+        return MISSING if entry is None else entry.value
+
+    def depth_existing(self, path: Sequence[str]) -> int:
+        return int(any(s.name == path[0] for s in self._scan()))
+
+    def _delimiter(self) -> str:
+        for sec in self._scan():
+            for entry in sec.entries:
+                return entry.lead[len(entry.key) :] if entry.lead.startswith(entry.key) else "="
+        return self.delimiter
+
+    def set(self, path: Sequence[str], value: str) -> None:
+        section, key = path[0], path[1]
+        nl = _ending(self.lines)
+        entry = self._find(section, key)
+        if entry is not None:
+            self.lines[entry.start : entry.end] = [entry.lead + value.replace("\n", " ") + nl]
+            return
+        line = f"{key}{self._delimiter()}{value.replace(chr(10), ' ')}{nl}"
+        target = [s for s in self._scan() if s.name == section]
+        if target:
+            sec = target[-1]
+            at = sec.entries[-1].end if sec.entries else sec.header + 1
+            self.lines.insert(at, line)
+            return
+        if self.lines and not self.lines[-1].endswith("\n"):
+            self.lines[-1] += nl
+        if self.lines and self.lines[-1].strip():
+            self.lines.append(nl)
+        self.lines += [f"[{section}]{nl}", line]
+
+    def delete(self, path: Sequence[str], keep: int) -> None:
+        section, key = path[0], path[1]
+        entry = self._find(section, key)
+        if entry is not None:
+            del self.lines[entry.start : entry.end]
+        if keep >= 1:
+            return
+        for sec in reversed(self._scan()):
+            if sec.name != section:
+                continue
+            body = self.lines[sec.header + 1 : sec.end]
+            if sec.entries or any(line.strip() for line in body):
+                return
+            start = sec.header
+            if start > 0 and not self.lines[start - 1].strip():
+                start -= 1  # the blank line mien put before the section
+            del self.lines[start : sec.end]
+            return
+
+    def is_empty(self) -> bool:
+        return not any(
+            line.strip() and not line.startswith(f"# {MARK}") and not _SECTION.match(line.strip())
+            for line in self.lines
+        ) and not any(s.entries for s in self._scan())
+
+    def render(self, header: str | None) -> str:
+        return _with_header(self.lines, header)
+
+
+# --- env files -------------------------------------------------------------------------
+
+_ENV_LINE = re.compile(
+    r"^([ \t]*(?:export[ \t]+)?)([A-Za-z_][A-Za-z0-9_]*)[ \t]*=[ \t]*(.*?)[\r]?$"
+)
+_BARE = re.compile(r"^[A-Za-z0-9_./:@%+,=^-]+$")
+
+
+def env_quote(value: str) -> str:
+    """A value for an env file: bare when safe, else double-quoted with escapes."""
+    if _BARE.match(value):
+        return value
+    escaped = (
+        value.replace("\\", "\\\\")
+        .replace('"', '\\"')
+        .replace("$", "\\$")
+        .replace("`", "\\`")
+        .replace("\n", "\\n")
+    )
+    return f'"{escaped}"'
+
+
+def env_unquote(raw: str) -> str:
+    """The value of an env-file assignment's right-hand side."""
+    raw = raw.strip()
+    if raw.startswith("'"):
+        end = raw.find("'", 1)
+        return raw[1:] if end < 0 else raw[1:end]
+    if raw.startswith('"'):
+        out: list[str] = []
+        i = 1
+        while i < len(raw) and raw[i] != '"':
+            if raw[i] == "\\" and i + 1 < len(raw):
+                nxt = raw[i + 1]
+                out.append("\n" if nxt == "n" else nxt)
+                i += 2
+            else:
+                out.append(raw[i])
+                i += 1
+        return "".join(out)
+    return re.sub(r"[ \t]+#.*$", "", raw)
+
+
+class EnvDoc:
+    """A ``KEY=VALUE`` file edited in place. Paths are ``(key,)``."""
+
+    def __init__(self, text: str = "") -> None:
+        self.lines = _lines(text)
+
+    def _find(self, key: str) -> tuple[int, str] | None:
+        found = None
+        for i, line in enumerate(self.lines):
+            if _COMMENT.match(line):
+                continue
+            m = _ENV_LINE.match(line.rstrip("\n"))
+            if m and m.group(2) == key:
+                found = (i, m.group(1))
+        return found
+
+    def get(self, path: Sequence[str]) -> object:
+        found = self._find(path[0])
+        if found is None:
+            return MISSING
+        m = _ENV_LINE.match(self.lines[found[0]].rstrip("\n"))
+        assert m is not None
+        return env_unquote(m.group(3))
+
+    def depth_existing(self, path: Sequence[str]) -> int:
+        return 0
+
+    def set(self, path: Sequence[str], value: str) -> None:
+        nl = _ending(self.lines)
+        found = self._find(path[0])
+        if found is not None:
+            self.lines[found[0]] = f"{found[1]}{path[0]}={env_quote(value)}{nl}"
+            return
+        if self.lines and not self.lines[-1].endswith("\n"):
+            self.lines[-1] += nl
+        self.lines.append(f"{path[0]}={env_quote(value)}{nl}")
+
+    def delete(self, path: Sequence[str], keep: int) -> None:
+        found = self._find(path[0])
+        if found is not None:
+            del self.lines[found[0]]
+
+    def is_empty(self) -> bool:
+        return not any(line.strip() and not line.startswith(f"# {MARK}") for line in self.lines)
+
+    def render(self, header: str | None) -> str:
+        return _with_header(self.lines, header)

@@ -1,0 +1,120 @@
+"""Every persona setting no handler gives effect to → ``/etc/mien/settings.json``.
+
+A setting is *claimed* when a registered handler lists it (or a parent of it) in its
+``settings``; see :func:`mien.agent.registry.claimed_settings`. The maps ``os_settings``,
+``application_settings`` and ``behavioral_settings`` are judged key by key, other fields
+as a whole; an ``application_configuration`` entry without a ``path`` is never a file, so
+it is stored. Each stored key gets a ``stored`` note — it is kept on the machine where
+programs and scripts can read it, and never reported as applied. Identity fields and the
+fields the engine (hook scripts) and the command router handle are not settings here.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any, ClassVar
+
+from mien.agent import registry
+from mien.agent.handlers.base import (
+    BaseHandler,
+    Context,
+    FileSpec,
+    FileState,
+    HandlerPlan,
+    Note,
+)
+from mien.spec.canonical import canonical
+from mien.spec.compose import format_key
+from mien.spec.models import Persona
+
+PATH = "/etc/mien/settings.json"
+NOT_SETTINGS = frozenset(
+    {
+        "name",
+        "display_name",
+        "description",
+        "extends",
+        "default_persona",
+        "labels",
+        "locked",
+        "pre_activation_script",  # run by the engine around every apply
+        "post_activation_script",
+        "command_overrides",  # the command router's table
+        "restricted_commands",
+    }
+)
+PER_KEY = frozenset({"os_settings", "application_settings", "behavioral_settings"})
+ADAPTATION = frozenset(
+    {
+        "priority_metrics",
+        "learning_domains",
+        "trust_levels",
+        "adaptation_rules",
+        "decay_rate",
+        "external_data_sources",
+        "automated_responses",
+    }
+)
+
+
+def is_claimed(key: str, claimed: Iterable[str]) -> bool:
+    return any(key == c or key.startswith(c + ".") for c in claimed)
+
+
+def unclaimed(data: Mapping[str, Any], claimed: Iterable[str]) -> dict[str, Any]:
+    """The canonical persona's settings that no handler claims, by key path."""
+    claimed = frozenset(claimed)
+    out: dict[str, Any] = {}
+    for field, value in data.items():
+        if field in NOT_SETTINGS:
+            continue
+        if field in PER_KEY and isinstance(value, Mapping):
+            for key, item in value.items():
+                path = format_key((field, key))
+                if not is_claimed(path, claimed):
+                    out[path] = item
+        elif field == "application_configuration" and isinstance(value, Mapping):
+            for app, cfg in value.items():
+                path = format_key((field, app))
+                has_file = isinstance(cfg, Mapping) and cfg.get("path")
+                if not (has_file and is_claimed(path, claimed)):
+                    out[path] = cfg
+        elif not is_claimed(field, claimed):
+            out[field] = value
+    return out
+
+
+def note_for(key: str) -> str:
+    if key.split(".", 1)[0] in ADAPTATION:
+        return f"stored in {PATH}, not applied: no handler (the adaptation runtime does not read it yet)"
+    if key.startswith("application_configuration."):
+        return f"stored in {PATH}, not applied: no path, so no file to write"
+    return f"stored in {PATH}, not applied: no handler"
+
+
+class SettingsStoreHandler(BaseHandler):
+    name: ClassVar[str] = "settings_store"
+    settings: ClassVar[tuple[str, ...]] = ()
+    order: ClassVar[int] = 90
+
+    def plan(self, ctx: Context, persona: Persona) -> HandlerPlan:
+        stored = unclaimed(canonical(persona), registry.claimed_settings())
+        document = {
+            "managed_by": "mien",
+            "persona": ctx.persona_name,
+            "note": "Persona settings no handler applies: kept here for programs and scripts.",
+            "settings": stored,
+        }
+        body = json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+        return HandlerPlan(
+            files=[
+                FileSpec(
+                    PATH,
+                    FileState(body.encode(), 0o644, 0, 0),
+                    {"keys": sorted(stored)},
+                    f"{len(stored)} stored setting(s)",
+                )
+            ],
+            notes=[Note(key, "stored", note_for(key)) for key in stored],
+        )

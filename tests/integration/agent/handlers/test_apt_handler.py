@@ -1,0 +1,175 @@
+"""The packages_apt handler: what it decides from a root's dpkg database, its refusal of
+roots that are not Debian, and — on a Debian machine, as root — a real install and undo of
+a tiny package built here, from a local file repository that only this test's apt
+configuration (``APT_CONFIG``) knows about, so the machine's own apt setup is not touched."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from mien.agent.handlers.apt import RECORD, STATUS, AptHandler, parse_status
+from mien.agent.handlers.base import Context, HandlerError, lookup_user
+
+from .conftest import install_program
+
+DPKG_STATUS = """\
+Package: ripgrep
+Status: install ok installed
+Version: 13.0.0-4+b2
+
+Package: leftover
+Status: install ok installed
+Version: 2.0-1
+"""
+
+
+def debian(driver) -> None:  # type: ignore[no-untyped-def]
+    status = driver.path(STATUS)
+    status.parent.mkdir(parents=True)
+    status.write_text(DPKG_STATUS)
+    install_program(driver.root, "/usr/bin/apt-get", "#!/bin/sh\nexit 1\n")
+
+
+def test_a_root_that_is_not_debian_is_refused(driver) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(
+        HandlerError, match=r"apt packages need a Debian or Ubuntu system.*var/lib/dpkg/status"
+    ):
+        driver.plan(AptHandler(), {"required_applications": [{"name": "ripgrep"}]})
+    # Without apt packages the root does not matter.
+    assert (
+        driver.plan(
+            AptHandler(), {"required_applications": [{"name": "x", "manager": "pip"}]}
+        ).operations
+        == []
+    )
+
+
+def test_plan_from_the_dpkg_database(driver) -> None:  # type: ignore[no-untyped-def]
+    debian(driver)
+    result = driver.plan(
+        AptHandler(),
+        {
+            "required_applications": [
+                {"name": "ripgrep", "version": "latest"},
+                {"name": "jq"},
+                {"name": "nginx", "version": "1.22.1-9"},
+                {"name": "bad", "version": ">=2"},
+                {"name": "left-pad", "manager": "npm"},
+                {"name": "pandas", "manager": "pip"},
+            ]
+        },
+    )
+    assert [op.key for op in result.operations] == ["apt:install"]
+    data = result.operations[0].data
+    assert data["install"] == ["jq", "nginx=1.22.1-9"]
+    assert data["before"] == ["leftover", "ripgrep"]
+    assert [f.path for f in result.files] == [RECORD]
+    assert result.files[0].meta == {"installed": ["jq", "nginx"]}
+    notes = [(n.status, n.message) for n in result.notes]
+    assert ("pending", "no handler for npm packages: left-pad not installed") in notes
+    assert any(s == "error" and m.startswith("bad >=2") for s, m in notes)
+    assert ("applied", "apt: 1 package(s) present, 2 to install") in notes
+
+
+def test_switch_removes_only_what_mien_installed(driver) -> None:  # type: ignore[no-untyped-def]
+    debian(driver)
+    handler = AptHandler()
+    record = {"installed": ["leftover"]}
+    from mien.agent.handlers.base import ManagedRecord
+
+    driver.managed[RECORD] = ManagedRecord(RECORD, handler.name, None, record)
+    result = driver.plan(handler, {"required_applications": [{"name": "ripgrep"}]})
+    assert [(op.key, dict(op.data)) for op in result.operations] == [
+        ("apt:remove", {"remove": ["leftover"], "versions": {"leftover": "2.0-1"}})
+    ]
+    assert result.files == []  # mien installed nothing that stays
+
+
+CONTROL = """\
+Package: mien-test-tiny
+Version: 1.0
+Architecture: all
+Maintainer: mien tests <tests@example.invalid>
+Description: tiny package for the apt handler tests
+"""
+
+
+def _debian_machine() -> str | None:
+    if os.geteuid() != 0:
+        return "needs root (installs a package on this machine)"
+    for tool in ("apt-get", "dpkg", "dpkg-deb", "dpkg-scanpackages"):
+        if shutil.which(tool) is None:
+            return f"needs {tool}"
+    if "mien-test-tiny" in parse_status(Path(STATUS).read_text())[0]:
+        return "mien-test-tiny is already installed on this machine"
+    return None
+
+
+@pytest.mark.root
+@pytest.mark.slow
+@pytest.mark.skipif(_debian_machine() is not None, reason=str(_debian_machine()))
+def test_real_install_and_undo_on_this_machine(tmp_path: Path) -> None:
+    pkg = tmp_path / "pkg"
+    (pkg / "DEBIAN").mkdir(parents=True)
+    (pkg / "DEBIAN/control").write_text(CONTROL)
+    doc = pkg / "usr/share/doc/mien-test-tiny"
+    doc.mkdir(parents=True)
+    (doc / "README").write_text("installed by mien's tests\n")
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    subprocess.run(
+        [
+            "dpkg-deb",
+            "--root-owner-group",
+            "--build",
+            str(pkg),
+            str(repo / "mien-test-tiny_1.0_all.deb"),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    packages = subprocess.run(
+        ["dpkg-scanpackages", "."], cwd=repo, check=True, capture_output=True, text=True
+    ).stdout
+    (repo / "Packages").write_text(packages)
+    state = tmp_path / "apt"
+    for d in ("lists/partial", "cache/archives/partial", "sources.list.d"):
+        (state / d).mkdir(parents=True)
+    (state / "sources.list").write_text(f"deb [trusted=yes] file:{repo} ./\n")
+    config = tmp_path / "apt.conf"
+    config.write_text(
+        f'Dir::Etc::SourceList "{state}/sources.list";\n'
+        f'Dir::Etc::SourceParts "{state}/sources.list.d";\n'
+        f'Dir::State::Lists "{state}/lists";\n'
+        f'Dir::Cache "{state}/cache";\n'
+        'Acquire::AllowInsecureRepositories "true";\n'
+    )
+    ctx = Context(
+        Path("/"), lookup_user(Path("/"), "root"), "apt-test", {}, env={"APT_CONFIG": str(config)}
+    )
+    handler = AptHandler()
+    result = handler.plan(ctx, _persona())
+    assert [op.key for op in result.operations] == ["apt:install"]
+    op = result.operations[0]
+    try:
+        handler.perform(ctx, op.data)
+        assert parse_status(Path(STATUS).read_text())[0].get("mien-test-tiny") == "1.0"
+        assert Path("/usr/share/doc/mien-test-tiny/README").exists()
+        assert handler.plan(ctx, _persona()).operations == []  # installed: nothing to do
+    finally:
+        handler.revert(ctx, op.data)
+    assert "mien-test-tiny" not in parse_status(Path(STATUS).read_text())[0]
+    assert not Path("/usr/share/doc/mien-test-tiny").exists()
+    assert json.loads(json.dumps(dict(op.data)))  # the undo data is plain JSON
+
+
+def _persona():  # type: ignore[no-untyped-def]
+    from mien.spec.models import Persona
+
+    return Persona.model_validate({"required_applications": [{"name": "mien-test-tiny"}]})
