@@ -699,3 +699,20 @@ def test_reference_quotes_real_messages(snippet: str, message: str, tmp_path: Pa
     result = mien("validate", "p.yaml", cwd=tmp_path)
     assert result.returncode == 1
     assert result.stdout.rstrip("\n").endswith(message)
+
+
+def test_a_broken_parent_checked_with_its_child_is_reported_once(company: Path) -> None:
+    (company / "team" / "base.yaml").write_text("name: base\ndecay_rate: 9\n")
+    result = mien("validate", "team", cwd=company)
+    assert result.returncode == 1
+    assert result.stdout == (
+        "team/base.yaml:2:13: decay_rate: must be less than or equal to 1\n"
+        "team/dev.yaml:1:10: extends: cannot compose with 'base': see the problems in "
+        "team/base.yaml\n"
+    )
+    assert result.stderr == "2 problems in 2 files\n"
+    as_json = json.loads(mien("validate", "-o", "json", "team", cwd=company).stdout)
+    assert [(f["file"], f["valid"], len(f["problems"])) for f in as_json["files"]] == [
+        ("team/base.yaml", False, 1),
+        ("team/dev.yaml", False, 1),
+    ]

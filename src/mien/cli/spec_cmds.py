@@ -149,12 +149,14 @@ def _expand(paths: list[Path]) -> list[tuple[Path, str | None]]:
 
 def check_file(path: Path, catalog: Catalog) -> tuple[Document | None, list[Problem]]:
     """Every problem of one file: its own, then those of composing it with its parents."""
-    from mien.spec.errors import SpecError
+    from mien.spec.errors import Problem, SpecError
 
     try:
         doc = catalog.load(path)
     except SpecError as exc:
         return None, list(exc.problems)
+    except Exception as exc:  # a bug in mien: still one line about this file, not a traceback
+        return None, [Problem(str(path), 0, 0, (), f"internal error, please report: {exc!r}")]
     problems = list(doc.warnings)
     if doc.data.get("extends"):
         try:
@@ -172,6 +174,8 @@ def check_file(path: Path, catalog: Catalog) -> tuple[Document | None, list[Prob
                         f"see the problems in {', '.join(parents)}",
                     ),
                 )
+        except Exception as exc:  # a bug in mien, as above
+            problems.append(Problem(str(path), 0, 0, (), f"internal error, please report: {exc!r}"))
         else:
             problems.extend(resolved.warnings)
     seen: set[str] = set()
@@ -210,18 +214,28 @@ def validate(
     ] = False,
 ) -> None:
     from mien.spec.catalog import Catalog
+    from mien.spec.errors import Problem
 
     catalog = Catalog(personas or [])
     reports: list[tuple[str, list[Problem]]] = []
     names: dict[str, str | None] = {}
-    for path, trouble in _expand(files):
+    expanded = _expand(files)
+    checked = {str(path) for path, _ in expanded}
+    seen: set[str] = set()
+    for path, trouble in expanded:
         if trouble is not None:
-            from mien.spec.errors import Problem
-
             reports.append((str(path), [Problem(str(path), 0, 0, (), trouble)]))
             continue
         doc, problems = check_file(path, catalog)
-        reports.append((str(path), problems))
+        # A parent's problems belong to the parent's own report when it is checked too,
+        # and every problem is printed once.
+        mine = [
+            p
+            for p in problems
+            if (p.source == str(path) or p.source not in checked) and str(p) not in seen
+        ]
+        seen.update(str(p) for p in mine)
+        reports.append((str(path), mine))
         names[str(path)] = doc.name if doc is not None else None
     failed = any(p.severity == "error" or strict for _, ps in reports for p in ps)
     if output is TextOrJson.json:
