@@ -17,7 +17,7 @@ import json
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -270,6 +270,15 @@ def validate(
 
 def resolve_files(file: Path, overlays: list[Path], personas: list[Path]) -> Resolved:
     """Load ``file`` and ``overlays`` and compose them; every problem at once, or fail."""
+    try:
+        return _resolve_files(file, overlays, personas)
+    except common.CommandFailed:
+        raise
+    except Exception as exc:  # a bug in mien: a message, not a traceback
+        common.fail(f"internal error, please report: {exc!r}")
+
+
+def _resolve_files(file: Path, overlays: list[Path], personas: list[Path]) -> Resolved:
     from mien.spec.catalog import Catalog
     from mien.spec.document import load_file
     from mien.spec.errors import SpecError
@@ -320,147 +329,6 @@ def render(
     sys.stdout.write(text)
 
 
-def key_path(text: str, data: Any) -> tuple[str | int, ...]:
-    """``adaptation_rules[0].when`` → ``("adaptation_rules", 0, "when")``; list indexes
-    become ints where ``data`` has a list, other parts stay strings."""
-    import re
-
-    from mien.spec.compose import parse_key
-
-    text = re.sub(r"\[(-?\d+)\]", r".\1", text.strip())
-    parts = parse_key(text.lstrip("."))
-    out: list[str | int] = []
-    node = data
-    for part in parts:
-        if isinstance(node, list) and part.lstrip("-").isdigit():
-            out.append(int(part))
-            index = int(part)
-            node = node[index] if -len(node) <= index < len(node) else None
-        else:
-            out.append(part)
-            node = node.get(part) if isinstance(node, dict) else None
-    return tuple(out)
-
-
-def _short(value: Any) -> str:
-    """A value on one line, for "overrode ... (old value)"."""
-    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-    text = text.replace("\n", "\\n")
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def display_key(path: tuple[str | int, ...]) -> str:
-    """A key path as users write it: ``a[0].b``, with parts that contain dots quoted."""
-    from mien.spec.errors import format_path
-
-    return format_path([f'"{p}"' if isinstance(p, str) and "." in p else p for p in path])
-
-
-def explain_report(resolved: Resolved, path: tuple[str | int, ...]) -> dict[str, Any] | None:
-    """What ``explain`` prints, as data: the value and its origins grouped by key path.
-
-    ``None`` when no document sets ``path`` and the language has no default for it.
-    """
-    from mien.spec.compose import DELETED, lookup
-
-    value, origins = resolved.explain(path)
-    if value is DELETED and all(len(o.path) < len(path) for o in origins):
-        origins = []  # e.g. an index past the end of a list: nothing there to explain
-    default = False
-    if value is DELETED and not origins:
-        full = resolved.persona.model_dump(mode="json", by_alias=True)
-        value = lookup(full, path)
-        if value is DELETED or value is None:  # None: an optional setting nobody set
-            return None
-        default = True
-    groups: dict[tuple[str | int, ...], list[Any]] = {}
-    for origin in origins:
-        groups.setdefault(tuple(origin.path), []).append(origin)
-    keys = []
-    for key, items in groups.items():
-        last, earlier = items[-1], items[:-1]
-        # A key set as part of a larger value (lists replace whole) sits at the same path
-        # inside the layer that set that value: point there, not at the whole value.
-        part_of = len(key) < len(path)
-
-        def at(origin: Any, part_of: bool = part_of) -> str:
-            return str(origin.layer.position(path) if part_of else origin.describe())
-
-        keys.append(
-            {
-                "key": display_key(key),
-                "part_of": display_key(key) if part_of else None,
-                "deleted": last.value is DELETED,
-                "set_by": at(last),
-                "overrode": [
-                    {
-                        "at": at(o),
-                        "value": None if old is DELETED else old,
-                        "deleted": o.value is DELETED,
-                        "absent": old is DELETED and o.value is not DELETED,
-                    }
-                    for o in reversed(earlier)
-                    for old in [lookup(o.value, path[len(key) :]) if part_of else o.value]
-                ],
-            }
-        )
-    return {
-        "key": display_key(path),
-        "value": None if value is DELETED else value,
-        "deleted": value is DELETED,
-        "default": default,
-        "origins": keys,
-    }
-
-
-def explain_lines(report: dict[str, Any]) -> list[str]:
-    """The report for people: the value, then "set by" / "overrode" lines."""
-    from mien.spec.canonical import to_yaml
-
-    key = report["key"]
-    lines: list[str] = []
-    if report["deleted"]:
-        lines.append(f"{key}: (deleted)")
-    else:
-        lines.extend(to_yaml({key: report["value"]}).rstrip("\n").splitlines())
-    if report["default"]:
-        lines.append("not set by any document: this is the language's default")
-    for item in report["origins"]:
-        who = "" if item["key"] == key or item["part_of"] else f"{item['key']} "
-        part = f" (with all of {item['part_of']})" if item["part_of"] else ""
-        verb = "deleted by" if item["deleted"] else "set by"
-        lines.append(f"{who}{verb} {item['set_by']}{part}")
-        for old in item["overrode"]:
-            was = (
-                "deleted" if old["deleted"] else "absent" if old["absent"] else _short(old["value"])
-            )
-            lines.append(f"{who}overrode {old['at']} ({was})")
-    return lines
-
-
-def _unknown_key(resolved: Resolved, path: tuple[str | int, ...]) -> str:
-    import difflib
-
-    from mien.spec.compose import lookup
-    from mien.spec.models import TOP_LEVEL_FIELDS
-
-    head = str(path[0])
-    if head not in TOP_LEVEL_FIELDS:
-        hint = difflib.get_close_matches(head, TOP_LEVEL_FIELDS, 1)
-        extra = (
-            f"; did you mean {hint[0]!r}?" if hint else f" (fields: {', '.join(TOP_LEVEL_FIELDS)})"
-        )
-        return f"{head!r} is not a persona field{extra}"
-    for cut in range(len(path) - 1, 0, -1):
-        parent = lookup(resolved.data, path[:cut])
-        where = display_key(path[:cut])
-        if isinstance(parent, dict) and parent:
-            return f"{display_key(path)} is not set ({where} has {', '.join(map(str, parent))})"
-        if isinstance(parent, list):
-            return f"{display_key(path)} is not set ({where} has {plural(len(parent), 'item')})"
-    return f"{display_key(path)} is not set by any document"
-
-
 def explain(
     file: Annotated[Path, typer.Argument(metavar="FILE", help="The persona to look into.")],
     key: Annotated[str, typer.Argument(metavar="KEY.PATH", help="e.g. os_settings.theme")],
@@ -468,6 +336,8 @@ def explain(
     personas: Annotated[list[Path] | None, _PERSONAS] = None,
     output: Annotated[TextOrJson, _OUTPUT] = TextOrJson.text,
 ) -> None:
+    from mien.cli.spec_explain import explain_lines, explain_report, key_path, unknown_key
+
     resolved = resolve_files(file, overlay or [], personas or [])
     try:
         path = key_path(key, resolved.data)
@@ -475,7 +345,7 @@ def explain(
         common.fail(str(exc), 2)
     report = explain_report(resolved, path)
     if report is None:
-        common.fail(_unknown_key(resolved, path))
+        common.fail(unknown_key(resolved, path))
     if output is TextOrJson.json:
         common.print_json(report)
     else:

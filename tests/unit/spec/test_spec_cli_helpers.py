@@ -10,14 +10,8 @@ from typing import Any
 import pytest
 from tests.unit.spec.spec_helpers import doc, finder
 
-from mien.cli.spec_cmds import (
-    _paragraphs,
-    display_key,
-    explain_lines,
-    explain_report,
-    key_path,
-    summary,
-)
+from mien.cli.spec_cmds import _paragraphs, summary
+from mien.cli.spec_explain import display_key, explain_lines, explain_report, key_path
 from mien.spec.compose import resolve
 from mien.spec.errors import Problem
 
