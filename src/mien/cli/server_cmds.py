@@ -1,0 +1,294 @@
+"""``mien server``: run one replica of the Persona Manager Service, and its offline tools.
+
+``mien server`` serves the API (SQLite in the data directory by default, or ``--db
+postgresql+asyncpg://…`` for any number of replicas); ``mien server new-admin-token`` and
+``mien server audit-verify`` work on the database directly, with or without a running
+server. One process is one replica: run more processes (on PostgreSQL) to scale out.
+
+Only the standard library and Typer are imported here; the server is imported when a
+command runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from mien.cli.common import fail, info
+
+HELP = (
+    "Run the Persona Manager Service (one replica). SQLite in the data directory by "
+    "default; --db postgresql+asyncpg://USER:PASSWORD@HOST/DB for several replicas."
+)
+
+DataOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--data",
+        help="Data directory (SQLite database, admin token file). "
+        "Default: $XDG_DATA_HOME/mien or ~/.local/share/mien.",
+        show_default=False,
+    ),
+]
+DbOption = Annotated[
+    str | None,
+    typer.Option(
+        "--db",
+        help="Database URL (sqlite+aiosqlite:///PATH or postgresql+asyncpg://…). "
+        "Default: SQLite in the data directory.",
+        show_default=False,
+    ),
+]
+
+
+def _settings(**given: Any) -> Any:
+    from mien.server.settings import Settings, SettingsError
+
+    try:
+        return Settings.build(**given)
+    except SettingsError as exc:
+        fail(f"server settings: {exc}", 2)
+
+
+def _raise_fd_limit() -> None:
+    """Thousands of long-polls need thousands of descriptors: use the hard limit."""
+    try:
+        import resource
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft < hard:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    except (ImportError, ValueError, OSError):
+        pass
+
+
+async def _preflight(settings: Any) -> None:
+    """Open the database and migrate it before uvicorn starts, so a bad URL or an
+    unreachable server is one clear message instead of a traceback from the lifespan."""
+    from mien.server.store import migrate
+    from mien.server.store.db import Database
+
+    db = Database(settings.database_url)
+    try:
+        await migrate.upgrade(db)
+    finally:
+        await db.dispose()
+
+
+def _check_tls(cert: Path | None, key: Path | None) -> None:
+    if cert is None or key is None:
+        return
+    import ssl
+
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(str(cert), str(key))
+    except FileNotFoundError as exc:
+        fail(f"--tls-cert/--tls-key: {exc.filename}: no such file", 2)
+    except (ssl.SSLError, OSError) as exc:
+        fail(f"--tls-cert {cert} / --tls-key {key}: cannot load: {exc}", 2)
+
+
+def _open_database(settings: Any) -> None:
+    from mien.server.settings import redact_url
+
+    try:
+        asyncio.run(_preflight(settings))
+    except Exception as exc:  # the driver's own exception types vary
+        fail(f"cannot open the database {redact_url(settings.database_url)}: {_first_line(exc)}", 1)
+
+
+def serve(settings: Any, *, access_log: bool = False) -> None:
+    """Run one replica until SIGTERM/SIGINT, then stop gracefully: waiting long-polls are
+    answered at once (503, reconnect), queued reports are written, nothing is lost."""
+    import contextlib
+    import logging
+    import signal
+    import threading
+
+    import uvicorn
+
+    from mien.server.app import create_app
+    from mien.server.settings import redact_url
+
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    _raise_fd_limit()
+    try:
+        settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as exc:
+        fail(f"--data {settings.data_dir}: cannot create it: {exc.strerror or exc}", 1)
+    _check_tls(settings.tls_cert, settings.tls_key)
+    _open_database(settings)
+
+    def announce(secret: str, path: Path) -> None:
+        info("")
+        info("  First start: an admin token was created. It is shown this once:")
+        info(f"    {secret}")
+        info(f"  It is also in {path} (mode 0600). Use it as: Authorization: Bearer <token>")
+        info("")
+
+    app = create_app(settings, on_admin_token=announce)
+    state = app.state.mien
+    scheme = "https" if settings.tls_cert else "http"
+    info(f"mien server: data directory {settings.data_dir}")
+    info(f"mien server: database {redact_url(settings.database_url)}")
+    info(f"mien server: admin token file {settings.admin_token_path} (written on first start)")
+    info(f"mien server: serving {scheme}://{settings.host}:{settings.port}/api/v1")
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            state.request_shutdown()
+            super().handle_exit(sig, frame)
+
+        @contextlib.contextmanager
+        def capture_signals(self) -> Any:
+            # Like uvicorn's, without re-raising the signal afterwards: a graceful stop
+            # exits 0.
+            if threading.current_thread() is not threading.main_thread():
+                yield
+                return
+            handled = (signal.SIGINT, signal.SIGTERM)
+            original = {sig: signal.signal(sig, self.handle_exit) for sig in handled}
+            try:
+                yield
+            finally:
+                for sig, handler in original.items():
+                    signal.signal(sig, handler)
+
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        ssl_certfile=str(settings.tls_cert) if settings.tls_cert else None,
+        ssl_keyfile=str(settings.tls_key) if settings.tls_key else None,
+        backlog=settings.backlog,
+        log_config=None,
+        log_level=settings.log_level,
+        access_log=access_log,
+        server_header=False,
+        timeout_keep_alive=int(max(5, settings.longpoll_max_wait + 5)),
+        timeout_graceful_shutdown=30,
+    )
+    Server(config).run()
+
+
+def register(app: typer.Typer) -> None:
+    server = typer.Typer(name="server", help=HELP, no_args_is_help=False)
+
+    @server.callback(invoke_without_command=True)
+    def run(
+        ctx: typer.Context,
+        host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+        port: Annotated[int, typer.Option("--port", help="TCP port.")] = 8470,
+        data: DataOption = None,
+        db: DbOption = None,
+        tls_cert: Annotated[
+            Path | None, typer.Option("--tls-cert", help="PEM certificate: serve HTTPS.")
+        ] = None,
+        tls_key: Annotated[
+            Path | None, typer.Option("--tls-key", help="PEM private key of --tls-cert.")
+        ] = None,
+        max_body: Annotated[
+            int | None,
+            typer.Option("--max-body", help="Largest request body in bytes (default 4 MiB)."),
+        ] = None,
+        log_level: Annotated[
+            str, typer.Option("--log-level", help="debug, info, warning or error.")
+        ] = "info",
+        access_log: Annotated[
+            bool, typer.Option("--access-log", help="Log every request.")
+        ] = False,
+    ) -> None:
+        """Serve the API until SIGTERM or Ctrl-C (then stop gracefully)."""
+        if ctx.invoked_subcommand is not None:
+            return
+        settings = _settings(
+            host=host,
+            port=port,
+            data_dir=data,
+            db_url=db,
+            tls_cert=tls_cert,
+            tls_key=tls_key,
+            max_body_bytes=max_body,
+            log_level=log_level.lower(),
+        )
+        serve(settings, access_log=access_log)
+
+    @server.command("new-admin-token")
+    def new_admin_token(
+        data: DataOption = None,
+        db: DbOption = None,
+        name: Annotated[
+            str, typer.Option("--name", help="Name of the new token.")
+        ] = "admin-recovery",
+    ) -> None:
+        """Make another admin token directly in the database (e.g. the first one was lost).
+        Prints it once and writes it to the admin token file (0600)."""
+        settings = _settings(data_dir=data, db_url=db)
+        secret = asyncio.run(_new_admin_token(settings, name))
+        info(f"admin token {name!r} written to {settings.admin_token_path} (mode 0600)")
+        sys.stdout.write(secret + "\n")
+
+    @server.command("audit-verify")
+    def audit_verify(data: DataOption = None, db: DbOption = None) -> None:
+        """Check the audit log's hash chain directly in the database (exit 1 if broken)."""
+        settings = _settings(data_dir=data, db_url=db)
+        ok, records, head, reason = asyncio.run(_verify(settings))
+        if not ok:
+            fail(f"audit chain BROKEN after {records} good record(s): {reason}", 1)
+        info(f"audit chain intact: {records} record(s), head {head or '(empty)'}")
+
+    app.add_typer(server, name="server")
+
+
+async def _new_admin_token(settings: Any, name: str) -> str:
+    import getpass
+
+    from mien.server.bootstrap import make_admin_token, write_secret
+    from mien.server.state import ServerState
+    from mien.server.store import migrate
+
+    state = ServerState(settings)
+    try:
+        await migrate.upgrade(state.db)
+        async with state.transaction() as tx:
+            actor = f"local:{getpass.getuser()}"
+            secret = await make_admin_token(tx, name, actor, "mien server new-admin-token")
+            # Written before the commit: a token nobody can read is never stored.
+            write_secret(settings.admin_token_path, secret)
+    except OSError as exc:
+        fail(f"cannot write {settings.admin_token_path}: {exc.strerror or exc}", 1)
+    except Exception as exc:
+        fail(f"cannot open the database: {_first_line(exc)}", 1)
+    finally:
+        await state.db.dispose()
+    return secret
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+async def _verify(settings: Any) -> tuple[bool, int, str | None, str | None]:
+    from mien.server.audit import verify
+    from mien.server.store.db import Database
+
+    db = Database(settings.database_url)
+    try:
+        async with db.read() as s:
+            result = await verify(s)
+    except Exception as exc:
+        fail(f"cannot read the audit log: {_first_line(exc)}", 1)
+    finally:
+        await db.dispose()
+    return result.ok, result.records, result.head, result.reason

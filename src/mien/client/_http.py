@@ -1,0 +1,190 @@
+"""What the sync and async clients share: a call described as data, how an answer becomes
+a typed result or a :class:`~mien.client.errors.ClientError`, and retry backoff.
+
+Each API operation is a :class:`Call` (method, path, parameters, body, and how to parse
+the answer). :class:`~mien.client.sync.Client` and the agent clients only *send* calls, so
+every operation is written once whichever transport runs it.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import ssl
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Generic, TypeVar
+
+import httpx
+from pydantic import BaseModel, ValidationError
+
+from mien.client import errors
+from mien.client.models import ErrorBody
+
+API = "/api/v1"
+T = TypeVar("T")
+M = TypeVar("M", bound=BaseModel)
+B = TypeVar("B", bound=BaseModel)
+
+
+@dataclass(frozen=True)
+class Call(Generic[T]):
+    """One request and how to read its answer."""
+
+    method: str
+    path: str
+    parse: Callable[[httpx.Response], T]
+    params: Mapping[str, Any] | list[tuple[str, Any]] | None = None
+    json: Any = None
+    content: bytes | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+    timeout: float | None = None  # overrides the client's (long-polls wait longer)
+
+    def request(self, client: httpx.Client | httpx.AsyncClient) -> httpx.Request:
+        params = _clean(self.params)
+        kwargs: dict[str, Any] = {"params": params, "headers": dict(self.headers)}
+        if self.json is not None:
+            kwargs["json"] = self.json
+        elif self.content is not None:
+            kwargs["content"] = self.content
+        if self.timeout is not None:
+            kwargs["timeout"] = httpx.Timeout(self.timeout, connect=10.0)
+        return client.build_request(self.method, self.path, **kwargs)
+
+
+def _clean(params: Mapping[str, Any] | list[tuple[str, Any]] | None) -> list[tuple[str, Any]]:
+    items = list(params.items()) if isinstance(params, Mapping) else list(params or [])
+    out = []
+    for key, value in items:
+        if value is None:
+            continue
+        if isinstance(value, bool):
+            value = "true" if value else "false"
+        out.append((key, value))
+    return out
+
+
+def model(cls: type[M]) -> Callable[[httpx.Response], M]:
+    def parse(response: httpx.Response) -> M:
+        try:
+            return cls.model_validate_json(response.content)
+        except ValidationError as exc:
+            raise errors.ProtocolError(
+                f"{response.request.method} {response.request.url.path}: the server's answer "
+                f"is not a valid {cls.__name__}: {exc.errors()[0].get('msg', exc)}",
+                status=response.status_code,
+                code="protocol",
+            ) from exc
+
+    return parse
+
+
+def build(cls: type[B], data: Mapping[str, Any]) -> B:
+    """A request body, checked before sending; bad arguments are a :class:`BadRequest`."""
+    try:
+        return cls.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors(include_url=False):
+            path = ".".join(str(p) for p in error["loc"]) or cls.__name__
+            message = str(error["msg"]).replace("Input should be ", "must be ", 1)
+            problems.append(f"{path}: {message}")
+        raise errors.BadRequest("; ".join(problems), code="invalid_request") from None
+
+
+def nothing(_response: httpx.Response) -> None:
+    return None
+
+
+def text(response: httpx.Response) -> str:
+    return response.text
+
+
+def check(response: httpx.Response) -> httpx.Response:
+    """Raise the matching :class:`ClientError` for an error status, with the server's words."""
+    status = response.status_code
+    if status < 400:
+        return response
+    cls = errors.error_for_status(status)
+    retry_after = _retry_after(response.headers.get("retry-after"))
+    where = f"{response.request.method} {response.request.url.path}"
+    try:
+        body = ErrorBody.model_validate_json(response.content)
+    except ValidationError:
+        snippet = response.text.strip().splitlines()[0][:200] if response.text.strip() else ""
+        message = f"{where}: HTTP {status}" + (f": {snippet}" if snippet else "")
+        raise cls(message, status=status, retry_after=retry_after) from None
+    raise cls(
+        body.detail,
+        status=status,
+        code=body.code,
+        problems=body.problems,
+        retry_after=retry_after,
+    )
+
+
+def _retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None
+
+
+def translate(exc: httpx.HTTPError, where: str) -> errors.ClientError:
+    """An httpx failure as a :class:`ClientError` that says what happened."""
+    if isinstance(exc, httpx.TimeoutException):
+        return errors.Timeout(f"{where}: no answer in time ({type(exc).__name__})", code="timeout")
+    if isinstance(exc, httpx.TransportError):
+        reason = str(exc) or type(exc).__name__
+        return errors.ConnectError(f"{where}: cannot reach the server: {reason}", code="connect")
+    return errors.ProtocolError(f"{where}: {exc}", code="protocol")
+
+
+def ssl_context(verify: bool | str | Path | ssl.SSLContext) -> bool | ssl.SSLContext:
+    """``verify`` as httpx wants it: a CA bundle path becomes an SSL context."""
+    if isinstance(verify, str | Path):
+        return ssl.create_default_context(cafile=str(verify))
+    return verify
+
+
+def base_url(server: str) -> str:
+    """``https://host:8470`` from what a user may type (``host:8470``, ``…/api/v1/``)."""
+    url = server.strip().rstrip("/")
+    if "://" not in url:
+        url = "http://" + url
+    if url.endswith(API):
+        url = url[: -len(API)]
+    return url
+
+
+def backoff(
+    attempt: int, *, base: float = 0.5, cap: float = 60.0, retry_after: float | None = None
+) -> float:
+    """Seconds to wait before retry number ``attempt`` (1, 2, …): exponential with full
+    jitter, so that thousands of agents losing the server do not come back in step."""
+    ceiling = min(cap, base * (2 ** max(0, attempt - 1)))
+    delay = random.uniform(0, ceiling)
+    if retry_after is not None:
+        delay = max(delay, retry_after * (1 + random.random() * 0.5))
+    return delay
+
+
+def document_body(document: Any) -> tuple[bytes, str]:
+    """A persona document (mapping, text, bytes or a file path) as (body, content type)."""
+    if isinstance(document, Path):
+        try:
+            data = document.read_bytes()
+        except OSError as exc:
+            raise errors.BadRequest(
+                f"{document}: cannot read: {exc.strerror or exc}", code="unreadable"
+            ) from None
+        kind = "application/json" if document.suffix == ".json" else "application/yaml"
+        return data, kind
+    if isinstance(document, Mapping):
+        return json.dumps(document).encode(), "application/json"
+    data = document.encode() if isinstance(document, str) else bytes(document)
+    kind = "application/json" if data.lstrip().startswith(b"{") else "application/yaml"
+    return data, kind

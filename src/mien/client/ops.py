@@ -1,0 +1,353 @@
+"""Every API operation as a :class:`~mien.client._http.Call`: path, parameters, body and
+the type of the answer. The clients send these; nothing here does I/O."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from mien.client._http import API, Call, document_body, model, nothing, text
+from mien.client.models import (
+    Activation,
+    ActivePersona,
+    AgentReport,
+    AuditRecord,
+    AuditVerification,
+    Binding,
+    BindingIn,
+    CommandRecord,
+    CommandRequest,
+    CommandResult,
+    DesiredState,
+    EffectivePersona,
+    Enrollment,
+    EnrollRequest,
+    FleetSummary,
+    Health,
+    HistoryEntry,
+    Instance,
+    Page,
+    PersonaDiff,
+    PersonaSummary,
+    PersonaVersion,
+    ReportAck,
+    TagPatch,
+    TokenCreate,
+    TokenCreated,
+    TokenInfo,
+    VersionSummary,
+    WhoAmI,
+)
+
+
+def _p(value: str) -> str:
+    return quote(value, safe="")
+
+
+def _json(m: Any) -> Any:
+    return m.model_dump(mode="json", exclude_none=False)
+
+
+# --- service ---------------------------------------------------------------------------
+
+
+def health() -> Call[Health]:
+    return Call("GET", "/healthz", model(Health))
+
+
+def whoami() -> Call[WhoAmI]:
+    return Call("GET", f"{API}/whoami", model(WhoAmI))
+
+
+# --- personas --------------------------------------------------------------------------
+
+
+def _source(document: Any, source: str | None) -> str | None:
+    if source is None and isinstance(document, Path):
+        return document.name
+    return source
+
+
+def create_persona(document: Any, source: str | None = None) -> Call[PersonaVersion]:
+    body, kind = document_body(document)
+    return Call(
+        "POST",
+        f"{API}/personas",
+        model(PersonaVersion),
+        params={"source": _source(document, source)},
+        content=body,
+        headers={"Content-Type": kind},
+    )
+
+
+def update_persona(
+    name: str, document: Any, if_match: str | None, source: str | None = None
+) -> Call[PersonaVersion]:
+    body, kind = document_body(document)
+    headers = {"Content-Type": kind}
+    if if_match:
+        headers["If-Match"] = if_match
+    return Call(
+        "PUT",
+        f"{API}/personas/{_p(name)}",
+        model(PersonaVersion),
+        params={"source": _source(document, source)},
+        content=body,
+        headers=headers,
+    )
+
+
+def get_persona(name: str, include_deleted: bool = False) -> Call[PersonaVersion]:
+    params = {"include_deleted": include_deleted or None}
+    return Call("GET", f"{API}/personas/{_p(name)}", model(PersonaVersion), params=params)
+
+
+def get_persona_yaml(name: str) -> Call[str]:
+    return Call("GET", f"{API}/personas/{_p(name)}", text, params={"format": "yaml"})
+
+
+def list_personas(include_deleted: bool, after: str | None) -> Call[Page[PersonaSummary]]:
+    params = {"include_deleted": include_deleted or None, "after": after, "limit": 1000}
+    return Call("GET", f"{API}/personas", model(Page[PersonaSummary]), params=params)
+
+
+def delete_persona(name: str, force: bool) -> Call[None]:
+    return Call("DELETE", f"{API}/personas/{_p(name)}", nothing, params={"force": force or None})
+
+
+def persona_versions(name: str) -> Call[Page[VersionSummary]]:
+    return Call("GET", f"{API}/personas/{_p(name)}/versions", model(Page[VersionSummary]))
+
+
+def persona_version(name: str, version: int) -> Call[PersonaVersion]:
+    return Call("GET", f"{API}/personas/{_p(name)}/versions/{version}", model(PersonaVersion))
+
+
+def persona_diff(name: str, from_: int | None, to: int | None) -> Call[PersonaDiff]:
+    return Call(
+        "GET",
+        f"{API}/personas/{_p(name)}/diff",
+        model(PersonaDiff),
+        params={"from": from_, "to": to},
+    )
+
+
+# --- instances -------------------------------------------------------------------------
+
+
+def list_instances(
+    tags: Mapping[str, str] | None,
+    persona: str | None,
+    include_deleted: bool,
+    after: str | None,
+    limit: int,
+) -> Call[Page[Instance]]:
+    params: list[tuple[str, Any]] = [("tag", f"{k}={v}") for k, v in (tags or {}).items()]
+    params += [
+        ("persona", persona),
+        ("include_deleted", include_deleted or None),
+        ("after", after),
+        ("limit", limit),
+    ]
+    return Call("GET", f"{API}/instances", model(Page[Instance]), params=params)
+
+
+def get_instance(instance_id: str) -> Call[Instance]:
+    return Call("GET", f"{API}/instances/{_p(instance_id)}", model(Instance))
+
+
+def set_tags(instance_id: str, tags: Mapping[str, str | None]) -> Call[Instance]:
+    body = _json(TagPatch(tags=dict(tags)))
+    return Call("PATCH", f"{API}/instances/{_p(instance_id)}", model(Instance), json=body)
+
+
+def delete_instance(instance_id: str) -> Call[None]:
+    return Call("DELETE", f"{API}/instances/{_p(instance_id)}", nothing)
+
+
+def active_persona(instance_id: str) -> Call[ActivePersona]:
+    return Call("GET", f"{API}/instances/{_p(instance_id)}/active_persona", model(ActivePersona))
+
+
+def effective_persona(instance_id: str) -> Call[EffectivePersona]:
+    return Call(
+        "GET", f"{API}/instances/{_p(instance_id)}/effective_persona", model(EffectivePersona)
+    )
+
+
+def instance_history(instance_id: str) -> Call[Page[HistoryEntry]]:
+    return Call("GET", f"{API}/instances/{_p(instance_id)}/history", model(Page[HistoryEntry]))
+
+
+def fleet_summary() -> Call[FleetSummary]:
+    return Call("GET", f"{API}/fleet/summary", model(FleetSummary))
+
+
+# --- activations -----------------------------------------------------------------------
+
+
+def activate(instance_id: str, persona: str, version: int | None) -> Call[Activation]:
+    path = f"{API}/instances/{_p(instance_id)}/personas/{_p(persona)}/activate"
+    return Call("POST", path, model(Activation), params={"version": version})
+
+
+def clear_activation(instance_id: str) -> Call[None]:
+    return Call("DELETE", f"{API}/instances/{_p(instance_id)}/activation", nothing)
+
+
+def get_activation(activation_id: str) -> Call[Activation]:
+    return Call("GET", f"{API}/activations/{_p(activation_id)}", model(Activation))
+
+
+def list_activations(
+    instance: str | None, persona: str | None, status: str | None, before: str | None, limit: int
+) -> Call[Page[Activation]]:
+    params = {
+        "instance": instance,
+        "persona": persona,
+        "status": status,
+        "before": before,
+        "limit": limit,
+    }
+    return Call("GET", f"{API}/activations", model(Page[Activation]), params=params)
+
+
+# --- bindings --------------------------------------------------------------------------
+
+
+def create_binding(binding: BindingIn) -> Call[Binding]:
+    return Call("POST", f"{API}/bindings", model(Binding), json=_json(binding))
+
+
+def update_binding(binding: BindingIn, if_match: str | None) -> Call[Binding]:
+    headers = {"If-Match": if_match} if if_match else {}
+    path = f"{API}/bindings/{_p(binding.name)}"
+    return Call("PUT", path, model(Binding), json=_json(binding), headers=headers)
+
+
+def get_binding(name: str) -> Call[Binding]:
+    return Call("GET", f"{API}/bindings/{_p(name)}", model(Binding))
+
+
+def list_bindings() -> Call[Page[Binding]]:
+    return Call("GET", f"{API}/bindings", model(Page[Binding]))
+
+
+def delete_binding(name: str) -> Call[None]:
+    return Call("DELETE", f"{API}/bindings/{_p(name)}", nothing)
+
+
+# --- commands --------------------------------------------------------------------------
+
+
+def run_command(instance_id: str, request: CommandRequest, wait: float) -> Call[CommandRecord]:
+    path = f"{API}/instances/{_p(instance_id)}/commands"
+    return Call(
+        "POST",
+        path,
+        model(CommandRecord),
+        params={"wait": wait},
+        json=_json(request),
+        timeout=wait + 30,
+    )
+
+
+def get_command(instance_id: str, command_id: str, wait: float) -> Call[CommandRecord]:
+    path = f"{API}/instances/{_p(instance_id)}/commands/{_p(command_id)}"
+    return Call("GET", path, model(CommandRecord), params={"wait": wait or None}, timeout=wait + 30)
+
+
+def list_commands(instance_id: str, limit: int) -> Call[Page[CommandRecord]]:
+    path = f"{API}/instances/{_p(instance_id)}/commands"
+    return Call("GET", path, model(Page[CommandRecord]), params={"limit": limit})
+
+
+# --- audit and tokens ------------------------------------------------------------------
+
+
+def audit(
+    *,
+    actor: str | None,
+    action: str | None,
+    instance: str | None,
+    persona: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    after: str | None,
+    limit: int,
+) -> Call[Page[AuditRecord]]:
+    params = {
+        "actor": actor,
+        "action": action,
+        "instance": instance,
+        "persona": persona,
+        "since": since.isoformat() if since else None,
+        "until": until.isoformat() if until else None,
+        "after": after,
+        "limit": limit,
+    }
+    return Call("GET", f"{API}/audit", model(Page[AuditRecord]), params=params)
+
+
+def audit_verify() -> Call[AuditVerification]:
+    return Call("GET", f"{API}/audit/verify", model(AuditVerification), timeout=300)
+
+
+def create_token(request: TokenCreate) -> Call[TokenCreated]:
+    return Call("POST", f"{API}/tokens", model(TokenCreated), json=_json(request))
+
+
+def list_tokens(include_revoked: bool) -> Call[Page[TokenInfo]]:
+    params = {"include_revoked": include_revoked or None}
+    return Call("GET", f"{API}/tokens", model(Page[TokenInfo]), params=params)
+
+
+def revoke_token(token_id: str) -> Call[None]:
+    return Call("DELETE", f"{API}/tokens/{_p(token_id)}", nothing)
+
+
+# --- the agent protocol ----------------------------------------------------------------
+
+
+def enroll(enroll_token: str, request: EnrollRequest) -> Call[Enrollment]:
+    return Call(
+        "POST",
+        f"{API}/enroll",
+        model(Enrollment),
+        json=_json(request),
+        headers={"Authorization": f"Bearer {enroll_token}"},
+    )
+
+
+def _desired_or_none(response: httpx.Response) -> DesiredState | None:
+    if response.status_code == 204:
+        return None
+    return model(DesiredState)(response)
+
+
+def desired(known: str | None, wait: float) -> Call[DesiredState | None]:
+    return Call(
+        "GET",
+        f"{API}/agent/desired",
+        _desired_or_none,
+        params={"known": known, "wait": wait},
+        timeout=wait + 30,
+    )
+
+
+def report(body: AgentReport) -> Call[ReportAck]:
+    return Call("POST", f"{API}/agent/report", model(ReportAck), json=_json(body))
+
+
+def command_result(command_id: str, body: CommandResult) -> Call[None]:
+    return Call("POST", f"{API}/agent/commands/{_p(command_id)}/result", nothing, json=_json(body))
+
+
+def heartbeat(agent_version: str | None) -> Call[None]:
+    body = {"agent_version": agent_version} if agent_version else None
+    return Call("POST", f"{API}/agent/heartbeat", nothing, json=body)

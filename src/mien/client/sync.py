@@ -1,0 +1,435 @@
+"""The synchronous client of the mien API, used by the ``mien`` CLI (and scripts, CI).
+
+::
+
+    with Client("https://mien.internal:8470", token) as api:
+        api.create_persona(Path("developer.yaml"))
+        api.create_binding("devs", {"team": "dev"}, "developer")
+        activation = api.activate("i-0abc", "developer")
+        api.wait_activation(activation.id)
+
+Every failure is a :class:`~mien.client.errors.ClientError` (see that module for which ones
+are worth retrying). Collections are paged by the server; the ``list_*`` methods follow the
+pages and return everything.
+"""
+
+from __future__ import annotations
+
+import ssl
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+
+from mien import __version__
+from mien.client import errors, ops
+from mien.client._http import Call, base_url, build, check, ssl_context, translate
+from mien.client.models import (
+    Activation,
+    ActivePersona,
+    AuditRecord,
+    AuditVerification,
+    Binding,
+    BindingIn,
+    CommandRecord,
+    CommandRequest,
+    EffectivePersona,
+    Enrollment,
+    EnrollRequest,
+    FleetSummary,
+    Health,
+    HistoryEntry,
+    Instance,
+    PersonaDiff,
+    PersonaSummary,
+    PersonaVersion,
+    TokenCreate,
+    TokenCreated,
+    TokenInfo,
+    VersionSummary,
+    WhoAmI,
+)
+
+T = TypeVar("T")
+Document = Mapping[str, Any] | str | bytes | Path
+"""A persona document: a mapping (sent as JSON), YAML/JSON text or bytes, or a file."""
+
+
+class Client:
+    """A session with one mien server, authenticated by one bearer token."""
+
+    def __init__(
+        self,
+        server: str,
+        token: str | None = None,
+        *,
+        timeout: float = 30.0,
+        verify: bool | str | Path | ssl.SSLContext = True,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        """``server``: ``https://host:port``; ``verify``: ``False``, a CA bundle path or an
+        SSL context for a server with a private certificate; ``transport``: for tests."""
+        headers = {"User-Agent": f"mien/{__version__}"}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        self.server = base_url(server)
+        self._http = httpx.Client(
+            base_url=self.server,
+            headers=headers,
+            timeout=httpx.Timeout(timeout, connect=10.0),
+            verify=ssl_context(verify),
+            transport=transport,
+        )
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def send(self, call: Call[T]) -> T:
+        """Send one operation of :mod:`mien.client.ops` and parse its answer."""
+        request = call.request(self._http)
+        try:
+            response = self._http.send(request)
+        except httpx.HTTPError as exc:
+            raise translate(exc, f"{call.method} {request.url.path}") from exc
+        return call.parse(check(response))
+
+    # --- service -------------------------------------------------------------------
+
+    def health(self) -> Health:
+        return self.send(ops.health())
+
+    def whoami(self) -> WhoAmI:
+        return self.send(ops.whoami())
+
+    # --- personas ------------------------------------------------------------------
+
+    def create_persona(self, document: Document, *, source: str | None = None) -> PersonaVersion:
+        """Store a new persona (version 1); :class:`Conflict` if the name exists.
+
+        ``source`` (default: a :class:`~pathlib.Path`'s file name) is shown in problem
+        positions, and its stem names a persona whose document has no ``name``, as for
+        ``mien validate``."""
+        return self.send(ops.create_persona(document, source))
+
+    def update_persona(
+        self,
+        name: str,
+        document: Document,
+        *,
+        if_match: str | None = None,
+        source: str | None = None,
+    ) -> PersonaVersion:
+        """Store a new version. With ``if_match`` (an ``etag`` you read), a concurrent
+        update makes this raise :class:`PreconditionFailed` instead of overwriting it."""
+        return self.send(ops.update_persona(name, document, if_match, source))
+
+    def get_persona(self, name: str, *, include_deleted: bool = False) -> PersonaVersion:
+        return self.send(ops.get_persona(name, include_deleted))
+
+    def get_persona_yaml(self, name: str) -> str:
+        """The latest version's canonical YAML, as ``mien render`` prints it."""
+        return self.send(ops.get_persona_yaml(name))
+
+    def list_personas(self, *, include_deleted: bool = False) -> list[PersonaSummary]:
+        out: list[PersonaSummary] = []
+        after: str | None = None
+        while True:
+            page = self.send(ops.list_personas(include_deleted, after))
+            out.extend(page.items)
+            if not page.next:
+                return out
+            after = page.next
+
+    def delete_persona(self, name: str, *, force: bool = False) -> None:
+        """Soft-delete (every version is kept). :class:`Conflict` if in use, unless ``force``."""
+        self.send(ops.delete_persona(name, force))
+
+    def persona_versions(self, name: str) -> list[VersionSummary]:
+        return self.send(ops.persona_versions(name)).items
+
+    def persona_version(self, name: str, version: int) -> PersonaVersion:
+        return self.send(ops.persona_version(name, version))
+
+    def persona_diff(
+        self, name: str, from_: int | None = None, to: int | None = None
+    ) -> PersonaDiff:
+        return self.send(ops.persona_diff(name, from_, to))
+
+    # --- instances -----------------------------------------------------------------
+
+    def iter_instances(
+        self,
+        *,
+        tags: Mapping[str, str] | None = None,
+        persona: str | None = None,
+        include_deleted: bool = False,
+        page_size: int = 500,
+    ) -> Iterator[Instance]:
+        after: str | None = None
+        while True:
+            page = self.send(ops.list_instances(tags, persona, include_deleted, after, page_size))
+            yield from page.items
+            if not page.next:
+                return
+            after = page.next
+
+    def list_instances(self, **filters: Any) -> list[Instance]:
+        """Every instance matching ``tags`` (all must match) and desired ``persona``."""
+        return list(self.iter_instances(**filters))
+
+    def get_instance(self, instance_id: str) -> Instance:
+        return self.send(ops.get_instance(instance_id))
+
+    def set_tags(self, instance_id: str, tags: Mapping[str, str | None]) -> Instance:
+        """Merge ``tags`` into the instance's: a value sets a tag, ``None`` removes it."""
+        return self.send(ops.set_tags(instance_id, tags))
+
+    def delete_instance(self, instance_id: str) -> None:
+        self.send(ops.delete_instance(instance_id))
+
+    def active_persona(self, instance_id: str) -> ActivePersona:
+        return self.send(ops.active_persona(instance_id))
+
+    def effective_persona(self, instance_id: str) -> EffectivePersona:
+        return self.send(ops.effective_persona(instance_id))
+
+    def instance_history(self, instance_id: str) -> list[HistoryEntry]:
+        return self.send(ops.instance_history(instance_id)).items
+
+    def fleet_summary(self) -> FleetSummary:
+        return self.send(ops.fleet_summary())
+
+    # --- activations ---------------------------------------------------------------
+
+    def activate(self, instance_id: str, persona: str, *, version: int | None = None) -> Activation:
+        """Ask the instance to run ``persona`` (its latest version unless ``version``).
+        Returns at once with the pending record; see :meth:`wait_activation`."""
+        return self.send(ops.activate(instance_id, persona, version))
+
+    def clear_activation(self, instance_id: str) -> None:
+        """Drop the explicit activation: the instance follows its bindings again."""
+        self.send(ops.clear_activation(instance_id))
+
+    def get_activation(self, activation_id: str) -> Activation:
+        return self.send(ops.get_activation(activation_id))
+
+    def list_activations(
+        self,
+        *,
+        instance: str | None = None,
+        persona: str | None = None,
+        status: str | None = None,
+        limit: int = 100,
+    ) -> list[Activation]:
+        """The newest ``limit`` activation records matching the filters."""
+        return self.send(ops.list_activations(instance, persona, status, None, limit)).items
+
+    def wait_activation(
+        self,
+        activation_id: str,
+        *,
+        timeout: float = 120.0,
+        until: Sequence[str] = ("applied", "failed", "superseded", "cancelled"),
+    ) -> Activation:
+        """Poll the record until its status is one of ``until``; :class:`Timeout` after
+        ``timeout`` seconds (polling starts fast and slows to once a second)."""
+        deadline = time.monotonic() + timeout
+        delay = 0.05
+        while True:
+            activation = self.get_activation(activation_id)
+            if activation.status in until:
+                return activation
+            if time.monotonic() + delay > deadline:
+                raise errors.Timeout(
+                    f"activation {activation_id} is still {activation.status} after {timeout:g}s",
+                    code="timeout",
+                )
+            time.sleep(delay)
+            delay = min(delay * 2, 1.0)
+
+    # --- bindings ------------------------------------------------------------------
+
+    def create_binding(
+        self,
+        name: str,
+        selector: Mapping[str, str | list[str]],
+        persona: str,
+        *,
+        override: Mapping[str, Any] | None = None,
+        priority: int = 0,
+        description: str | None = None,
+    ) -> Binding:
+        """Instances whose tags match ``selector`` (all keys; a list of values or ``"*"``
+        allowed) get ``persona``, with ``override`` composed over it."""
+        body = build(
+            BindingIn,
+            {
+                "name": name,
+                "selector": dict(selector),
+                "persona": persona,
+                "override": dict(override) if override is not None else None,
+                "priority": priority,
+                "description": description,
+            },
+        )
+        return self.send(ops.create_binding(body))
+
+    def update_binding(
+        self,
+        name: str,
+        selector: Mapping[str, str | list[str]],
+        persona: str,
+        *,
+        override: Mapping[str, Any] | None = None,
+        priority: int = 0,
+        description: str | None = None,
+        if_match: str | None = None,
+    ) -> Binding:
+        body = build(
+            BindingIn,
+            {
+                "name": name,
+                "selector": dict(selector),
+                "persona": persona,
+                "override": dict(override) if override is not None else None,
+                "priority": priority,
+                "description": description,
+            },
+        )
+        return self.send(ops.update_binding(body, if_match))
+
+    def get_binding(self, name: str) -> Binding:
+        return self.send(ops.get_binding(name))
+
+    def list_bindings(self) -> list[Binding]:
+        """Every binding, in the order the server decides by."""
+        return self.send(ops.list_bindings()).items
+
+    def delete_binding(self, name: str) -> None:
+        self.send(ops.delete_binding(name))
+
+    # --- remote commands -----------------------------------------------------------
+
+    def run_command(
+        self,
+        instance_id: str,
+        command: str,
+        args: Sequence[str] = (),
+        *,
+        timeout: float = 60.0,
+        wait: float = 30.0,
+    ) -> CommandRecord:
+        """Run a command on the instance through its persona's routing table. Returns the
+        finished record (``status == "done"``: see ``exit_status``, ``refused``) or, after
+        ``wait`` seconds, the record still pending (poll with :meth:`get_command`)."""
+        request = build(
+            CommandRequest, {"command": command, "args": list(args), "timeout": timeout}
+        )
+        return self.send(ops.run_command(instance_id, request, wait))
+
+    def get_command(self, instance_id: str, command_id: str, *, wait: float = 0.0) -> CommandRecord:
+        return self.send(ops.get_command(instance_id, command_id, wait))
+
+    def list_commands(self, instance_id: str, *, limit: int = 100) -> list[CommandRecord]:
+        return self.send(ops.list_commands(instance_id, limit)).items
+
+    # --- audit ---------------------------------------------------------------------
+
+    def audit(
+        self,
+        *,
+        actor: str | None = None,
+        action: str | None = None,
+        instance: str | None = None,
+        persona: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        page_size: int = 500,
+    ) -> Iterator[AuditRecord]:
+        """Audit records, oldest first (``action`` is a prefix: ``persona.``)."""
+        after: str | None = None
+        while True:
+            page = self.send(
+                ops.audit(
+                    actor=actor,
+                    action=action,
+                    instance=instance,
+                    persona=persona,
+                    since=since,
+                    until=until,
+                    after=after,
+                    limit=page_size,
+                )
+            )
+            yield from page.items
+            if not page.next:
+                return
+            after = page.next
+
+    def audit_verify(self) -> AuditVerification:
+        """Have the server check its whole hash chain (admin)."""
+        return self.send(ops.audit_verify())
+
+    # --- tokens and enrollment -----------------------------------------------------
+
+    def create_token(
+        self,
+        name: str,
+        *,
+        role: str | None = None,
+        kind: str = "api",
+        uses: int | None = None,
+        expires_in: float | None = None,
+        tags: Mapping[str, str] | None = None,
+    ) -> TokenCreated:
+        """An API token with ``role``, or (``kind="enroll"``) an enrollment token good for
+        ``uses`` enrollments until ``expires_in`` seconds, giving new instances ``tags``.
+        The secret is in ``.token``, shown this once."""
+        request = build(
+            TokenCreate,
+            {
+                "kind": kind,
+                "name": name,
+                "role": role,
+                "uses": uses,
+                "expires_in": expires_in,
+                "tags": dict(tags or {}),
+            },
+        )
+        return self.send(ops.create_token(request))
+
+    def list_tokens(self, *, include_revoked: bool = False) -> list[TokenInfo]:
+        return self.send(ops.list_tokens(include_revoked)).items
+
+    def revoke_token(self, token_id: str) -> None:
+        self.send(ops.revoke_token(token_id))
+
+    def enroll(
+        self,
+        enroll_token: str,
+        *,
+        tags: Mapping[str, str] | None = None,
+        hostname: str | None = None,
+        instance_id: str | None = None,
+        agent_version: str | None = None,
+    ) -> Enrollment:
+        """Trade an enrollment token for an instance id and its own agent token."""
+        request = build(
+            EnrollRequest,
+            {
+                "tags": dict(tags or {}),
+                "hostname": hostname,
+                "instance_id": instance_id,
+                "agent_version": agent_version,
+            },
+        )
+        return self.send(ops.enroll(enroll_token, request))

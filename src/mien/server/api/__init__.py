@@ -1,0 +1,34 @@
+"""The REST API under ``/api/v1``: one module per resource, each a router.
+
+Routes are thin: parse, authorise (:mod:`mien.server.api.deps`), call one function of the
+store inside :meth:`~mien.server.state.ServerState.transaction`, shape the response with
+the wire types of :mod:`mien.client.models`.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+
+def routers() -> list[APIRouter]:
+    from mien.server.api import (
+        activations,
+        agent,
+        audit,
+        bindings,
+        commands,
+        instances,
+        personas,
+        tokens,
+    )
+
+    return [
+        personas.router,
+        instances.router,
+        activations.router,
+        bindings.router,
+        commands.router,
+        tokens.router,
+        agent.router,
+        audit.router,
+    ]

@@ -1,0 +1,59 @@
+"""``/healthz`` (liveness and database reachability) and ``/metrics`` (Prometheus).
+
+Both are outside ``/api/v1`` and need no token, as load balancers and Prometheus expect;
+neither reveals more than counts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from fastapi import APIRouter, Response
+
+from mien import __version__
+from mien.client.models import Health
+from mien.server.api.deps import State
+from mien.server.metrics import CONTENT_TYPE
+from mien.server.store import activations as activations_q
+from mien.server.store import instances as instances_q
+
+router = APIRouter(tags=["health"])
+_GAUGE_TTL = 5.0
+
+
+@router.get("/healthz", response_model=Health, responses={503: {"model": Health}})
+async def healthz(state: State, response: Response) -> Health:
+    status = "ok"
+    try:
+        await asyncio.wait_for(state.db.ping(), 2.0)
+    except Exception:
+        status = "degraded"
+        response.status_code = 503
+    if state.shutting_down:
+        status = "degraded"
+        response.status_code = 503
+    return Health(
+        status=status,
+        version=__version__,
+        replica=state.replica,
+        database=state.db.backend,
+        waiting_agents=state.fleet.waiters.keys(),
+    )
+
+
+@router.get("/metrics", response_class=Response, responses={200: {"content": {CONTENT_TYPE: {}}}})
+async def metrics(state: State) -> Response:
+    m = state.metrics
+    if time.monotonic() - m.db_refreshed_at > _GAUGE_TTL:
+        try:
+            async with state.db.read() as s:
+                counts = await activations_q.counts(s)
+                live = await instances_q.count(s)
+            for status in ("pending", "applying", "applied", "failed", "superseded", "cancelled"):
+                m.activations.labels(status).set(counts.get(status, 0))
+            m.instances.set(live)
+            m.db_refreshed_at = time.monotonic()
+        except Exception:
+            pass  # the gauges keep their last values; the scrape itself must not fail
+    return Response(m.render(), media_type=CONTENT_TYPE)

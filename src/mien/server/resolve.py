@@ -1,0 +1,321 @@
+"""The desired persona of an instance, and why: pure functions over a snapshot.
+
+Order (seed 001, seed 004, DESIGN.md "The server"):
+
+1. an explicit activation (``POST /instances/{id}/personas/{name}/activate``), pinned to
+   the version that was latest when it was made (or the one asked for);
+2. else the bindings whose tag selector matches the instance: the highest-priority one
+   chooses the persona (ties: the more specific selector, then the name);
+3. else the persona marked ``default_persona`` (the most recently marked one, if several),
+   so a new machine gets it on its first contact;
+4. else nothing: the agent keeps what it has.
+
+Whatever chose the persona, the overrides of every matching binding that names that same
+persona are composed over it as overlays, lowest priority first (so the highest wins),
+with :func:`mien.spec.compose` — the same composition ``mien render`` uses. ``extends``
+resolves against the latest version of each parent. An override that no longer composes
+(its persona changed under it) is skipped and named in the explanation, never fatal.
+
+:func:`choose` is cheap and runs per instance; :func:`compose_choice` is the expensive
+part and runs once per distinct :class:`Choice` (the fleet cache memoises it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+from mien.spec.compose import DELETED, Layer, Resolved, chain_of, compose
+from mien.spec.errors import PersonaNotFound, SpecError, format_path
+
+Source = Literal["activation", "binding", "default", "none"]
+
+
+@dataclass(frozen=True)
+class PersonaDoc:
+    """One stored persona version as the resolver sees it."""
+
+    name: str
+    version: int
+    content_hash: str
+    document: dict[str, Any]
+    default_persona: bool = False
+    default_since: datetime | None = None
+    deleted: bool = False
+
+
+@dataclass(frozen=True)
+class BindingDoc:
+    name: str
+    selector: Mapping[str, str | list[str]]
+    persona: str
+    override: dict[str, Any] | None
+    priority: int
+    version: int = 1
+
+    @property
+    def specificity(self) -> int:
+        return len(self.selector)
+
+
+@dataclass(frozen=True)
+class ActivationRef:
+    id: str
+    persona: str
+    version: int
+
+
+@dataclass(frozen=True)
+class Choice:
+    """Which persona, at which version, with which bindings' overrides — the memo key."""
+
+    source: Source
+    persona: str | None = None
+    version: int | None = None  # pinned by an activation; None = the latest
+    overrides: tuple[str, ...] = ()  # binding names, in composition order
+    bindings: tuple[str, ...] = ()  # every matching binding naming this persona
+    activation_id: str | None = None
+    note: str | None = None  # why an activation or binding was passed over
+
+    @property
+    def key(self) -> tuple[Any, ...]:
+        return (self.source, self.persona, self.version, self.overrides)
+
+
+@dataclass(frozen=True)
+class Effective:
+    """The composed desired persona (``data is None`` when there is none)."""
+
+    choice: Choice
+    version: int | None = None
+    hash: str | None = None
+    data: dict[str, Any] | None = None
+    resolved: Resolved | None = field(default=None, compare=False, repr=False)
+    skipped: tuple[str, ...] = ()
+    error: str | None = None
+
+
+# --- selection -------------------------------------------------------------------------
+
+
+def selector_matches(selector: Mapping[str, str | list[str]], tags: Mapping[str, str]) -> bool:
+    """Every selector key must match: a value equal, one of a list, or ``*`` (present)."""
+    for key, wanted in selector.items():
+        have = tags.get(key)
+        if have is None:
+            return False
+        if wanted == "*":
+            continue
+        if isinstance(wanted, list):
+            if have not in wanted:
+                return False
+        elif have != wanted:
+            return False
+    return True
+
+
+def rank(bindings: Sequence[BindingDoc]) -> list[BindingDoc]:
+    """Bindings in decision order: priority, then specificity (both highest first), name."""
+    return sorted(bindings, key=lambda b: (-b.priority, -b.specificity, b.name))
+
+
+def matching(ranked: Sequence[BindingDoc], tags: Mapping[str, str]) -> tuple[BindingDoc, ...]:
+    """The bindings (already :func:`rank`-ed) that select an instance with ``tags``."""
+    return tuple(b for b in ranked if selector_matches(b.selector, tags))
+
+
+def default_persona(personas: Mapping[str, PersonaDoc]) -> str | None:
+    """The persona a new machine gets: marked ``default_persona``, most recently marked."""
+    marked = [p for p in personas.values() if p.default_persona and not p.deleted]
+    if not marked:
+        return None
+    earliest = datetime.min.replace(tzinfo=None)
+    best = max(
+        marked,
+        key=lambda p: (
+            (p.default_since.replace(tzinfo=None) if p.default_since else earliest),
+            p.name,
+        ),
+    )
+    return best.name
+
+
+def _live(personas: Mapping[str, PersonaDoc], name: str) -> bool:
+    doc = personas.get(name)
+    return doc is not None and not doc.deleted
+
+
+def choose(
+    matches: Sequence[BindingDoc],
+    activation: ActivationRef | None,
+    personas: Mapping[str, PersonaDoc],
+    default: str | None,
+) -> Choice:
+    """Decide the persona of one instance (``matches`` from :func:`matching`)."""
+    note = None
+    source: Source = "none"
+    persona: str | None = None
+    version: int | None = None
+    if activation is not None:
+        if _live(personas, activation.persona):
+            source, persona, version = "activation", activation.persona, activation.version
+        else:
+            note = f"activated persona {activation.persona!r} was deleted"
+    if persona is None:
+        for binding in matches:
+            if _live(personas, binding.persona):
+                source, persona = "binding", binding.persona
+                break
+            note = note or f"binding {binding.name!r} names deleted persona {binding.persona!r}"
+    if persona is None and default is not None:
+        source, persona = "default", default
+    if persona is None:
+        return Choice("none", note=note)
+    same = [b for b in matches if b.persona == persona]
+    overrides = tuple(b.name for b in reversed(same) if b.override)
+    return Choice(
+        source,
+        persona,
+        version,
+        overrides,
+        tuple(b.name for b in same),
+        activation.id if source == "activation" and activation else None,
+        note,
+    )
+
+
+# --- composition -----------------------------------------------------------------------
+
+
+def persona_layer(doc: PersonaDoc) -> Layer:
+    return Layer("persona", f"{doc.name} v{doc.version}", doc.document, persona=doc.name)
+
+
+def binding_layer(binding: BindingDoc) -> Layer:
+    return Layer(
+        "binding", f"binding {binding.name} (priority {binding.priority})", binding.override or {}
+    )
+
+
+def compose_choice(
+    choice: Choice,
+    personas: Mapping[str, PersonaDoc],
+    bindings: Mapping[str, BindingDoc],
+    pinned: Mapping[tuple[str, int], PersonaDoc],
+) -> Effective:
+    """Compose the chosen persona with its overrides (``pinned`` holds old versions)."""
+    if choice.persona is None:
+        return Effective(choice)
+    latest = personas.get(choice.persona)
+    leaf_doc = latest
+    if choice.version is not None and (latest is None or latest.version != choice.version):
+        leaf_doc = pinned.get((choice.persona, choice.version))
+    if leaf_doc is None:
+        return Effective(
+            choice, error=f"persona {choice.persona!r} v{choice.version} is not stored"
+        )
+
+    def find(name: str, child: Layer) -> Layer:
+        parent = personas.get(name)
+        if parent is None or parent.deleted:
+            raise PersonaNotFound(
+                [child.problem(("extends",), f"persona {name!r} (extended) does not exist")]
+            )
+        return persona_layer(parent)
+
+    try:
+        chain = chain_of(persona_layer(leaf_doc), find)
+        base = compose(chain)
+    except SpecError as exc:
+        reason = "; ".join(str(p) for p in exc.errors) or str(exc)
+        return Effective(choice, leaf_doc.version, error=f"cannot resolve: {reason}")
+    layers = [binding_layer(bindings[n]) for n in choice.overrides if n in bindings]
+    resolved = base
+    skipped: list[str] = []
+    if layers:
+        try:
+            resolved = compose(chain, layers)
+        except SpecError:
+            # Find the culprits one at a time; only this (rare) path pays for it.
+            kept: list[Layer] = []
+            for layer in layers:
+                try:
+                    resolved = compose(chain, [*kept, layer])
+                except SpecError as exc:
+                    first = exc.errors[0] if exc.errors else None
+                    skipped.append(f"{layer.label}: {first.message if first else exc}")
+                    continue
+                kept.append(layer)
+            if not kept:
+                resolved = base
+    return Effective(
+        choice, leaf_doc.version, resolved.hash, resolved.data, resolved, tuple(skipped)
+    )
+
+
+# --- explanation -----------------------------------------------------------------------
+
+
+def binding_reasons(
+    ranked: Sequence[BindingDoc],
+    tags: Mapping[str, str],
+    choice: Choice,
+    personas: Mapping[str, PersonaDoc],
+) -> list[tuple[BindingDoc, bool, bool, str]]:
+    """For each binding: (binding, matched, used, reason)."""
+    out = []
+    for b in ranked:
+        if not selector_matches(b.selector, tags):
+            missing = [k for k in b.selector if k not in tags]
+            why = (
+                f"tag {missing[0]!r} is not set"
+                if missing
+                else "a tag value differs from the selector"
+            )
+            out.append((b, False, False, why))
+        elif not _live(personas, b.persona):
+            out.append((b, True, False, f"persona {b.persona!r} is deleted"))
+        elif b.persona != choice.persona:
+            out.append((b, True, False, f"{choice.source} chose {choice.persona!r}"))
+        elif b.name in choice.overrides:
+            out.append((b, True, True, "selects this persona; its override applies"))
+        else:
+            out.append((b, True, True, "selects this persona"))
+    return out
+
+
+def decision(choice: Choice, effective: Effective) -> str:
+    """One sentence saying how the persona was chosen."""
+    if choice.persona is None:
+        base = "no activation, no matching binding and no default persona: nothing is desired"
+        return f"{base} ({choice.note})" if choice.note else base
+    version = f" v{effective.version}" if effective.version else ""
+    why = {
+        "activation": f"explicitly activated (activation {choice.activation_id})",
+        "binding": f"selected by binding {choice.bindings[0]!r}"
+        if choice.bindings
+        else "selected by a binding",
+        "default": "it is the default persona and nothing else applies",
+        "none": "",
+    }[choice.source]
+    out = f"{choice.persona}{version}: {why}"
+    if choice.overrides:
+        out += "; overrides from " + ", ".join(choice.overrides)
+    if choice.note:
+        out += f" ({choice.note})"
+    if effective.error:
+        out += f"; {effective.error}"
+    return out
+
+
+def key_origins(resolved: Resolved) -> dict[str, list[tuple[str, Any, bool]]]:
+    """For each key set by any layer: (layer label, value, deleted) oldest first."""
+    out: dict[str, list[tuple[str, Any, bool]]] = {}
+    for path, origins in sorted(resolved.trail.items(), key=lambda item: format_path(item[0])):
+        out[format_path(path)] = [
+            (o.layer.label, None if o.value is DELETED else o.value, o.value is DELETED)
+            for o in origins
+        ]
+    return out

@@ -1,0 +1,120 @@
+"""Settings of one server replica: where its state lives, its limits and its timings.
+
+Built by ``mien server`` from its options, by tests directly, and read from ``MIEN_SERVER_*``
+environment variables for anything not given (e.g. ``MIEN_SERVER_LONGPOLL_MAX_WAIT=5``).
+Every duration is in seconds and every size in bytes.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+ENV_PREFIX = "MIEN_SERVER_"
+
+
+def default_data_dir() -> Path:
+    """``$XDG_DATA_HOME/mien``, else ``~/.local/share/mien``."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "mien"
+
+
+class SettingsError(ValueError):
+    """A setting is invalid; the message names it."""
+
+
+class Settings(BaseModel):
+    """One replica's configuration. The database is the only shared state."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    data_dir: Path = Field(default_factory=default_data_dir)
+    """Where the embedded SQLite database and the admin token file live."""
+    db_url: str | None = None
+    """SQLAlchemy URL; default ``sqlite+aiosqlite:///<data_dir>/mien.db``. Scale mode:
+    ``postgresql+asyncpg://user:password@host/db`` (any number of replicas)."""
+    host: str = "127.0.0.1"
+    port: int = Field(8470, ge=0, le=65535)
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+
+    max_body_bytes: int = Field(4 * 1024 * 1024, ge=1024)
+    """Largest request body; larger ones get 413 before they are read."""
+    longpoll_default_wait: float = Field(30.0, ge=0)
+    """How long ``/agent/desired`` waits when the agent does not say."""
+    longpoll_max_wait: float = Field(60.0, ge=0)
+    """The most an agent (or an operator waiting on a command) may ask to wait."""
+    heartbeat_flush_interval: float = Field(10.0, gt=0)
+    """How often last-seen times held in memory are written to the database."""
+    connected_after: float = Field(120.0, gt=0)
+    """An instance not seen for longer than this is reported as not connected."""
+    command_output_cap: int = Field(64 * 1024, ge=1024)
+    """Most bytes of stdout (and of stderr) kept per remote command."""
+    command_pending_ttl: float = Field(600.0, gt=0)
+    """A remote command not picked up by its agent within this long expires."""
+    command_result_grace: float = Field(60.0, ge=0)
+    """How long after its timeout a sent command's result is still awaited."""
+    cache_refresh_interval: float = Field(300.0, gt=0)
+    """A full reload of the per-replica cache, a safety net under LISTEN/NOTIFY."""
+    token_cache_ttl: float = Field(30.0, ge=0)
+    """How long a verified token is trusted without reading the database again
+    (revocations reach every replica at once through notifications)."""
+    backlog: int = Field(4096, ge=16)
+    """Listen backlog: a reconnect storm of thousands of agents arrives at once."""
+    admin_token_file: Path | None = None
+    """Where the first admin token is written (0600); default ``<data_dir>/admin.token``."""
+    log_level: str = "info"
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Settings:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("--tls-cert and --tls-key go together")
+        if self.longpoll_default_wait > self.longpoll_max_wait:
+            object.__setattr__(self, "longpoll_default_wait", self.longpoll_max_wait)
+        return self
+
+    @property
+    def database_url(self) -> str:
+        if self.db_url:
+            return self.db_url
+        return f"sqlite+aiosqlite:///{self.data_dir / 'mien.db'}"
+
+    @property
+    def admin_token_path(self) -> Path:
+        return self.admin_token_file or self.data_dir / "admin.token"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @classmethod
+    def build(cls, **given: Any) -> Settings:
+        """Settings from ``given`` (``None`` means not given), then the environment."""
+        values: dict[str, Any] = {}
+        for name in cls.model_fields:
+            env = os.environ.get(ENV_PREFIX + name.upper())
+            if env is not None and env != "":
+                values[name] = env
+        values.update({k: v for k, v in given.items() if v is not None})
+        try:
+            return cls(**values)
+        except ValidationError as exc:
+            messages = []
+            for error in exc.errors(include_url=False):
+                field = ".".join(str(p) for p in error["loc"]) or "settings"
+                messages.append(f"{field}: {error['msg']}")
+            raise SettingsError("; ".join(messages)) from None
+
+
+def redact_url(url: str) -> str:
+    """A database URL fit for printing: the password replaced by ``***``."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        parsed = make_url(url)
+    except Exception:
+        return "<unparseable database URL>"
+    return parsed.render_as_string(hide_password=True)

@@ -1,0 +1,209 @@
+"""Everything one replica holds while it runs, and the one way routes change data.
+
+:class:`ServerState` owns the database, the fleet cache, the token cache, the notifier,
+the metrics and the background loops. Routes change data only inside
+:meth:`ServerState.transaction`: the block's writes, its audit records and its change
+notifications commit together; after the commit the changes are applied to this replica's
+cache (so the writer reads its own writes) and, through PostgreSQL, to every other one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mien.server import audit
+from mien.server.audit import Entry
+from mien.server.auth import TokenCache
+from mien.server.fleet import Fleet
+from mien.server.metrics import Metrics
+from mien.server.notify import Change, LocalNotifier, Notifier, PostgresNotifier
+from mien.server.settings import Settings
+from mien.server.store import commands as commands_q
+from mien.server.store import instances as instances_q
+from mien.server.store import migrate
+from mien.server.store.db import Database
+from mien.server.waiters import Waiters
+
+log = logging.getLogger("mien.server")
+
+Clock = Callable[[], datetime]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Tx:
+    """An open write transaction: its session, its time, what it changed and audits."""
+
+    session: AsyncSession
+    now: datetime
+    changes: list[Change] = field(default_factory=list)
+    entries: list[Entry] = field(default_factory=list)
+
+    def changed(self, kind: str, key: str = "") -> None:
+        self.changes.append(Change(kind, key))
+
+    def audit(
+        self,
+        actor: str,
+        action: str,
+        *,
+        instance_id: str | None = None,
+        persona: str | None = None,
+        **detail: Any,
+    ) -> None:
+        self.entries.append(Entry(actor, action, instance_id, persona, detail))
+
+
+class ServerState:
+    def __init__(self, settings: Settings, clock: Clock | None = None) -> None:
+        self.settings = settings
+        self.clock: Clock = clock or utcnow
+        self.replica = secrets.token_hex(4)
+        self.db = Database(settings.database_url)
+        self.fleet = Fleet(self.db)
+        self.tokens = TokenCache(self.db, settings.token_cache_ttl, self.clock)
+        self.metrics = Metrics(
+            connected=lambda: float(self.fleet.waiters.keys()),
+            resolutions=lambda: float(self.fleet.resolutions),
+        )
+        self.notifier: Notifier = (
+            PostgresNotifier(settings.database_url, self.replica)
+            if self.db.is_postgres
+            else LocalNotifier()
+        )
+        self.command_waiters = Waiters()
+        self.shutting_down = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        from mien.server.reports import ReportWriter
+
+        self.reports = ReportWriter(self)
+
+    # --- life cycle ------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        before, after = await migrate.upgrade(self.db)
+        if before != after:
+            log.info("database schema upgraded from %s to %s", before or "empty", after)
+        await self.fleet.load_all(self.clock())
+        await self.notifier.start(self.apply)
+        self.reports.start()
+        s = self.settings
+        self._tasks = [
+            asyncio.create_task(
+                self._every(s.heartbeat_flush_interval, self.flush_seen), name="mien-heartbeats"
+            ),
+            asyncio.create_task(self._every(5.0, self.expire_commands), name="mien-expiry"),
+            asyncio.create_task(
+                self._every(s.cache_refresh_interval, self.refresh), name="mien-refresh"
+            ),
+        ]
+
+    def begin_shutdown(self) -> None:
+        """Answer every parked long-poll now (uvicorn would otherwise wait for them)."""
+        if not self.shutting_down:
+            self.shutting_down = True
+            woken = self.fleet.waiters.close() + self.command_waiters.close()
+            log.info("shutting down: released %d waiting request(s)", woken)
+
+    def request_shutdown(self) -> None:
+        """:meth:`begin_shutdown` from a signal handler (or any thread)."""
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self.begin_shutdown)
+
+    async def stop(self) -> None:
+        self.begin_shutdown()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with suppress(asyncio.CancelledError):
+                await task
+        await self.reports.stop()
+        try:
+            await self.flush_seen()
+        except Exception as exc:
+            log.warning("could not write last-seen times at shutdown: %s", exc)
+        await self.notifier.stop()
+        await self.db.dispose()
+
+    async def _every(self, interval: float, job: Callable[[], Awaitable[None]]) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await job()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # a loop must survive a database hiccup
+                log.warning("%s failed: %s", getattr(job, "__name__", "job"), exc)
+
+    # --- changes ---------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Tx]:
+        """Write, audit and notify atomically; then update this replica's cache."""
+        async with self.db.write() as session:
+            tx = Tx(session, self.clock())
+            yield tx
+            await audit.append(session, tx.entries, tx.now)
+            if tx.changes:
+                await self.notifier.publish(session, tx.changes)
+        if tx.changes:
+            await self.apply(tx.changes)
+
+    async def apply(self, changes: list[Change]) -> None:
+        """Apply changes (this replica's, or another's via LISTEN/NOTIFY)."""
+        await self.fleet.apply(changes, self.clock())
+        for change in changes:
+            if change.kind == "token":
+                self.tokens.forget(token_id=change.key)
+            elif change.kind == "instance":
+                self.tokens.forget(instance_id=change.key)
+            elif change.kind == "result":
+                self.command_waiters.wake(change.key)
+            elif change.kind == "all":
+                self.tokens.clear()
+                self.command_waiters.wake_all()
+
+    # --- background jobs -------------------------------------------------------------
+
+    async def flush_seen(self) -> None:
+        """Write the last-seen times of agents that polled since the last flush."""
+        seen = self.fleet.take_seen()
+        if not seen:
+            return
+        try:
+            async with self.db.write() as session:
+                await instances_q.touch(session, seen)
+        except Exception:
+            for key, value in seen.items():  # keep them for the next try
+                self.fleet.seen.setdefault(key, value)
+            raise
+
+    async def expire_commands(self) -> None:
+        async with self.transaction() as tx:
+            for row in await commands_q.expire(tx.session, tx.now):
+                tx.audit(
+                    "mien-server",
+                    "command.expire",
+                    instance_id=row.instance_id,
+                    command_id=row.id,
+                    command=row.command,
+                    was=row.status,
+                )
+                tx.changed("result", row.id)
+
+    async def refresh(self) -> None:
+        await self.fleet.load_all(self.clock())

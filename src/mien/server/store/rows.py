@@ -1,0 +1,21 @@
+"""Turning result rows into the frozen dataclasses the rest of the server works with."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, TypeVar
+
+from sqlalchemy import Row
+
+T = TypeVar("T")
+
+
+def load(cls: type[T], row: Row[Any]) -> T:
+    """An instance of dataclass ``cls`` from the row's columns of the same names."""
+    mapping = row._mapping
+    names = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
+    return cls(**{name: mapping[name] for name in names})
+
+
+def load_all(cls: type[T], rows: Any) -> list[T]:
+    return [load(cls, row) for row in rows]
