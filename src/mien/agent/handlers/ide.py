@@ -22,6 +22,7 @@ from mien.agent.handlers.base import (
     Context,
     FileSpec,
     FileState,
+    HandlerError,
     HandlerPlan,
     Note,
     Operation,
@@ -110,7 +111,12 @@ class IdeExtensionsHandler(BaseHandler):
         kept = self._clean_up(ctx, result, meta, ids, user, editor[0] if editor else None)
         if editor is not None and ids:
             cli, title, data_dir = editor
-            installed = self._installed(ctx, cli, user, data_dir)
+            try:
+                installed = self._installed(ctx, cli, user, data_dir)
+            except HandlerError as exc:
+                # A broken editor must not block the rest of the persona: say so instead.
+                result.notes.append(Note(SETTING, "error", f"extensions not applied: {exc}"))
+                return result
             missing = [i for i in ids if bare_id(i) not in installed]
             for ext in missing:
                 self._op(result, "install", cli, ext, user, data_dir)
@@ -199,7 +205,13 @@ class IdeExtensionsHandler(BaseHandler):
         data_dir = str(meta.get("data_dir", "Code"))
         same = old_user == user and old_cli == cli
         wanted = {bare_id(i) for i in ids} if same else set()
-        present = self._installed(ctx, old_cli, old_user, data_dir)
+        try:
+            present = self._installed(ctx, old_cli, old_user, data_dir)
+        except HandlerError as exc:
+            result.notes.append(
+                Note(SETTING, "error", f"extensions mien installed were not removed: {exc}")
+            )
+            return []
         for ext in before:
             if bare_id(ext) in present and bare_id(ext) not in wanted:
                 self._op(result, "uninstall", old_cli, ext, old_user, data_dir)

@@ -29,7 +29,10 @@ MISSING: Final = _Missing()
 
 _SECTION = re.compile(r"^[ \t]*\[([^\]\r\n]+)\][ \t]*$")
 _COMMENT = re.compile(r"^[ \t]*[#;]")
-_INI_KEY = re.compile(r"^([^ \t=:\r\n#;\[][^=:\r\n]*?)([ \t]*[=:][ \t]*)(.*?)[ \t\r]*$")
+_INI_KEY = re.compile(r"^([ \t]*)([^ \t=:\r\n#;\[][^=:\r\n]*?)([ \t]*[=:][ \t]*)(.*?)[ \t\r]*$")
+# An indented "key = value" is a key (git config indents every key with a tab), any other
+# indented line continues the previous value (configparser's multi-line values).
+_INDENTED_KEY = re.compile(r"^[ \t]+[A-Za-z0-9_.-]+[ \t]*=")
 
 
 def _lines(text: str) -> list[str]:
@@ -58,7 +61,8 @@ class _Entry:
     start: int
     end: int  # exclusive; continuation lines included
     value: str
-    lead: str  # "key = " as written, reused when the value changes
+    indent: str  # leading whitespace as written
+    delimiter: str  # " = " as written; both reused when the value changes
 
 
 @dataclass
@@ -88,15 +92,18 @@ class IniDoc:
             if not line.strip() or _COMMENT.match(line):
                 continue
             current = sections[-1]
-            if line[0] in " \t" and current.entries and current.entries[-1].end == i:
-                entry = current.entries[-1]  # continuation of a multi-line value
-                entry.end = i + 1
-                entry.value += "\n" + line.strip()
+            indented = line[0] in " \t"
+            if indented and not _INDENTED_KEY.match(line):
+                if current.entries and current.entries[-1].end == i:
+                    entry = current.entries[-1]  # continuation of a multi-line value
+                    entry.end = i + 1
+                    entry.value += "\n" + line.strip()
                 continue
             k = _INI_KEY.match(line.rstrip("\r\n"))
             if k:
-                key = k.group(1).strip()
-                current.entries.append(_Entry(key, i, i + 1, k.group(3), k.group(1) + k.group(2)))
+                current.entries.append(
+                    _Entry(k.group(2).strip(), i, i + 1, k.group(4), k.group(1), k.group(3))
+                )
         return sections
 
     def _find(self, section: str, key: str) -> _Entry | None:
@@ -115,20 +122,27 @@ class IniDoc:
     def depth_existing(self, path: Sequence[str]) -> int:
         return int(any(s.name == path[0] for s in self._scan()))
 
-    def _delimiter(self) -> str:
-        for sec in self._scan():
-            for entry in sec.entries:
-                return entry.lead[len(entry.key) :] if entry.lead.startswith(entry.key) else "="
-        return self.delimiter
+    def _style(self, section: str) -> tuple[str, str]:
+        """Indentation and delimiter for a new key: as the section's (or the file's) last
+        key is written, else the default."""
+        entries = [e for s in self._scan() for e in s.entries]
+        ours = [e for s in self._scan() if s.name == section for e in s.entries]
+        for entry in (ours or entries)[-1:]:
+            return entry.indent, entry.delimiter
+        return "", self.delimiter
 
     def set(self, path: Sequence[str], value: str) -> None:
         section, key = path[0], path[1]
         nl = _ending(self.lines)
         entry = self._find(section, key)
         if entry is not None:
-            self.lines[entry.start : entry.end] = [entry.lead + value.replace("\n", " ") + nl]
+            flat = value.replace("\n", " ")
+            self.lines[entry.start : entry.end] = [
+                f"{entry.indent}{entry.key}{entry.delimiter}{flat}{nl}"
+            ]
             return
-        line = f"{key}{self._delimiter()}{value.replace(chr(10), ' ')}{nl}"
+        indent, delimiter = self._style(section)
+        line = f"{indent}{key}{delimiter}{value.replace(chr(10), ' ')}{nl}"
         target = [s for s in self._scan() if s.name == section]
         if target:
             sec = target[-1]

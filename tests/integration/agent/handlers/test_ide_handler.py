@@ -137,3 +137,17 @@ def test_revert_works_from_the_data_alone(with_code) -> None:  # type: ignore[no
     assert "ms-python.python" in extensions(driver.root)
     handler.revert(driver.ctx(), op.data)
     assert extensions(driver.root) == ["eamodio.gitlens"]
+
+
+@needs_chroot
+def test_a_broken_editor_is_reported_not_fatal(driver) -> None:  # type: ignore[no-untyped-def]
+    install_shell(driver.root)
+    install_program(driver.root, "/usr/bin/code", "#!/bin/sh\necho 'cannot start' >&2\nexit 3\n")
+    result = driver.plan(IdeExtensionsHandler(), SEED)
+    assert result.operations == []
+    assert [(n.status, n.message) for n in result.notes] == [
+        (
+            "error",
+            "extensions not applied: /usr/bin/code --list-extensions: exited with status 3: cannot start",
+        )
+    ]

@@ -164,7 +164,7 @@ def test_ini_edits_only_managed_lines() -> None:
     )
     assert text == GTK.replace(
         "gtk-icon-theme-name=Adwaita\n",
-        "gtk-icon-theme-name=Papirus\ngtk-application-prefer-dark-theme = 1\n",
+        "gtk-icon-theme-name=Papirus\ngtk-application-prefer-dark-theme=1\n",
     )
     back = release("ini", text, states)
     assert back.render(None) == GTK
@@ -172,7 +172,7 @@ def test_ini_edits_only_managed_lines() -> None:
 
 def test_ini_section_created_and_removed() -> None:
     text, states = roundtrip("ini", GTK, {"New": {"k": True, "n": 3}})
-    assert text.endswith("x: 1\n\n[New]\nk = true\nn = 3\n")
+    assert text.endswith("x: 1\n\n[New]\nk: true\nn: 3\n")  # written like the key before
     assert release("ini", text, states).render(None) == GTK
 
 
@@ -244,3 +244,22 @@ def test_meta_round_trip_of_key_states() -> None:
     meta = json.loads(json.dumps(formats.keys_to_meta(states)))
     assert set(meta) == {'a."b.c"', "x"}
     assert formats.keys_from_meta(meta) == states
+
+
+GITCONFIG = (
+    '[user]\n\tname = Alice\n\temail = alice@example.com\n[remote "origin"]\n\turl = git@x:y.git\n'
+)
+
+
+def test_ini_with_indented_keys_like_git_config() -> None:
+    text, states = roundtrip(
+        "ini", GITCONFIG, {"user": {"name": "Alice A."}, "init": {"defaultBranch": "main"}}
+    )
+    assert (
+        text
+        == GITCONFIG.replace("name = Alice", "name = Alice A.")
+        + "\n[init]\n\tdefaultBranch = main\n"
+    )
+    doc = formats.load("ini", text)
+    assert doc.get(('remote "origin"', "url")) == "git@x:y.git"
+    assert release("ini", text, states).render(None) == GITCONFIG
