@@ -16,6 +16,7 @@ Run ``python bench/spec_bench.py --importtime`` to see where start-up time goes.
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import re
 import statistics
@@ -198,6 +199,8 @@ def main() -> None:
     parser.add_argument("--importtime", action="store_true", help="show start-up imports")
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT / "src"))
+    # Other work on the machine skews every figure: say how busy it was.
+    print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
     bench_examples(args.rounds)
     bench_generated(args.count)
     bench_process(args.runs)

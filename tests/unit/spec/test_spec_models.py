@@ -71,16 +71,24 @@ def test_cel_error_in_json() -> None:
     )
 
 
-FOLDED: list[tuple[str, str]] = [
+FOLDED: list[tuple[str, str, str]] = [
     (
         "folded block",
         "adaptation_rules:\n  - when: >\n      metrics.cpu_percent > 1.0 &&\n      nosuch.x > 2\n"
         "    then: [{action: notify}]\n",
+        "4:13",
     ),
     (
         "plain scalar over two lines",
         "adaptation_rules:\n  - when: metrics.cpu_percent > 1.0 &&\n      nosuch.x > 2\n"
         "    then: [{action: notify}]\n",
+        "3:13",
+    ),
+    (
+        "quoted scalar over two lines",
+        'adaptation_rules:\n  - when: "metrics.cpu_percent > 1.0 &&\n      nosuch.x > 2"\n'
+        "    then: [{action: notify}]\n",
+        "3:13",
     ),
 ]
 
@@ -90,10 +98,11 @@ FOLDED: list[tuple[str, str]] = [
     "quoted) scalars as if their line breaks were kept; the fix is in the report",
     strict=True,
 )
-@pytest.mark.parametrize(("case", "text"), FOLDED, ids=[c[0] for c in FOLDED])
-def test_cel_errors_in_folded_scalars(case: str, text: str) -> None:
+@pytest.mark.parametrize(("case", "text", "position"), FOLDED, ids=[c[0] for c in FOLDED])
+def test_cel_errors_in_folded_scalars(case: str, text: str, position: str) -> None:
     assert problem(text) == (
-        f"p.yaml:4:13: adaptation_rules[0].when: undeclared reference to 'nosuch.x' {UNDECLARED}"
+        f"p.yaml:{position}: adaptation_rules[0].when: undeclared reference to 'nosuch.x' "
+        f"{UNDECLARED}"
     )
 
 
