@@ -144,7 +144,8 @@ def _expand(paths: list[Path]) -> list[tuple[Path, str | None]]:
             out.extend((p, None) for p in found)
         else:
             out.append((path, None))
-    return out
+    unique = {str(path): (path, trouble) for path, trouble in reversed(out)}  # first one wins
+    return [unique[key] for key in dict.fromkeys(str(path) for path, _ in out)]
 
 
 def check_file(path: Path, catalog: Catalog) -> tuple[Document | None, list[Problem]]:

@@ -21,7 +21,9 @@ from mien.spec.compose import DELETED, Layer, compose, lookup
 from mien.spec.document import parse_document
 from mien.spec.models import Persona
 
-SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(
+    max_examples=150, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow]
+)
 
 names = st.from_regex(r"[a-z][a-z0-9_]{0,10}", fullmatch=True)
 env_names = st.from_regex(r"[A-Z_][A-Z0-9_]{0,10}", fullmatch=True)

@@ -50,7 +50,9 @@ def test_value_types_are_described_with_canonical_defaults() -> None:
     assert timeout["default"] == "5m"
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=100, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow]
+)
 @given(personas())
 def test_every_canonical_persona_validates(data: dict[str, Any]) -> None:
     validator = jsonschema_rs.validator_for(json_schema())
