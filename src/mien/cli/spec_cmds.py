@@ -135,15 +135,19 @@ def _expand(paths: list[Path]) -> list[tuple[Path, str | None]]:
     """Files to check; a directory stands for its persona files (or is itself a problem)."""
     out: list[tuple[Path, str | None]] = []
     for path in paths:
-        if path.is_dir():
+        try:
+            if not path.is_dir():
+                out.append((path, None))  # reading it reports what is wrong with it
+                continue
             found = sorted(
                 p for p in path.iterdir() if p.suffix in PERSONA_SUFFIXES and p.is_file()
             )
-            if not found:
-                out.append((path, "no persona files (.yaml, .yml, .json) in this directory"))
-            out.extend((p, None) for p in found)
-        else:
-            out.append((path, None))
+        except OSError as exc:
+            out.append((path, exc.strerror or str(exc)))
+            continue
+        if not found:
+            out.append((path, "no persona files (.yaml, .yml, .json) in this directory"))
+        out.extend((p, None) for p in found)
     unique = {str(path): (path, trouble) for path, trouble in reversed(out)}  # first one wins
     return [unique[key] for key in dict.fromkeys(str(path) for path, _ in out)]
 
