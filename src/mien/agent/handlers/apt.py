@@ -109,7 +109,20 @@ def apt_env(ctx_env: Mapping[str, str]) -> dict[str, str]:
 def _apt(ctx: Context, *args: str, timeout: float = 1800) -> None:
     run_in_root(
         ctx.root,
-        ["apt-get", "-q", "-y", "-o", "DPkg::Lock::Timeout=120", *args],
+        [
+            "apt-get",
+            "-q",
+            "-y",
+            "-o",
+            "DPkg::Lock::Timeout=120",
+            # mien writes its files before packages install: a configuration file already
+            # there (the persona's) is kept, never a prompt on a terminal nobody watches.
+            "-o",
+            "Dpkg::Options::=--force-confdef",
+            "-o",
+            "Dpkg::Options::=--force-confold",
+            *args,
+        ],
         env=apt_env(ctx.env),
         timeout=timeout,
         what=f"apt-get {args[0]}",

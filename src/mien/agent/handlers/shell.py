@@ -1,36 +1,42 @@
 """``os_settings.terminal_shell`` → the persona user's login shell in ``/etc/passwd``.
 
-Only the shell field of the user's line changes; every other byte of the file stays (users
-added since mien last wrote it included). The shell must be listed in ``/etc/shells`` —
-what ``chsh`` requires too — by absolute path, or by name matching an entry's basename
-(``zsh`` → ``/usr/bin/zsh``). A shell the persona itself installs with apt in the same
-apply is accepted (its package lists it in ``/etc/shells`` when installed). The shell the
-user had before mien is kept in the file's meta and put back when no persona sets one; a
-``chsh`` by the user becomes the customization ``os_settings.terminal_shell``.
+Only the shell field of the user's line changes, by an operation that rewrites the file
+atomically with every other byte kept. ``/etc/passwd`` is deliberately *not* a managed
+file: the engine restores managed files byte for byte on rollback, which would also undo
+accounts added or changed since — here a rollback sets the shell field back and nothing
+else. The shell must be listed in ``/etc/shells`` (what ``chsh`` requires too), by
+absolute path or by name matching an entry's basename (``zsh`` → ``/usr/bin/zsh``); a
+shell the persona installs with apt in the same apply is accepted (its package lists it
+when installed). The shell the user had before mien is kept in
+``/var/lib/mien/records/login-shell.json`` and put back when no persona sets one. A shell
+the user chose with ``chsh`` after mien set one is left alone (and said so).
 """
 
 from __future__ import annotations
 
+import json
 import posixpath
-from collections.abc import Callable, Collection
-from typing import ClassVar
+from collections.abc import Callable, Collection, Mapping
+from pathlib import Path
+from typing import Any, ClassVar
 
+from mien.agent import fileops
 from mien.agent.handlers.base import (
     BaseHandler,
-    Captured,
     Context,
     FileSpec,
     FileState,
     HandlerError,
     HandlerPlan,
-    ManagedRecord,
     Note,
+    Operation,
 )
-from mien.agent.handlers.support import edited, hold, is_released, text_of
+from mien.agent.handlers.support import RECORDS_DIR, text_of
 from mien.spec.models import Persona
 
 PASSWD = "/etc/passwd"
 SHELLS = "/etc/shells"
+RECORD = f"{RECORDS_DIR}/login-shell.json"
 SETTING = "os_settings.terminal_shell"
 
 
@@ -111,62 +117,68 @@ class LoginShellHandler(BaseHandler):
     settings: ClassVar[tuple[str, ...]] = (SETTING,)
     order: ClassVar[int] = 50
 
-    def _record(self, ctx: Context) -> ManagedRecord | None:
-        record = ctx.managed.get(PASSWD)
-        return record if record is not None and record.handler == self.name else None
-
     def plan(self, ctx: Context, persona: Persona) -> HandlerPlan:
         result = HandlerPlan()
-        record = self._record(ctx)
+        record = ctx.managed.get(RECORD)
+        meta: Mapping[str, Any] = record.meta if record and record.handler == self.name else {}
         want = persona.os_settings.terminal_shell
-        current = ctx.read(PASSWD)
-        text = text_of(current, PASSWD)
+        text = text_of(ctx.read(PASSWD), PASSWD)
         if text is None:
             if want:
                 raise HandlerError(f"{SETTING}: {PASSWD} does not exist in this root")
             return result
-        active = record is not None and not is_released(record)
-        meta = dict(record.meta) if record is not None and active else {}
         if meta and meta.get("user") != ctx.user.name:
-            # Another persona user had their shell set: give them theirs back first.
-            text = with_shell(text, str(meta["user"]), str(meta["pristine"]))
+            # Another persona user had their shell set by mien: give them theirs back.
+            self._restore(result, text, meta)
             meta = {}
         if not want:
-            if record is None:
-                return result
-            if not active:
-                result.files.append(hold(ctx, PASSWD, record.meta, "login shell not managed"))
-                return result
-            restored = with_shell(text, str(record.meta["user"]), str(record.meta["pristine"]))
-            result.files.append(
-                FileSpec(
-                    PASSWD,
-                    FileState(restored.encode(), current.mode, current.uid, current.gid),
-                    {"user": record.meta["user"], "released": True},
-                    f"login shell of {record.meta['user']} back to {record.meta['pristine']}",
+            if meta:
+                self._restore(result, text, meta)
+            return result
+        current = passwd_shell(text, ctx.user.name)
+        if current is None:
+            raise HandlerError(
+                f"{SETTING}: user {ctx.user.name!r} has no line in {PASSWD} (a network "
+                "account?): mien sets the login shell of local users only"
+            )
+        installing = {p.name for p in persona.required_applications if p.manager == "apt"}
+        shells = listed_shells(text_of(ctx.read(SHELLS), SHELLS) or "")
+        shell, present = choose_shell(
+            want, shells, lambda s: ctx.host_path(s).is_file(), installing
+        )
+        written = str(meta.get("written", "")) if meta else ""
+        if meta and current != written:
+            # The user ran chsh after mien set the shell: their choice stands.
+            result.notes.append(
+                Note(
                     SETTING,
+                    "pending",
+                    f"{ctx.user.name} chose {current} (chsh) after mien set {written}: kept; "
+                    f"set it with `mien customize set {SETTING} ...` to change it",
                 )
             )
-            return result
-        shells_text = text_of(ctx.read(SHELLS), SHELLS) or ""
-        installing = {p.name for p in persona.required_applications if p.manager == "apt"}
-        shell, present = choose_shell(
-            want,
-            listed_shells(shells_text),
-            lambda s: ctx.host_path(s).is_file(),
-            installing,
-        )
-        pristine = meta.get("pristine", passwd_shell(text, ctx.user.name))
-        new_text = with_shell(text, ctx.user.name, shell)
+            shell = written
+        elif current != shell:
+            result.operations.append(self._op(ctx.user.name, current, shell))
+        pristine = str(meta["pristine"]) if meta else current
+        document = {
+            "managed_by": "mien",
+            "persona": ctx.persona_name,
+            "user": ctx.user.name,
+            "shell": shell,
+            "before_mien": pristine,
+        }
         result.files.append(
             FileSpec(
-                PASSWD,
-                FileState(new_text.encode(), current.mode, current.uid, current.gid),
+                RECORD,
+                FileState((json.dumps(document, indent=2) + "\n").encode(), 0o644, 0, 0),
                 {"user": ctx.user.name, "pristine": pristine, "written": shell},
-                f"login shell of {ctx.user.name}: {shell}",
+                f"login shell of {ctx.user.name}: {shell} (was {pristine} before mien)",
                 SETTING,
             )
         )
+        if meta and current != written:
+            return result
         if present:
             result.notes.append(Note(SETTING, "applied", f"{ctx.user.name} logs in with {shell}"))
         elif posixpath.basename(shell) in installing:
@@ -184,15 +196,35 @@ class LoginShellHandler(BaseHandler):
             )
         return result
 
-    def capture(self, ctx: Context, persona: Persona) -> list[Captured]:
-        record = self._record(ctx)
-        if record is None or is_released(record):
-            return []
-        found = edited(ctx, PASSWD)
-        if found is None:
-            return []
-        text = text_of(found[1], PASSWD) or ""
-        shell = passwd_shell(text, str(record.meta.get("user")))
-        if shell is None or shell == record.meta.get("written"):
-            return []  # the change is elsewhere in the file (a new user…): not ours
-        return [Captured(SETTING, shell, PASSWD)]
+    def _op(self, user: str, old: str, new: str) -> Operation:
+        return Operation(
+            self.name,
+            f"login-shell:{user}",
+            f"login shell of {user}: {old} → {new}",
+            {"user": user, "old": old, "new": new},
+        )
+
+    def _restore(self, result: HandlerPlan, text: str, meta: Mapping[str, Any]) -> None:
+        """Put the shell mien replaced back, unless the user chose another one since."""
+        user, written = str(meta["user"]), str(meta.get("written"))
+        if passwd_shell(text, user) == written and written != meta["pristine"]:
+            result.operations.append(self._op(user, written, str(meta["pristine"])))
+
+    # --- operations --------------------------------------------------------------------
+
+    def _set(self, ctx: Context, user: str, expect: str, shell: str) -> None:
+        host = ctx.host_path(PASSWD)
+        current = ctx.read(PASSWD)
+        text = text_of(current, PASSWD) or ""
+        if passwd_shell(text, user) != expect:
+            return  # already done (or changed by someone else): nothing to undo or redo
+        changed = FileState(
+            with_shell(text, user, shell).encode(), current.mode, current.uid, current.gid
+        )
+        fileops.write(Path(host), changed)
+
+    def perform(self, ctx: Context, data: Mapping[str, Any]) -> None:
+        self._set(ctx, str(data["user"]), str(data["old"]), str(data["new"]))
+
+    def revert(self, ctx: Context, data: Mapping[str, Any]) -> None:
+        self._set(ctx, str(data["user"]), str(data["new"]), str(data["old"]))

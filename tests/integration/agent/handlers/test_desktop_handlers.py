@@ -11,7 +11,7 @@ import pytest
 
 from mien.agent.handlers.base import HandlerError
 from mien.agent.handlers.browser import CHROME, CHROMIUM, FIREFOX, BrowserExtensionsHandler
-from mien.agent.handlers.shell import PASSWD, LoginShellHandler
+from mien.agent.handlers.shell import PASSWD, RECORD, LoginShellHandler
 from mien.agent.handlers.theme import COMPILED, KEYFILE, PROFILE, ThemeHandler
 
 from .conftest import install_program, install_shell, needs_chroot
@@ -27,13 +27,35 @@ def test_login_shell_changes_one_field_and_comes_back(driver) -> None:  # type: 
     assert [(n.status, n.message) for n in result.notes] == [
         ("applied", "alice logs in with /usr/bin/zsh")
     ]
+    assert [op.key for op in result.operations] == ["login-shell:alice"]
     assert passwd.read_bytes() == original.replace(
         b"/home/alice:/bin/bash", b"/home/alice:/usr/bin/zsh"
+    )
+    assert RECORD in driver.managed and PASSWD not in driver.managed  # never restored whole
+    assert (
+        driver.plan(LoginShellHandler(), {"os_settings": {"terminal_shell": "zsh"}}).operations
+        == []
     )
     # A user added meanwhile stays; the old shell comes back when no persona sets one.
     passwd.write_bytes(passwd.read_bytes() + b"carol:x:1002:1002::/home/carol:/bin/sh\n")
     driver.apply(LoginShellHandler(), {})
     assert passwd.read_bytes() == original + b"carol:x:1002:1002::/home/carol:/bin/sh\n"
+    assert RECORD not in driver.managed
+
+
+def test_revert_works_from_the_data_alone(driver) -> None:  # type: ignore[no-untyped-def]
+    install_program(driver.root, "/usr/bin/zsh", "#!/bin/sh\n")
+    passwd = driver.path(PASSWD)
+    original = passwd.read_bytes()
+    handler = LoginShellHandler()
+    op = driver.plan(handler, {"os_settings": {"terminal_shell": "zsh"}}).operations[0]
+    handler.revert(driver.ctx(), op.data)  # crashed before perform: nothing to undo
+    assert passwd.read_bytes() == original
+    handler.perform(driver.ctx(), op.data)
+    handler.perform(driver.ctx(), op.data)  # twice: still one change
+    assert b"/home/alice:/usr/bin/zsh" in passwd.read_bytes()
+    handler.revert(driver.ctx(), op.data)
+    assert passwd.read_bytes() == original
 
 
 def test_unlisted_shell_is_refused(driver) -> None:  # type: ignore[no-untyped-def]
@@ -44,8 +66,9 @@ def test_unlisted_shell_is_refused(driver) -> None:  # type: ignore[no-untyped-d
         LoginShellHandler(),
         {"os_settings": {"terminal_shell": "fish"}, "required_applications": [{"name": "fish"}]},
     )
-    assert result.files[0].desired is not None
-    assert b"/home/alice:/usr/bin/fish" in (result.files[0].desired.content or b"")
+    assert [dict(op.data) for op in result.operations] == [
+        {"user": "alice", "old": "/bin/bash", "new": "/usr/bin/fish"}
+    ]
 
 
 def test_listed_but_missing_shell_is_pending(driver) -> None:  # type: ignore[no-untyped-def]
@@ -54,20 +77,16 @@ def test_listed_but_missing_shell_is_pending(driver) -> None:  # type: ignore[no
     assert "cannot log in" in result.notes[0].message
 
 
-def test_chsh_by_the_user_becomes_a_customization(driver) -> None:  # type: ignore[no-untyped-def]
-    persona = {"os_settings": {"terminal_shell": "bash"}}
-    install_program(driver.root, "/bin/bash", "#!/bin/sh\n")
-    driver.apply(LoginShellHandler(), persona)
+def test_chsh_by_the_user_is_kept(driver) -> None:  # type: ignore[no-untyped-def]
+    install_program(driver.root, "/usr/bin/zsh", "#!/bin/sh\n")
+    driver.apply(LoginShellHandler(), {"os_settings": {"terminal_shell": "zsh"}})
     passwd = driver.path(PASSWD)
-    passwd.write_text(passwd.read_text().replace("/home/alice:/bin/bash", "/home/alice:/bin/sh"))
-    driver.apply(LoginShellHandler(), persona)
-    assert [(c.key, c.value) for c in driver.captured] == [
-        ("os_settings.terminal_shell", "/bin/sh")
-    ]
-    # A change elsewhere in the file (a new user) is not the user's shell choice.
-    passwd.write_text(passwd.read_text() + "dave:x:1003:1003::/:/bin/sh\n")
-    driver.apply(LoginShellHandler(), persona)
-    assert driver.captured == []
+    passwd.write_text(passwd.read_text().replace("/home/alice:/usr/bin/zsh", "/home/alice:/bin/sh"))
+    result = driver.apply(LoginShellHandler(), {"os_settings": {"terminal_shell": "zsh"}})
+    assert result.operations == []
+    assert "alice chose /bin/sh (chsh) after mien set /usr/bin/zsh: kept" in result.notes[0].message
+    driver.apply(LoginShellHandler(), {})  # and it is not "restored" away either
+    assert "/home/alice:/bin/sh" in passwd.read_text()
 
 
 # --- theme -------------------------------------------------------------------------------
