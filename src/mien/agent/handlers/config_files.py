@@ -138,5 +138,8 @@ class ConfigFilesHandler(BaseHandler):
             except HandlerError:
                 continue  # binary now: the engine keeps a copy of the whole file
             if text is not None:
+                # The format goes with the content, so the customization stays a valid
+                # entry under a persona that has no such file (there it is stored).
+                out.append(Captured(f"{_setting(app)}.format", "text", path))
                 out.append(Captured(f"{_setting(app)}.content", text, path))
         return out

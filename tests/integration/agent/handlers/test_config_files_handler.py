@@ -125,7 +125,8 @@ def test_text_files_are_whole_and_captured_whole(driver) -> None:  # type: ignor
     driver.path("/etc/motd").write_text("Hello, edited\n")
     driver.apply(handler, persona)
     assert [(c.key, c.value) for c in driver.captured] == [
-        ("application_configuration.motd.content", "Hello, edited\n")
+        ("application_configuration.motd.format", "text"),
+        ("application_configuration.motd.content", "Hello, edited\n"),
     ]
 
 

@@ -80,3 +80,24 @@ def test_seed_persona_switch_and_rollback(tmp_path: Path) -> None:
         back = run_mien("rollback", "--to", target, "--root", root, "--yes")
         assert back.returncode == 0, back.stderr
         assert tree_diff(expected, snapshot(root)) == [], target
+
+
+def test_edited_text_file_survives_a_switch_to_a_persona_without_it(tmp_path: Path) -> None:
+    root = make_machine(tmp_path / "root")
+    (root / "etc/motd").write_text("the original\n")
+    personas = tmp_path / "personas"
+    personas.mkdir()
+    (personas / "one.yaml").write_text(
+        'name: one\napplication_configuration:\n  motd: {path: /etc/motd, content: "one\\n"}\n'
+    )
+    (personas / "two.yaml").write_text("name: two\nenvironment_variables: {X: '1'}\n")
+    assert apply(root, "one", personas).returncode == 0
+    (root / "etc/motd").write_text("edited by the admin\n")
+    switched = apply(root, "two", personas)
+    assert switched.returncode == 0, switched.stderr
+    assert (root / "etc/motd").read_text() == "the original\n"  # two does not manage it
+    stored = json.loads((root / "etc/mien/settings.json").read_text())["settings"]
+    assert stored["application_configuration.motd"]["content"] == "edited by the admin\n"
+    back = apply(root, "one", personas)
+    assert back.returncode == 0, back.stderr
+    assert (root / "etc/motd").read_text() == "edited by the admin\n"  # the edit is kept
