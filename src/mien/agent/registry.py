@@ -28,10 +28,14 @@ def handlers() -> tuple[Handler, ...]:
         try:
             cls = ep.load()
         except Exception as exc:  # a broken plugin must not take the agent down
-            raise HandlerError(f"handler plugin {ep.name!r} ({ep.value}) failed to load: {exc}") from exc
+            raise HandlerError(
+                f"handler plugin {ep.name!r} ({ep.value}) failed to load: {exc}"
+            ) from exc
         instance = cls()
         if not isinstance(instance, Handler):
-            raise HandlerError(f"handler plugin {ep.name!r} does not implement the Handler protocol")
+            raise HandlerError(
+                f"handler plugin {ep.name!r} does not implement the Handler protocol"
+            )
         if instance.name != ep.name:
             raise HandlerError(
                 f"handler plugin {ep.name!r} calls itself {instance.name!r}; the names must match"

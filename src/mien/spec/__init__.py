@@ -70,4 +70,26 @@ def __getattr__(name: str) -> Any:
     return value
 
 
-__all__ = list(_EXPORTS)
+__all__ = [
+    "Catalog",
+    "Document",
+    "Layer",
+    "Persona",
+    "PersonaNotFound",
+    "Problem",
+    "Resolved",
+    "SpecError",
+    "canonical",
+    "compose",
+    "content_hash",
+    "customization_layer",
+    "format_key",
+    "format_path",
+    "load_file",
+    "locking",
+    "parse_document",
+    "parse_key",
+    "resolve",
+    "to_json",
+    "to_yaml",
+]

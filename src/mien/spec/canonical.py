@@ -42,7 +42,9 @@ _NOT_STRING = re.compile(
 
 
 class _CanonicalDumper(_Dumper):  # type: ignore[misc,valid-type]
-    pass
+    def ignore_aliases(self, data: Any) -> bool:
+        # Canonical output never uses anchors; checking for them is also wasted time.
+        return True
 
 
 def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:

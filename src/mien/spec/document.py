@@ -127,14 +127,25 @@ def problems_from(exc: ValidationError, where: SourceMap, data: Any) -> list[Pro
 
 def _inside_scalar(where: SourceMap, mark: Mark, line: int, column: int) -> tuple[int, int]:
     """File position of (line, column) inside a string value that starts at ``mark``."""
-    if mark.style in ("|", ">"):
-        # Block scalar: content starts on the next line, at the block's indentation.
+    if mark.style == "|":
+        # Literal block: content starts on the next line, at the block's indentation.
         first = where.lines[mark.line] if mark.line < len(where.lines) else ""
         indent = len(first) - len(first.lstrip(" "))
         return mark.line + line, indent + column
-    if line == 1:
-        quote = 1 if mark.style in ("'", '"') else 0
-        return mark.line, mark.column + quote + column - 1
+    if mark.style == ">" or line == 1:
+        # Folded, plain and quoted scalars join their lines with one space: walk them.
+        offset, row = column - 1, mark.line - 1
+        start = mark.column - 1 + (1 if mark.style in ("'", '"') else 0)
+        if mark.style == ">":
+            row, start = mark.line, -1
+        while row < len(where.lines):
+            text = where.lines[row]
+            begin = len(text) - len(text.lstrip(" ")) if start < 0 else start
+            segment = len(text[begin:].rstrip())
+            if offset <= segment or row + 1 >= len(where.lines):
+                return row + 1, begin + offset + 1
+            offset -= segment + 1
+            row, start = row + 1, -1
     return mark.line + line - 1, column
 
 

@@ -93,11 +93,6 @@ FOLDED: list[tuple[str, str, str]] = [
 ]
 
 
-@pytest.mark.xfail(
-    reason="spec-core bug: document._inside_scalar maps folded ('>' and multi-line plain or "
-    "quoted) scalars as if their line breaks were kept; the fix is in the report",
-    strict=True,
-)
 @pytest.mark.parametrize(("case", "text", "position"), FOLDED, ids=[c[0] for c in FOLDED])
 def test_cel_errors_in_folded_scalars(case: str, text: str, position: str) -> None:
     assert problem(text) == (
