@@ -15,7 +15,6 @@ from typing import Any, get_args
 
 import jsonschema_rs
 import pytest
-from tests.support import EXAMPLES, REPO, Run, run_mien
 
 from mien.spec.models import (
     AccessControls,
@@ -36,6 +35,7 @@ from mien.spec.models import (
     Rule,
     Script,
 )
+from tests.support import EXAMPLES, REPO, Run, run_mien
 
 PERSONAS = sorted(p for p in EXAMPLES.iterdir() if p.suffix in (".yaml", ".yml", ".json"))
 OVERLAYS = sorted((EXAMPLES / "overlays").iterdir())

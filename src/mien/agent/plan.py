@@ -77,6 +77,7 @@ class Plan:
     drift: list[Drift] = field(default_factory=list)
     managed_specs: dict[str, tuple[str, FileSpec]] = field(default_factory=dict)
     skipped_customizations: list[tuple[str, str]] = field(default_factory=list)
+    handler_order: list[str] = field(default_factory=list)
 
     @property
     def hash(self) -> str:

@@ -123,6 +123,7 @@ def build_plan(
     handlers are consulted only for operations and notes.
     """
     persona = plan.resolved.persona
+    plan.handler_order = [h.name for h in handlers]
     specs: dict[str, tuple[str, FileSpec]] = {}
     errors: list[str] = []
     for handler in handlers:

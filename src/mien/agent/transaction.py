@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from mien.agent import fileops, registry
-from mien.agent.handlers.base import Context, FileState, HandlerError, ManagedRecord
-from mien.agent.plan import Plan
+from mien.agent.handlers.base import Context, FileState, HandlerError, ManagedRecord, Operation
+from mien.agent.plan import FileChange, Plan
 from mien.agent.planner import Target
 from mien.agent.scripts import run_script
 from mien.agent.state import State
@@ -98,30 +98,31 @@ def execute(
     first_before: dict[str, FileState] = {}
     created: list[str] = []
     try:
-        for change in plan.files:
-            host = ctx.host_path(change.path)
-            dirs = fileops.missing_dirs(host)
-            for d in dirs:
+        for step in _steps(plan):
+            if isinstance(step, Operation):
+                seq += 1
+                state.journal_other(
+                    txn, seq, "op", step.key, {"handler": step.handler, "data": dict(step.data)}
+                )
+                crash(f"journaled:{seq}")
+                registry.by_name(step.handler).perform(ctx, step.data)
+                crash(f"performed:{seq}")
+                continue
+            host = ctx.host_path(step.path)
+            for d in fileops.missing_dirs(host):
                 seq += 1
                 state.journal_other(txn, seq, "mkdir", str(d), {})
                 crash(f"journaled:{seq}")
                 fileops.make_dirs([d])
+                _own_if_in_home(ctx, d)
                 created.append(str(d))
-            before = ctx.read(change.path)
+            before = ctx.read(step.path)
             seq += 1
-            state.journal_file(txn, seq, change.path, before)
-            first_before.setdefault(change.path, before)
+            state.journal_file(txn, seq, step.path, before)
+            first_before.setdefault(step.path, before)
             crash(f"journaled:{seq}")
-            fileops.write(host, change.after)
+            fileops.write(host, step.after)
             crash(f"written:{seq}")
-        for op in plan.operations:
-            seq += 1
-            state.journal_other(
-                txn, seq, "op", op.key, {"handler": op.handler, "data": dict(op.data)}
-            )
-            crash(f"journaled:{seq}")
-            registry.by_name(op.handler).perform(ctx, op.data)
-            crash(f"performed:{seq}")
     except (HandlerError, OSError) as exc:
         problems = undo(state, ctx, txn)
         raise ApplyFailed("change", str(exc), undo_errors=problems) from exc
@@ -146,6 +147,32 @@ def execute(
     warnings = _finish(state, ctx, txn)
     _prune_dirs(state, targets)
     return Outcome(history_id, len(plan.files), len(plan.operations), warnings)
+
+
+def _steps(plan: Plan) -> list[FileChange | Operation]:
+    """The order changes are made in: handler by handler (packages before the files that
+    configure them), each handler's files before its operations (a keyfile before
+    ``dconf update``); files that are only being restored or removed come last."""
+    by_handler: dict[str, list[FileChange | Operation]] = {}
+    for change in plan.files:
+        if change.action not in ("restore", "delete"):
+            by_handler.setdefault(change.handler, []).append(change)
+    for op in plan.operations:
+        by_handler.setdefault(op.handler, []).append(op)
+    order = {name: i for i, name in enumerate(plan.handler_order)}
+    steps: list[FileChange | Operation] = []
+    for name in sorted(by_handler, key=lambda n: order.get(n, len(order))):
+        steps.extend(by_handler[name])
+    steps.extend(c for c in plan.files if c.action in ("restore", "delete"))
+    return steps
+
+
+def _own_if_in_home(ctx: Context, directory: Path) -> None:
+    # A directory mien creates inside the user's home (~/.config) belongs to the user,
+    # or they could not create anything of their own in it.
+    home = ctx.host_path(ctx.user.home)
+    if os.geteuid() == 0 and directory != home and directory.is_relative_to(home):
+        os.chown(directory, ctx.user.uid, ctx.user.gid)
 
 
 def _commit(

@@ -11,7 +11,6 @@ import stat
 from pathlib import Path
 
 import pytest
-from tests.support import make_machine
 
 from mien.agent.engine import Engine
 from mien.agent.handlers.base import Context, HandlerError, UserInfo
@@ -25,6 +24,7 @@ from mien.agent.router import (
     RoutingTable,
 )
 from mien.spec.models import Persona
+from tests.support import make_machine
 
 HANDLER = CommandRoutesHandler()
 

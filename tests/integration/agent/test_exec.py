@@ -21,7 +21,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.support import make_machine, run_mien
 
 from mien.agent.handlers.base import Context, UserInfo
 from mien.agent.handlers.commands import CommandRoutesHandler
@@ -36,6 +35,7 @@ from mien.agent.router import (
 )
 from mien.agent.state import State
 from mien.spec.models import Persona
+from tests.support import make_machine, run_mien
 
 REFUSED_DD = "mien: 'dd' is restricted by persona 'test-runner'\n"
 # Arguments that must arrive unchanged (and be logged as valid JSON by the shims).

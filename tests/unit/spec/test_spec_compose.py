@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from tests.unit.spec.spec_helpers import doc, finder
 
 from mien.spec.compose import (
     DELETED,
@@ -17,6 +16,7 @@ from mien.spec.compose import (
     resolve,
 )
 from mien.spec.errors import PersonaNotFound, SpecError
+from tests.unit.spec.spec_helpers import doc, finder
 
 BASE = (
     "base.yaml",

@@ -10,11 +10,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from tests.unit.spec.spec_helpers import doc, problem, problems
 
 from mien.spec import phrases
 from mien.spec.canonical import canonical
 from mien.spec.forms import _package, snake
+from tests.unit.spec.spec_helpers import doc, problem, problems
 
 SEED_000 = """\
 persona_developer:

@@ -5,10 +5,10 @@ configuration files, actions, scripts, locks, warnings. Table-driven where the c
 from __future__ import annotations
 
 import pytest
-from tests.unit.spec.spec_helpers import doc, problem, problems
 
 from mien.spec.canonical import canonical
 from mien.spec.models import TOP_LEVEL_FIELDS, format_for_path
+from tests.unit.spec.spec_helpers import doc, problem, problems
 
 UNDECLARED = "(conditions can use metrics, events, baseline, priority, trust, persona, data)"
 

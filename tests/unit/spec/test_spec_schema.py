@@ -8,10 +8,10 @@ from typing import Any
 import jsonschema_rs
 import pytest
 from hypothesis import HealthCheck, given, settings
-from tests.unit.spec.test_spec_properties import personas
 
 from mien.spec.models import TOP_LEVEL_FIELDS, Persona
 from mien.spec.schema import FIELD_DESCRIPTIONS, SCHEMA_DIALECT, json_schema
+from tests.unit.spec.test_spec_properties import personas
 
 
 @pytest.fixture(scope="module")

@@ -9,11 +9,11 @@ from __future__ import annotations
 import json
 
 import pytest
-from tests.unit.spec.spec_helpers import doc, problem, problems
 
 from mien.spec.document import parse_document
 from mien.spec.errors import SpecError
 from mien.spec.source import MAX_BYTES, MAX_DEPTH, MAX_NODES, parse_text
+from tests.unit.spec.spec_helpers import doc, problem, problems
 
 BOMB = (
     b'a: &a ["x","x","x","x","x","x","x","x","x"]\n'

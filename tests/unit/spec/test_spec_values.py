@@ -10,9 +10,9 @@ import re
 from typing import Any
 
 import pytest
-from tests.unit.spec.spec_helpers import doc, problem
 
 from mien.spec.values import Bandwidth, CpuCount, Duration, Frequency, Size
+from tests.unit.spec.spec_helpers import doc, problem
 
 # --- durations -----------------------------------------------------------------------------
 

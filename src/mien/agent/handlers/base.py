@@ -20,14 +20,16 @@ from __future__ import annotations
 
 import grp
 import os
+import posixpath
 import pwd
 import stat
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
-from mien.spec.models import Persona
+if TYPE_CHECKING:  # the router imports this module on every `mien exec`: keep pydantic out
+    from mien.spec.models import Persona
 
 
 class HandlerError(Exception):
@@ -199,12 +201,38 @@ class Context:
         return {p: r for p, r in self.managed.items() if r.handler == handler}
 
     def which(self, command: str) -> str | None:
-        """Where ``command`` is installed inside the root (searching a standard PATH)."""
+        """Where ``command`` is installed inside the root (searching a standard PATH).
+
+        Symbolic links are followed *inside* the root (``/usr/bin/code`` →
+        ``/usr/share/code/bin/code`` means ``ROOT/usr/share/code/bin/code``), never on the host.
+        """
         for d in ("/usr/local/bin", "/usr/bin", "/bin", "/usr/local/sbin", "/usr/sbin", "/sbin"):
-            host = self.host_path(f"{d}/{command}")
-            if host.is_file() and os.access(host, os.X_OK):
-                return f"{d}/{command}"
+            path = f"{d}/{command}"
+            target = self._resolve_in_root(path)
+            if target is not None and target.is_file() and os.access(target, os.X_OK):
+                return path
         return None
+
+    def _resolve_in_root(self, path: str, depth: int = 0) -> Path | None:
+        if depth > 16:
+            return None
+        try:
+            host = self.host_path(path)
+        except HandlerError:
+            return None
+        if not host.is_symlink():
+            # A parent directory may itself be a link (/bin → usr/bin on merged-/usr).
+            parent = host.parent
+            if parent != self.root and parent.is_symlink():
+                resolved_parent = self._resolve_in_root(
+                    "/" + str(parent.relative_to(self.root)), depth + 1
+                )
+                return None if resolved_parent is None else resolved_parent / host.name
+            return host if host.exists() else None
+        link = os.readlink(host)
+        if not link.startswith("/"):
+            link = posixpath.normpath(posixpath.join(posixpath.dirname(path), link))
+        return self._resolve_in_root(link, depth + 1)
 
     def user_ids(self) -> tuple[int, int]:
         return self.user.uid, self.user.gid

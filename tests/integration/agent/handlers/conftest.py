@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.support import make_machine
 
 from mien.agent.handlers.base import (
     Captured,
@@ -33,6 +32,7 @@ from mien.agent.handlers.base import (
     lookup_user,
 )
 from mien.spec.models import Persona
+from tests.support import make_machine
 
 
 def persona(data: Mapping[str, Any]) -> Persona:
