@@ -84,11 +84,12 @@ def _check_tls(cert: Path | None, key: Path | None) -> None:
         return
     import ssl
 
+    for option, path in (("--tls-cert", cert), ("--tls-key", key)):
+        if not path.is_file():
+            fail(f"{option} {path}: no such file", 2)
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     try:
         context.load_cert_chain(str(cert), str(key))
-    except FileNotFoundError as exc:
-        fail(f"--tls-cert/--tls-key: {exc.filename}: no such file", 2)
     except (ssl.SSLError, OSError) as exc:
         fail(f"--tls-cert {cert} / --tls-key {key}: cannot load: {exc}", 2)
 

@@ -37,6 +37,71 @@ protocol under `/agent` with their instance's own token. Every request needs
 """
 
 
+def _error_bodies(schema: dict[str, Any]) -> None:
+    """Document the error shape the server really sends: every 4xx/5xx is an ``ErrorBody``
+    (FastAPI would document its own 422 shape, which mien replaces)."""
+    ref = {"$ref": "#/components/schemas/ErrorBody"}
+    for item in schema["paths"].values():
+        for operation in item.values():
+            responses = operation.setdefault("responses", {})
+            if "422" in responses or operation.get("parameters") or operation.get("requestBody"):
+                responses["422"] = {
+                    "description": "invalid request: the problems name each field",
+                    "content": {"application/json": {"schema": ref}},
+                }
+            if operation.get("requestBody"):
+                responses.setdefault(
+                    "400",
+                    {
+                        "description": "the body cannot be read (not UTF-8 JSON)",
+                        "content": {"application/json": {"schema": ref}},
+                    },
+                )
+    components = schema.get("components", {}).get("schemas", {})
+    components.pop("HTTPValidationError", None)
+    components.pop("ValidationError", None)
+
+
+def _persona_documents(schema: dict[str, Any]) -> None:
+    """Describe persona bodies with the persona language's own JSON Schema (``mien
+    schema``), so API users and fuzzers see every field. Its ``$defs`` move into the
+    components under a ``Persona`` prefix."""
+    from mien.spec.schema import json_schema
+
+    persona = json_schema()
+    defs = persona.pop("$defs", {})
+    for key in ("$schema", "$id"):
+        persona.pop(key, None)
+
+    def relink(node: Any) -> Any:
+        if isinstance(node, dict):
+            out = {k: relink(v) for k, v in node.items()}
+            ref = out.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/$defs/"):
+                out["$ref"] = "#/components/schemas/Persona" + ref.rsplit("/", 1)[1]
+            return out
+        if isinstance(node, list):
+            return [relink(v) for v in node]
+        return node
+
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    for name, body in defs.items():
+        components["Persona" + name] = relink(body)
+    persona = relink(persona)
+    persona["description"] = (
+        "A persona document in canonical form. The other spellings of the persona "
+        "language (seed 004's CamelCase, seed 000's wrapped form) are accepted as well, "
+        "in JSON or YAML."
+    )
+    components["PersonaDocument"] = persona
+    ref = {"$ref": "#/components/schemas/PersonaDocument"}
+    for path in ("/api/v1/personas", "/api/v1/personas/{name}"):
+        for method, operation in schema["paths"].get(path, {}).items():
+            body = operation.get("requestBody")
+            if method in ("post", "put") and body:
+                body["content"]["application/json"]["schema"] = ref
+
+
 def _announce(secret: str, path: Path) -> None:
     log.warning("first start: admin token %s (also written to %s, mode 0600)", secret, path)
 
@@ -77,7 +142,7 @@ def create_app(
         app.include_router(router, prefix=API_PREFIX)
     app.include_router(health.router)
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
-    app.add_middleware(LatencyMiddleware, metrics=lambda: state.metrics)
+    app.add_middleware(LatencyMiddleware, metrics=lambda: state.metrics, prefix=API_PREFIX)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
@@ -94,6 +159,8 @@ def create_app(
             for path in ("/healthz", "/metrics"):
                 for operation in schema["paths"].get(path, {}).values():
                     operation["security"] = []
+            _error_bodies(schema)
+            _persona_documents(schema)
             app.openapi_schema = schema
         return app.openapi_schema
 

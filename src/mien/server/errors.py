@@ -9,6 +9,8 @@ unknown routes, database outages and anything unexpected) into the same JSON bod
 from __future__ import annotations
 
 import logging
+import math
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -77,6 +79,35 @@ def spec_problems(problems: Sequence[Any]) -> list[Problem]:
     ]
 
 
+INT_LIMIT = 2**63
+
+
+def json_number_problems(data: Any, source: str, path: str = "") -> list[Problem]:
+    """Numbers JSON cannot carry between systems: integers beyond 64 bits, NaN, infinity.
+    (Python reads them; other tools, and the server's own encoder, do not.)"""
+    out: list[Problem] = []
+    stack: list[tuple[str, Any]] = [(path, data)]
+    while stack:
+        where, value = stack.pop()
+        if isinstance(value, bool):
+            continue
+        if isinstance(value, int) and not -INT_LIMIT <= value < INT_LIMIT:
+            message = "integer out of range (at most 64 bits)"
+        elif isinstance(value, float) and not math.isfinite(value):
+            message = "not a finite number"
+        elif isinstance(value, dict):
+            stack.extend((f"{where}.{k}" if where else str(k), v) for k, v in value.items())
+            continue
+        elif isinstance(value, list):
+            stack.extend((f"{where}[{i}]", v) for i, v in enumerate(value))
+            continue
+        else:
+            continue
+        shown = where or "(document)"
+        out.append(Problem(path=shown, message=message, source=source, text=f"{shown}: {message}"))
+    return out
+
+
 def _validation_problems(exc: RequestValidationError) -> list[Problem]:
     out = []
     for error in exc.errors():
@@ -85,6 +116,20 @@ def _validation_problems(exc: RequestValidationError) -> list[Problem]:
         message = str(error.get("msg", "invalid")).replace("Input should be ", "must be ", 1)
         out.append(Problem(path=path, message=message, text=f"{path}: {message}"))
     return out
+
+
+def _allowed_methods(app: FastAPI, path: str) -> str | None:
+    table: list[tuple[re.Pattern[str], list[str]]] | None = getattr(app.state, "allow_table", None)
+    if table is None:
+        table = []
+        for template, item in app.openapi()["paths"].items():
+            regex = re.compile(re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(template)))
+            table.append((regex, sorted(m.upper() for m in item)))
+        app.state.allow_table = table
+    for regex, methods in table:
+        if regex.fullmatch(path):
+            return ", ".join(methods)
+    return None
 
 
 def install(app: FastAPI) -> None:
@@ -100,12 +145,18 @@ def install(app: FastAPI) -> None:
         detail = "invalid request: " + "; ".join(p.text for p in problems[:5])
         return error_response(422, "invalid_request", detail, problems)
 
-    async def http_error(_request: Request, exc: Exception) -> Response:
+    async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
         code = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}.get(
             exc.status_code, "http_error"
         )
-        return error_response(exc.status_code, code, str(exc.detail), headers=exc.headers)
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            # Name every method the path takes (the router names only its first match).
+            allowed = _allowed_methods(app, request.url.path)
+            if allowed:
+                headers["Allow"] = allowed
+        return error_response(exc.status_code, code, str(exc.detail), headers=headers)
 
     async def database_error(_request: Request, exc: Exception) -> Response:
         if isinstance(exc, IntegrityError):

@@ -129,7 +129,7 @@ class Fleet:
                 k.id: Member(dict(k.tags), refs.get(k.activation_id or "")) for k in keys
             }
             self.pinned = {}
-            await self._ensure_pinned(s)
+            await self._ensure_pinned(s, self.members.values())
         self.pending_commands = pending
 
     @staticmethod
@@ -137,9 +137,9 @@ class Fleet:
         rows = await activations_q.get_many(s, ids)
         return {r.id: ActivationRef(r.id, r.persona, r.version) for r in rows.values()}
 
-    async def _ensure_pinned(self, s: Any) -> None:
-        """Load old versions that explicit activations still pin."""
-        for member in list(self.members.values()):
+    async def _ensure_pinned(self, s: Any, members: Iterable[Member]) -> None:
+        """Load old versions that explicit activations of ``members`` still pin."""
+        for member in list(members):
             ref = member.activation
             if ref is None:
                 continue
@@ -195,8 +195,21 @@ class Fleet:
                                 dict(key.tags), refs.get(key.activation_id or "")
                             )
                         self._per_instance.pop(iid, None)
-                if personas or instances:
-                    await self._ensure_pinned(s)
+                if personas:
+                    # A new latest version: activations pinning the old one need it kept.
+                    names = set(personas)
+                    await self._ensure_pinned(
+                        s,
+                        (
+                            m
+                            for m in self.members.values()
+                            if m.activation is not None and m.activation.persona in names
+                        ),
+                    )
+                if instances:
+                    await self._ensure_pinned(
+                        s, (self.members[i] for i in instances if i in self.members)
+                    )
             self.pending_commands.update(c for c in commands if c in self.members)
             if personas or bindings:
                 self._invalidate()

@@ -59,9 +59,10 @@ class Metrics:
 class LatencyMiddleware:
     """Times every request by its route template (``/api/v1/personas/{name}``)."""
 
-    def __init__(self, app: ASGIApp, metrics: Callable[[], Metrics | None]) -> None:
+    def __init__(self, app: ASGIApp, metrics: Callable[[], Metrics | None], prefix: str) -> None:
         self.app = app
         self.metrics = metrics
+        self.prefix = prefix
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -82,6 +83,14 @@ class LatencyMiddleware:
             if metrics is not None:
                 route: Any = scope.get("route")
                 path = getattr(route, "path", None) or "(unmatched)"
+                # Routes of an included router may carry their path without its prefix
+                # (depending on the FastAPI version): label with the full template.
+                if (
+                    path.startswith("/")
+                    and not path.startswith(self.prefix)
+                    and scope["path"].startswith(self.prefix + "/")
+                ):
+                    path = self.prefix + path
                 metrics.latency.labels(scope["method"], path, str(status[0])).observe(
                     time.perf_counter() - start
                 )

@@ -47,7 +47,7 @@ class Settings(BaseModel):
     """How long ``/agent/desired`` waits when the agent does not say."""
     longpoll_max_wait: float = Field(60.0, ge=0)
     """The most an agent (or an operator waiting on a command) may ask to wait."""
-    heartbeat_flush_interval: float = Field(10.0, gt=0)
+    heartbeat_flush_interval: float = Field(30.0, gt=0)
     """How often last-seen times held in memory are written to the database."""
     connected_after: float = Field(120.0, gt=0)
     """An instance not seen for longer than this is reported as not connected."""
@@ -59,9 +59,10 @@ class Settings(BaseModel):
     """How long after its timeout a sent command's result is still awaited."""
     cache_refresh_interval: float = Field(300.0, gt=0)
     """A full reload of the per-replica cache, a safety net under LISTEN/NOTIFY."""
-    token_cache_ttl: float = Field(30.0, ge=0)
-    """How long a verified token is trusted without reading the database again
-    (revocations reach every replica at once through notifications)."""
+    token_cache_ttl: float = Field(300.0, ge=0)
+    """How long a verified token is trusted without reading the database again. A safety
+    net only: revocations reach every replica's cache at once through notifications, and a
+    replica that may have missed some (its LISTEN connection dropped) clears the cache."""
     backlog: int = Field(4096, ge=16)
     """Listen backlog: a reconnect storm of thousands of agents arrives at once."""
     admin_token_file: Path | None = None

@@ -31,7 +31,7 @@ from mien.client.models import (
 )
 from mien.server.api.deps import UUID_RE, Agent, State
 from mien.server.api.views import ensure_cached
-from mien.server.errors import ApiError, not_found
+from mien.server.errors import ApiError, json_number_problems, not_found
 from mien.server.state import ServerState
 from mien.server.store import commands as commands_q
 from mien.server.store import instances as instances_q
@@ -136,6 +136,11 @@ async def report(body: AgentReport, state: State, who: Agent) -> ReportAck:
     state.fleet.seen[who.instance_id] = state.clock()
     if state.shutting_down:
         raise _shutting_down(state)
+    if body.history:
+        history = [h.model_dump(mode="json") for h in body.history]
+        numbers = json_number_problems(history, "report", "history")
+        if numbers:
+            raise ApiError(422, "invalid_request", numbers[0].text, problems=numbers)
     return await state.reports.submit(who, body)
 
 

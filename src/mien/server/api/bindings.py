@@ -11,7 +11,7 @@ from fastapi import APIRouter, Header, Path, Response
 from mien.client.models import Binding, BindingIn, ErrorBody, Page
 from mien.server import resolve
 from mien.server.api.deps import NAME_RE, Operator, State, Viewer, etag, etag_matches
-from mien.server.errors import ApiError, not_found, spec_problems
+from mien.server.errors import ApiError, json_number_problems, not_found, spec_problems
 from mien.server.resolve import BindingDoc
 from mien.server.state import ServerState
 from mien.server.store import bindings as q
@@ -60,6 +60,11 @@ def validate(state: ServerState, body: BindingIn) -> dict[str, Any] | None:
         )
     if body.override is None:
         return None
+    numbers = json_number_problems(body.override, "override.json", "override")
+    if numbers:
+        raise ApiError(
+            422, "invalid_document", f"invalid override: {numbers[0].text}", problems=numbers
+        )
     try:
         doc = parse_document(orjson.dumps(body.override), "override.json", overlay=True)
     except SpecError as exc:

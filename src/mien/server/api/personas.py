@@ -24,7 +24,7 @@ from mien.client.models import (
 )
 from mien.server import diff as diffs
 from mien.server.api.deps import NAME_RE, Limit, Operator, Reader, State, etag, etag_matches
-from mien.server.errors import ApiError, not_found, spec_problems
+from mien.server.errors import ApiError, json_number_problems, not_found, spec_problems
 from mien.server.state import ServerState, Tx
 from mien.server.store import personas as q
 from mien.server.store.personas import PersonaRow, StaleVersion, VersionRow
@@ -116,11 +116,17 @@ async def parse_body(request: Request, stem: str, source: str | None = None) -> 
         is_json = ctype == "application/json" or ctype.endswith("+json")
         source = "body.json" if is_json else "body.yaml"
     try:
-        return parse_document(body, source, stem=stem)
+        doc = parse_document(body, source, stem=stem)
     except SpecError as exc:
         raise _invalid(exc) from None
     except (ValueError, TypeError, RecursionError) as exc:  # defensive: never a 500 for input
         raise ApiError(422, "invalid_document", f"unreadable document: {exc}") from None
+    numbers = json_number_problems(doc.data, source)
+    if numbers:
+        raise ApiError(
+            422, "invalid_document", f"invalid persona: {numbers[0].text}", problems=numbers
+        )
+    return doc
 
 
 def _invalid(exc: Any) -> ApiError:
@@ -258,7 +264,13 @@ async def list_personas(
     response_model=PersonaVersion,
     responses={
         404: {"model": ErrorBody},
-        200: {"content": {"application/yaml": {"schema": {"type": "string"}}}},
+        200: {
+            "content": {
+                "application/yaml": {
+                    "schema": {"type": "object", "description": "the canonical document"}
+                }
+            }
+        },
     },
     summary="Read a persona's latest version (format=yaml for the canonical YAML)",
 )
