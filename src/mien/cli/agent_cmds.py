@@ -256,12 +256,13 @@ def apply_cmd(
         )
         return
     _print_result(result)
-    _print_notes(
-        [
-            {"setting": n.setting, "status": n.status, "message": n.message}
-            for n in result.plan.notes
-        ]
-    )
+    if result.applied:  # a no-op stays quiet; `mien status` shows the notes any time
+        _print_notes(
+            [
+                {"setting": n.setting, "status": n.status, "message": n.message}
+                for n in result.plan.notes
+            ]
+        )
 
 
 def status_cmd(root: Path = ROOT, user: str | None = USER, output: OutputFormat = OUTPUT) -> None:
