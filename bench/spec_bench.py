@@ -29,7 +29,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples" / "personas"
-PROCESS_FILE = EXAMPLES / "developer.yaml"
+PROCESS_FILE = EXAMPLES / "workstation.yaml"
 
 
 def _ms(seconds: float) -> str:

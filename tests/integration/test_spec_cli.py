@@ -48,7 +48,7 @@ SEEDS = [
 ]
 REALISTIC = [
     "base.yaml",
-    "developer.yaml",
+    "workstation.yaml",
     "data-analyst.yaml",
     "security-auditor.yaml",
     "web-server-under-load.yaml",
@@ -119,7 +119,7 @@ def test_render_yaml_and_json_agree() -> None:
 def test_render_with_extends_and_overlays() -> None:
     result = mien(
         "render",
-        "examples/personas/developer.yaml",
+        "examples/personas/workstation.yaml",
         "--overlay",
         "examples/personas/overlays/eu-west.yaml",
         "-O",
@@ -129,7 +129,7 @@ def test_render_with_extends_and_overlays() -> None:
     )
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
-    assert data["name"] == "developer"
+    assert data["name"] == "workstation"
     assert "extends" not in data and "display_name" not in data
     assert data["labels"] == {
         "company": "acme",
@@ -528,7 +528,7 @@ def explain(*args: str) -> Run:
 
 
 def test_explain_a_value_and_what_it_overrode() -> None:
-    result = explain("developer.yaml", "environment_variables.TZ", "-O", "overlays/eu-west.yaml")
+    result = explain("workstation.yaml", "environment_variables.TZ", "-O", "overlays/eu-west.yaml")
     assert (result.returncode, result.stdout) == (
         0,
         "environment_variables.TZ: Europe/Dublin\n"
@@ -539,7 +539,7 @@ def test_explain_a_value_and_what_it_overrode() -> None:
 
 def test_explain_a_deleted_value() -> None:
     result = explain(
-        "developer.yaml",
+        "workstation.yaml",
         "behavioral_settings.auto_update_frequency",
         "-O",
         "overlays/eu-west.yaml",
@@ -549,7 +549,7 @@ def test_explain_a_deleted_value() -> None:
     assert result.stdout == (
         "behavioral_settings.auto_update_frequency: (deleted)\n"
         "deleted by overlays/on-call.yaml:6:26\n"
-        "overrode developer.yaml:26:26 (30 3 * * 1-5)\n"
+        "overrode workstation.yaml:26:26 (30 3 * * 1-5)\n"
         "overrode base.yaml:17:26 (daily)\n"
     )
 

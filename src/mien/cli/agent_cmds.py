@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from mien.cli import common
-from mien.cli.common import OutputFormat
+from mien.cli.common import OutputFormat, esc
 
 if TYPE_CHECKING:
     from mien.agent.engine import ApplyResult, Engine
@@ -111,19 +111,19 @@ def print_plan(plan: Plan, *, diff: bool = True) -> None:
     for item in plan.drift:
         if item.captured:
             keys = ", ".join(c.key for c in item.captured)
-            con.print(f"  [magenta]![/] {item.path} was edited: kept as customization {keys}")
+            con.print(f"  [magenta]![/] {esc(item.path)} was edited: kept as customization {keys}")
         elif item.saved:
             con.print(
-                f"  [magenta]![/] {item.path} was edited: your version is saved (mien customize list)"
+                f"  [magenta]![/] {esc(item.path)} was edited: your version is saved (mien customize list)"
             )
         else:
-            con.print(f"  [magenta]![/] {item.path} was removed since mien wrote it")
+            con.print(f"  [magenta]![/] {esc(item.path)} was removed since mien wrote it")
     if plan.empty:
         con.print("  no changes")
     for change in plan.files:
-        summary = f"  [dim]{change.summary}[/]" if change.summary else ""
+        summary = f"  [dim]{esc(change.summary)}[/]" if change.summary else ""
         con.print(
-            f"  {marks[change.action]} {change.action:<7} {change.path}  [dim]({change.handler})[/]{summary}"
+            f"  {marks[change.action]} {change.action:<7} {esc(change.path)}  [dim]({change.handler})[/]{summary}"
         )
         if diff:
             text = change.diff()
@@ -135,16 +135,16 @@ def print_plan(plan: Plan, *, diff: bool = True) -> None:
                     soft_wrap=True,
                 )
     for op in plan.operations:
-        con.print(f"  [blue]*[/] run     {op.summary}  [dim]({op.handler})[/]")
+        con.print(f"  [blue]*[/] run     {esc(op.summary)}  [dim]({op.handler})[/]")
     _print_notes(
         [{"setting": n.setting, "status": n.status, "message": n.message} for n in plan.notes]
     )
 
 
-def _print_notes(notes: list[dict[str, str]]) -> None:
+def _print_notes(notes: list[dict[str, str]], *, stderr: bool = False) -> None:
     if not notes:
         return
-    con = common.console()
+    con = common.console(stderr=stderr)
     style = {"applied": "green", "pending": "yellow", "stored": "dim", "error": "red"}
     for status in ("error", "pending", "stored"):
         group = [n for n in notes if n["status"] == status]
@@ -155,7 +155,7 @@ def _print_notes(notes: list[dict[str, str]]) -> None:
         ]
         con.print(f"[{style[status]}]{label}:[/]")
         for n in group:
-            con.print(f"  {n['setting']}: {n['message']}")
+            con.print(f"  {esc(n['setting'])}: {esc(n['message'])}")
 
 
 def _print_result(result: ApplyResult) -> None:
@@ -261,7 +261,8 @@ def apply_cmd(
             [
                 {"setting": n.setting, "status": n.status, "message": n.message}
                 for n in result.plan.notes
-            ]
+            ],
+            stderr=True,
         )
 
 
@@ -312,7 +313,7 @@ def status_cmd(root: Path = ROOT, user: str | None = USER, output: OutputFormat 
             f"[magenta]drift[/]     {len(st.drift)} managed files changed since mien wrote them:"
         )
         for path in st.drift:
-            con.print(f"  {path}")
+            con.print(f"  {esc(path)}")
         con.print("          (kept on the next apply: `mien customize list` shows what)")
     else:
         con.print("drift     none")

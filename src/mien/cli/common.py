@@ -51,7 +51,16 @@ def console(stderr: bool = False) -> Any:
     """A Rich console (imported lazily); plain when NO_COLOR is set or not a terminal."""
     from rich.console import Console
 
-    return Console(stderr=stderr, no_color=bool(os.environ.get("NO_COLOR")), highlight=False)
+    return Console(
+        stderr=stderr, no_color=bool(os.environ.get("NO_COLOR")), highlight=False, soft_wrap=True
+    )
+
+
+def esc(text: object) -> str:
+    """Text from data (paths, messages, values) made safe to embed in Rich markup."""
+    from rich.markup import escape
+
+    return escape(str(text))
 
 
 def table(columns: list[str], rows: list[list[Any]], title: str | None = None) -> None:
