@@ -80,7 +80,7 @@ Examples:
 
   mien validate examples/personas/
 
-  mien validate developer.yaml kiosk.yaml --personas /etc/mien/personas
+  mien validate workstation.yaml kiosk.yaml --personas /etc/mien/personas
 
   mien validate --output json persona.yaml | jq '.files[].problems'
 """)
@@ -96,7 +96,7 @@ Examples:
 
   mien render examples/personas/HighTraffic.yaml
 
-  mien render developer.yaml --overlay overlays/eu-west.yaml --format json
+  mien render workstation.yaml --overlay overlays/eu-west.yaml --format json
 
   mien render kiosk.yaml > kiosk.rendered.yaml && mien render kiosk.rendered.yaml
 """)
@@ -108,9 +108,9 @@ part that contains dots: application_configuration.app.values."server.port".
 
 Examples:
 
-  mien explain developer.yaml os_settings.theme
+  mien explain workstation.yaml os_settings.theme
 
-  mien explain developer.yaml labels -O overlays/eu-west.yaml
+  mien explain workstation.yaml labels -O overlays/eu-west.yaml
 
   mien explain kiosk.yaml restricted_commands --output json
 """)
