@@ -54,7 +54,7 @@ def _register() -> None:
     from mien.cli import spec_cmds
 
     spec_cmds.register(app)
-    for name in ("agent_cmds", "exec_cmds", "client_cmds", "server_cmds"):
+    for name in ("agent_cmds", "exec_cmds", "daemon_cmds", "client_cmds", "server_cmds"):
         try:
             module = __import__(f"mien.cli.{name}", fromlist=["register"])
         except ModuleNotFoundError as exc:

@@ -1,0 +1,379 @@
+"""Following a server: enrollment, and the loop behind ``mien agent run``.
+
+The agent pulls (it works through NAT and firewalls): it long-polls the server for its
+desired state, which answers at once when anything changed; applies a new persona through
+the same :class:`~mien.agent.engine.Engine` as ``mien apply``; reports applying → applied |
+failed (with the error, and its history); runs remote commands through the command router;
+and reconnects with jittered exponential backoff when the server is away. The long-poll is
+also its heartbeat.
+
+Its credential (server, instance id, token) lives in ``ROOT/var/lib/mien/agent.json``, mode
+0600. Every persona it received stays in the local history, so ``mien rollback`` works
+offline. When the server desires nothing (no activation, binding or default), the agent
+keeps what it runs: removing a persona is an explicit act.
+
+Used by ``mien agent enroll|run|status`` (:mod:`mien.cli.agent_daemon_cmds`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mien import __version__
+from mien.agent.state import STATE_DIR, State
+
+if TYPE_CHECKING:
+    from mien.agent.engine import Engine
+    from mien.client import AgentClient
+    from mien.client.models import DesiredState, PendingCommand
+
+CREDENTIALS = f"{STATE_DIR}/agent.json"
+HISTORY_REPORTED = 20
+
+
+class AgentError(Exception):
+    """The agent cannot run (not enrolled, credential refused); the message says what to do."""
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """What an enrolled agent needs to talk to its server."""
+
+    server: str
+    instance_id: str
+    token: str
+    verify: bool | str = True  # False, or a CA bundle path, for private certificates
+    user: str | None = None  # the persona user, when given at enrollment
+
+    def save(self, root: Path) -> Path:
+        path = root / CREDENTIALS
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        tmp = path.with_name(".agent.json.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            json.dump(asdict(self), fh, indent=2)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+        return path
+
+    @classmethod
+    def load(cls, root: Path) -> Credentials:
+        path = root / CREDENTIALS
+        try:
+            data = json.loads(path.read_text())
+            return cls(**data)
+        except FileNotFoundError:
+            raise AgentError(
+                f"this machine is not enrolled ({path} is missing): run "
+                "`mien agent enroll --server URL --token ENROLLMENT_TOKEN` first"
+            ) from None
+        except (ValueError, TypeError) as exc:
+            raise AgentError(f"{path} is damaged ({exc}): enroll again") from None
+
+
+def enroll(
+    root: Path,
+    server: str,
+    enroll_token: str,
+    *,
+    tags: Mapping[str, str] | None = None,
+    hostname: str | None = None,
+    verify: bool | str = True,
+    user: str | None = None,
+) -> Credentials:
+    """Trade a limited-use enrollment token for this instance's own credential."""
+    from mien.client import AgentClient
+
+    with AgentClient(server, verify=verify) as api:
+        enrollment = api.enroll(
+            enroll_token,
+            tags=tags,
+            hostname=hostname or socket.gethostname(),
+            agent_version=__version__,
+        )
+    creds = Credentials(server, enrollment.instance_id, enrollment.token, verify, user)
+    creds.save(root)
+    with State(root) as state, state.transaction():
+        state.audit(
+            "agent.enrolled",
+            server=server,
+            instance=enrollment.instance_id,
+            tags=dict(enrollment.tags),
+        )
+    return creds
+
+
+class Agent:
+    """One machine following its server. Call :meth:`run` (blocks) or :meth:`step`."""
+
+    def __init__(
+        self,
+        root: Path,
+        creds: Credentials,
+        *,
+        engine: Engine,
+        wait: float = 30.0,
+        log: Callable[[str], None] = print,
+        client: AgentClient | None = None,
+    ) -> None:
+        from mien.client import AgentClient
+
+        self.root = root
+        self.creds = creds
+        self.engine = engine
+        self.wait = wait
+        self.log = log
+        # The long-poll's read timeout must outlast the server's wait.
+        self.api = client or AgentClient(
+            creds.server, creds.token, timeout=wait + 15.0, verify=creds.verify
+        )
+        self.known: str | None = None
+        self.stopping = threading.Event()
+        self.busy = False
+
+    # --- state kept between runs -------------------------------------------------------
+
+    def _meta(self, key: str) -> str | None:
+        with State(self.root) as state:
+            return state.get_meta(key)
+
+    def _set_meta(self, **values: str | None) -> None:
+        with State(self.root) as state, state.transaction():
+            for key, value in values.items():
+                state.set_meta(key, value)
+
+    def _history(self) -> list[dict[str, Any]]:
+        with State(self.root) as state:
+            entries = state.history(HISTORY_REPORTED)
+        return [
+            {
+                "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(e.applied_at)),
+                "persona": e.persona or None,
+                "hash": e.hash,
+                "action": e.kind,
+                "id": e.id,
+                "note": e.note,
+            }
+            for e in entries
+        ]
+
+    def _locally_changed(self) -> bool:
+        """Whether the machine runs something other than what the server's last persona
+        gave (a local ``mien apply`` or ``rollback`` since)."""
+        with State(self.root) as state:
+            effective = state.get_meta("server_effective")
+            return effective is not None and state.get_meta("active_hash") != effective
+
+    # --- the loop ----------------------------------------------------------------------
+
+    def run(self, *, once: bool = False) -> int:
+        """Follow the server until stopped (SIGTERM/SIGINT) or, with ``once``, for one answer.
+
+        Returns the process exit status: 0 when stopped, 1 when the server refused the
+        credential (the instance was deleted or its token revoked: enroll again).
+        """
+        from mien.client import FinalError, RetryableError, backoff
+
+        self._install_signals()
+        self.log(
+            f"mien agent {__version__}: instance {self.creds.instance_id} following {self.creds.server}"
+        )
+        self._report_current()
+        attempt = 0
+        try:
+            while not self.stopping.is_set():
+                try:
+                    desired = self.api.desired(self.known, wait=0 if once else self.wait)
+                except RetryableError as exc:
+                    attempt += 1
+                    delay = backoff(attempt, retry_after=exc.retry_after)
+                    self.log(f"server unavailable ({exc}); retrying in {delay:.1f}s")
+                    if once:
+                        return 1
+                    self.stopping.wait(delay)
+                    continue
+                except FinalError as exc:
+                    self.log(f"the server refused this agent: {exc}. Enroll again.")
+                    return 1
+                if attempt:
+                    self.log("reconnected")
+                attempt = 0
+                if desired is not None:
+                    self.handle(desired)
+                    self.known = desired.state
+                elif self._locally_changed():
+                    # Someone applied or rolled back on the machine itself: ask for the
+                    # desired document again, so the server's persona wins.
+                    self.known = None
+                if once:
+                    return 0
+        except _Stop:
+            pass
+        finally:
+            self.api.close()
+        self.log("stopped")
+        return 0
+
+    def _install_signals(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+
+        def stop(signum: int, _frame: object) -> None:
+            self.stopping.set()
+            if not self.busy:  # interrupt the long-poll; an apply finishes first
+                raise _Stop
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+
+    def _report_current(self) -> None:
+        """Tell the server what this machine runs now (after a restart or an offline change)."""
+        from mien.client import ClientError
+
+        applied = self._meta("server_hash")
+        if applied is None:
+            return  # nothing from this server yet: the first poll brings it
+        with contextlib.suppress(ClientError):
+            self.api.report(
+                "applied",
+                hash=applied,
+                persona=self._meta("active") or None,
+                history=self._history(),
+                agent_version=__version__,
+            )
+
+    def handle(self, desired: DesiredState) -> None:
+        """Act on one answer of the long-poll: commands first (they are waited for), then
+        the persona."""
+        for command in desired.commands:
+            self.run_command(command)
+        if desired.document is None or desired.hash is None:
+            return
+        applied = self._meta("server_hash")
+        if desired.hash == applied and not self._locally_changed():
+            if desired.activation_id:
+                self._send_report("applied", desired, applied)
+            return
+        self.apply(desired)
+
+    def apply(self, desired: DesiredState) -> None:
+        from mien.agent.engine import EngineError
+        from mien.agent.handlers.base import HandlerError
+        from mien.agent.state import Busy
+        from mien.agent.transaction import ApplyFailed
+        from mien.spec.errors import SpecError
+
+        assert desired.document is not None
+        label = f"server:{desired.persona}@v{desired.version}"
+        self.log(f"applying {desired.persona} v{desired.version} ({desired.source})")
+        self._send_report("applying", desired, None)
+        self.busy = True
+        error: str | None = None
+        try:
+            result = self.engine.apply_data(desired.document, label)
+        except SpecError as exc:
+            error = "invalid persona:\n" + "\n".join(str(p) for p in exc.problems)
+        except ApplyFailed as exc:
+            error = f"apply failed at {exc}; nothing was changed"
+        except (EngineError, HandlerError, Busy, OSError) as exc:
+            error = str(exc)
+        finally:
+            self.busy = False
+        if error is not None:
+            self.log(f"failed: {error}")
+            self._send_report("failed", desired, None, error=error)
+        else:
+            self._set_meta(
+                server_hash=desired.hash,
+                server_version=str(desired.version),
+                server_effective=self._meta("active_hash"),
+            )
+            changes = result.plan.changes if result.applied else 0
+            self.log(
+                f"applied {desired.persona} v{desired.version}: {changes} changes ({result.elapsed_ms:.0f} ms)"
+            )
+            self._send_report("applied", desired, desired.hash)
+        if self.stopping.is_set():
+            raise _Stop
+
+    def _send_report(
+        self, state: str, desired: DesiredState, hash: str | None, *, error: str | None = None
+    ) -> None:
+        """Report on ``desired``'s activation. Only ``applied`` names the desired persona as
+        running; ``applying`` and ``failed`` name what the machine still runs, so the server
+        never shows a persona as applied that is not."""
+        from mien.client import ClientError, RetryableError, backoff
+
+        if state == "applied":
+            persona, version = desired.persona, desired.version
+        else:
+            hash = self._meta("server_hash")
+            persona = self._meta("active") or None
+            raw = self._meta("server_version")
+            version = int(raw) if raw and raw.isdigit() else None
+        for attempt in range(1, 6):
+            try:
+                self.api.report(
+                    state,
+                    activation_id=desired.activation_id,
+                    hash=hash,
+                    persona=persona,
+                    version=version,
+                    error=error,
+                    history=self._history() if state != "applying" else None,
+                    agent_version=__version__,
+                )
+                return
+            except RetryableError as exc:
+                self.stopping.wait(backoff(attempt, retry_after=exc.retry_after))
+            except ClientError as exc:
+                self.log(f"report {state} not accepted: {exc}")
+                return
+        self.log(f"report {state} not delivered: server unavailable (it is re-sent on reconnect)")
+
+    def run_command(self, command: PendingCommand) -> None:
+        """Run a remote command through the routing table and send its result."""
+        from mien.agent import router
+        from mien.client import ClientError
+
+        argv = [command.command, *command.args]
+        actor = f"server:{self.creds.server}"
+        self.busy = True
+        try:
+            done = router.run(self.root, argv, capture=True, timeout=command.timeout, actor=actor)
+            report = done.report()
+            refused = isinstance(done.decision, router.Refuse)
+            stderr = report["stderr"] or (report["message"] + "\n" if report["message"] else "")
+            status, stdout, error = report["status"], report["stdout"], None
+        except router.RouteError as exc:
+            refused, status, stdout, stderr, error = (
+                True,
+                router.REFUSED,
+                "",
+                f"mien: {exc}\n",
+                str(exc),
+            )
+        finally:
+            self.busy = False
+        self.log(f"command {command.id}: {' '.join(argv)[:80]} → {status}")
+        try:
+            self.api.command_result(
+                command.id, status, stdout, stderr, refused=refused, error=error
+            )
+        except ClientError as exc:
+            self.log(f"command {command.id}: result not delivered: {exc}")
+
+
+class _Stop(Exception):
+    """Raised from the signal handler to leave a blocking long-poll."""

@@ -1,0 +1,173 @@
+"""``mien agent enroll | run | status``: a machine joining a fleet and following its server.
+
+Thin over :mod:`mien.agent.sync`. ``run`` is the long-running agent (a systemd service or a
+container's main process); it logs one line per event to stderr.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import typer
+
+from mien.cli import common
+from mien.cli.common import OutputFormat
+
+agent_app = typer.Typer(
+    name="agent",
+    help=(
+        "Join a fleet and follow its server.\n\n"
+        "  mien agent enroll --server https://mien.internal:8470 --token ENROLL_TOKEN \\\n"
+        "      --tag role=web --tag region=eu --user alice\n"
+        "  mien agent run\n\n"
+        "The agent long-polls the server, applies the persona it is given (all or nothing, "
+        "as `mien apply`), reports the result and runs remote commands through the "
+        "persona's routing table."
+    ),
+    no_args_is_help=True,
+)
+
+ROOT = typer.Option(Path("/"), "--root", help="Machine root the agent manages.")
+
+
+def _tags(values: list[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            common.fail(f"--tag {item!r}: write KEY=VALUE, e.g. --tag role=web", 2)
+        out[key.strip()] = value.strip()
+    return out
+
+
+def _verify(ca_cert: Path | None, insecure: bool) -> bool | str:
+    if insecure and ca_cert:
+        common.fail("give --ca-cert or --insecure, not both", 2)
+    if ca_cert is not None:
+        if not ca_cert.is_file():
+            common.fail(f"--ca-cert {ca_cert}: no such file", 2)
+        return str(ca_cert.absolute())
+    return not insecure
+
+
+@agent_app.command("enroll")
+def enroll_cmd(
+    server: str = typer.Option(
+        ...,
+        "--server",
+        envvar="MIEN_SERVER",
+        help="The server's URL, e.g. https://mien.internal:8470",
+    ),
+    token: str = typer.Option(
+        ...,
+        "--token",
+        envvar="MIEN_ENROLL_TOKEN",
+        help="An enrollment token (`mien token create --role enroll`).",
+    ),
+    tag: list[str] = typer.Option(
+        [], "--tag", "-t", help="KEY=VALUE tag for bindings (repeatable)."
+    ),
+    user: str | None = typer.Option(None, "--user", "-u", help="The persona user on this machine."),
+    hostname: str | None = typer.Option(
+        None, "--hostname", help="Name to show in the fleet (default: this host's name)."
+    ),
+    ca_cert: Path | None = typer.Option(
+        None, "--ca-cert", help="CA bundle for a server with a private certificate."
+    ),
+    insecure: bool = typer.Option(
+        False, "--insecure", help="Do not verify the server's certificate (tests only)."
+    ),
+    root: Path = ROOT,
+) -> None:
+    """Trade an enrollment token for this machine's own credential (stored 0600)."""
+    from mien.agent.sync import enroll
+    from mien.client import ClientError
+
+    tags = _tags(tag)
+    try:
+        creds = enroll(
+            root.absolute(),
+            server,
+            token,
+            tags=tags,
+            hostname=hostname,
+            verify=_verify(ca_cert, insecure),
+            user=user,
+        )
+    except ClientError as exc:
+        common.fail(f"enrollment with {server} failed: {exc}")
+    except PermissionError as exc:
+        common.fail(f"cannot store the credential: {exc}")
+    common.info(
+        f"enrolled as instance {creds.instance_id} with {server}; start the agent with `mien agent run --root {root}`"
+    )
+
+
+@agent_app.command("run")
+def run_cmd(
+    root: Path = ROOT,
+    user: str | None = typer.Option(
+        None, "--user", "-u", help="The persona user (default: from enrollment, or the last apply)."
+    ),
+    wait: float = typer.Option(
+        30.0, "--wait", min=1.0, max=300.0, help="Seconds each long-poll may wait for news."
+    ),
+    once: bool = typer.Option(
+        False, "--once", help="Take one answer from the server, act on it, and exit."
+    ),
+) -> None:
+    """Follow the server: apply what it desires, report, run remote commands. Stops on
+    SIGTERM/SIGINT (an apply in progress finishes first)."""
+    from mien.agent.engine import Engine, EngineError
+    from mien.agent.sync import Agent, AgentError, Credentials
+
+    try:
+        creds = Credentials.load(root.absolute())
+        engine = Engine(root, user=user or creds.user)
+    except (AgentError, EngineError) as exc:
+        common.fail(str(exc))
+
+    def log(message: str) -> None:
+        import time
+
+        sys.stderr.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {message}\n")
+        sys.stderr.flush()
+
+    agent = Agent(root.absolute(), creds, engine=engine, wait=wait, log=log)
+    status = agent.run(once=once)
+    raise typer.Exit(status)
+
+
+@agent_app.command("status")
+def status_cmd(
+    root: Path = ROOT, output: OutputFormat = typer.Option(OutputFormat.table, "--output")
+) -> None:
+    """Show the enrollment (server, instance) and what the server last gave this machine."""
+    from mien.agent.state import State
+    from mien.agent.sync import AgentError, Credentials
+
+    try:
+        creds = Credentials.load(root.absolute())
+    except AgentError as exc:
+        common.fail(str(exc))
+    with State(root.absolute()) as state:
+        data = {
+            "server": creds.server,
+            "instance_id": creds.instance_id,
+            "user": creds.user or state.get_meta("user"),
+            "active": state.get_meta("active"),
+            "server_hash": state.get_meta("server_hash"),
+            "server_version": state.get_meta("server_version"),
+            "local_changes": state.get_meta("server_effective")
+            not in (None, state.get_meta("active_hash")),
+        }
+    if output is OutputFormat.json:
+        common.print_json(data)
+        return
+    for key, value in data.items():
+        print(f"{key:<15} {value if value is not None else '-'}")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(agent_app)
