@@ -1,0 +1,128 @@
+"""``mien instance effective``: why an instance should run what it should run.
+
+The server's explain trail for one instance: which source chose the persona (activation,
+binding, default), which bindings matched and which won, the layers composed (persona
+versions, binding overrides) and which layer set each key.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from mien.cli import client_common as cc
+from mien.cli.client_config import Connection
+from mien.cli.client_instances import ID
+from mien.cli.common import OutputFormat, console, esc, info, warn
+
+if TYPE_CHECKING:
+    from mien.client.models import EffectivePersona
+
+
+def effective_cmd(
+    instance_id: ID,
+    key: Annotated[
+        str | None,
+        typer.Option("--key", metavar="PATH", help="Only keys under this dotted path."),
+    ] = None,
+    document: Annotated[
+        bool, typer.Option("--document", help="Print the effective document (YAML) instead.")
+    ] = False,
+    output: cc.OutputOpt = OutputFormat.table,
+    *,
+    conn: Connection,
+) -> None:
+    """Explain what the instance should run: which version, which bindings matched and
+    which one won, which overrides apply, and which layer set each key.
+
+    Examples:
+
+      mien instance effective vm-0042
+
+      mien instance effective vm-0042 --key environment_variables
+
+      mien instance effective vm-0042 --document > effective.yaml
+    """
+    with cc.client(conn) as api:
+        eff = api.effective_persona(instance_id)
+    if output is OutputFormat.json:
+        cc.dump(eff)
+        return
+    if document:
+        from mien.spec.canonical import to_yaml
+
+        if eff.document is None:
+            info(f"{instance_id}: nothing is desired ({eff.explain.decision})")
+            return
+        sys.stdout.write(to_yaml(eff.document))
+        return
+    print_explain(eff, key)
+
+
+def print_explain(eff: EffectivePersona, key: str | None) -> None:
+    ex = eff.explain
+    out = console()
+    out.print(f"[bold]{esc(eff.instance_id)}[/bold]: {esc(ex.decision)}")
+    if ex.activation is not None:
+        a = ex.activation
+        out.print(
+            f"  activation {esc(a.id[:8])}: {esc(a.persona)} v{a.version}, {a.status}, "
+            f"by {esc(a.created_by)} at {cc.local_time(a.created_at)}"
+        )
+    out.print(f"  default persona: {esc(ex.default_persona or '(none)')}")
+    if eff.desired.error:
+        out.print(f"  [red]cannot compose: {esc(eff.desired.error)}[/red]")
+    out.print()
+    if ex.bindings:
+        cc.table(
+            ["binding", "selector", "persona", "priority", "matched", "used", "why"],
+            [
+                [
+                    b.name,
+                    cc.selector_text(b.selector),
+                    b.persona,
+                    b.priority,
+                    "yes" if b.matched else "no",
+                    "yes" if b.used else "no",
+                    b.reason,
+                ]
+                for b in ex.bindings
+            ],
+            title="bindings, in decision order",
+        )
+    if ex.layers:
+        cc.table(
+            ["#", "layer", "kind"],
+            [[n, layer.label, layer.kind] for n, layer in enumerate(ex.layers, 1)],
+            title="layers, later wins",
+        )
+    for skipped in ex.skipped:
+        warn(f"override not applied: {skipped}")
+    keys = {
+        k: v
+        for k, v in ex.keys.items()
+        if key is None or k == key or k.startswith((key + ".", key + "["))
+    }
+    if key is not None and not keys:
+        info(f"no key {key!r} in the effective persona")
+        return
+    rows = []
+    for path, origins in sorted(keys.items()):
+        last = origins[-1]
+        value = "(deleted)" if last.deleted else _compact(last.value)
+        overrode = ", ".join(o.layer for o in origins[:-1])
+        rows.append([path, last.layer, value, overrode])
+    if rows:
+        cc.table(["key", "set by", "value", "overrode"], rows, title="keys")
+
+
+def _compact(value: Any, width: int = 60) -> str:
+    text = json.dumps(value, ensure_ascii=False, default=str)
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def register(app: typer.Typer) -> None:
+    app.command("effective")(cc.connected(effective_cmd))

@@ -1,0 +1,222 @@
+"""Following a change until the machines have applied it: one activation
+(``mien instance activate``) or a rollout over many instances (``mien bind add --wait``,
+``mien persona push --wait``).
+
+Progress goes to stderr: a live line on a terminal, one line per change otherwise (so a CI
+log shows each step once). Only what the agents reported counts: an instance is applied
+when its agent reported the desired content hash, failed when its agent reported a failure
+(or the server cannot compose its persona), and waiting otherwise.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from mien.cli.client_common import is_tty
+from mien.cli.common import console, esc, info
+
+if TYPE_CHECKING:
+    from mien.client import Client
+    from mien.client.models import Activation, Instance
+
+FINAL = ("applied", "failed", "superseded", "cancelled")
+
+
+class Ticker:
+    """Poll intervals: fast at first (most changes land in well under a second), then once
+    a second; and the deadline."""
+
+    def __init__(self, timeout: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self.start = clock()
+        self.deadline = self.start + timeout
+        self.delay = 0.05
+
+    def elapsed(self) -> float:
+        return self.clock() - self.start
+
+    def expired(self) -> bool:
+        return self.clock() >= self.deadline
+
+    def wait(self) -> None:
+        time.sleep(max(0.0, min(self.delay, self.deadline - self.clock())))
+        self.delay = min(self.delay * 2, 1.0)
+
+
+@contextmanager
+def _live(enabled: bool) -> Iterator[Callable[[str], None]]:
+    """A status line updated in place on a terminal; plain lines (on change) otherwise."""
+    if not enabled:
+        last: list[str] = []
+
+        def line(text: str) -> None:
+            if not last or last[-1] != text:
+                last.append(text)
+                info(text)
+
+        yield line
+        return
+    status = console(stderr=True).status("", spinner="dots")
+    status.start()
+    try:
+        yield lambda text: status.update(esc(text))
+    finally:
+        status.stop()
+
+
+@contextmanager
+def _bar(enabled: bool) -> Iterator[Callable[[str, int, int], None]]:
+    """A progress bar on a terminal; plain lines (on change) otherwise."""
+    if not enabled:
+        with _live(False) as line:
+            yield lambda text, _done, _total: line(text)
+        return
+    from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    progress = Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TimeElapsedColumn(),
+        console=console(stderr=True),
+        transient=True,
+    )
+    task = progress.add_task("", total=None)
+    with progress:
+        yield lambda text, done, total: progress.update(
+            task, description=esc(text), completed=done, total=total or None
+        )
+
+
+def wait_activation(api: Client, activation: Activation, timeout: float) -> Activation | None:
+    """Follow the record until applied, failed, superseded or cancelled; ``None`` if still
+    under way at ``timeout``. Shows pending → applying → … as it goes."""
+    ticker = Ticker(timeout)
+    what = f"{activation.instance_id}: {activation.persona} v{activation.version}"
+    tty = is_tty()
+    with _live(tty) as show:
+        current = activation
+        while True:
+            suffix = f" ({ticker.elapsed():.0f}s)" if tty else ""
+            show(f"{what}: {current.status}{suffix}")
+            if current.status in FINAL:
+                return current
+            if ticker.expired():
+                return None
+            ticker.wait()
+            current = api.get_activation(activation.id)
+
+
+@dataclass
+class Rollout:
+    """Where every instance of a rollout stands."""
+
+    total: int = 0
+    applied: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    applying: list[str] = field(default_factory=list)
+    waiting: list[str] = field(default_factory=list)
+    offline: list[str] = field(default_factory=list)
+
+    @property
+    def done(self) -> bool:
+        return len(self.applied) + len(self.failed) == self.total
+
+    def line(self) -> str:
+        parts = [f"{len(self.applied)} of {self.total} applied"]
+        if self.failed:
+            parts.append(f"{len(self.failed)} failed")
+        if self.applying:
+            parts.append(f"{len(self.applying)} applying")
+        if self.waiting:
+            parts.append(f"{len(self.waiting)} waiting")
+        if self.offline:
+            parts.append(f"{len(self.offline)} of them offline")
+        return ", ".join(parts)
+
+
+def classify(
+    instances: list[Instance],
+    reported_before: dict[str, datetime | None] | None = None,
+    current: Callable[[Instance], bool] | None = None,
+) -> Rollout:
+    """Sort instances by how far they are. ``reported_before`` maps an instance to the time
+    of its agent's last report when watching began: a failure reported before then may be
+    about an older desired state, so it counts only once the agent reports again.
+    ``current`` says whether the server's answer already reflects the change (another
+    replica may not have seen it yet); until it does, the instance is waiting."""
+    before = reported_before or {}
+    out = Rollout(total=len(instances))
+    for inst in instances:
+        applied = inst.applied
+        if current is not None and not current(inst):
+            out.waiting.append(inst.id)
+        elif inst.desired.error:
+            out.failed[inst.id] = f"the server cannot compose its persona: {inst.desired.error}"
+        elif inst.in_sync:
+            out.applied.append(inst.id)
+        elif applied.state == "failed" and (inst.id not in before or applied.at != before[inst.id]):
+            out.failed[inst.id] = applied.error or "the agent reported a failure"
+        elif applied.state == "applying":
+            out.applying.append(inst.id)
+        else:
+            out.waiting.append(inst.id)
+        if not inst.in_sync and not inst.connected:
+            out.offline.append(inst.id)
+    return out
+
+
+SETTLE = 2.0
+"""Seconds an empty rollout is polled again before concluding that nothing follows the
+change (behind a load balancer, another replica may learn of it a moment later)."""
+
+
+def watch_rollout(
+    api: Client,
+    title: str,
+    fetch: Callable[[], list[Instance]],
+    timeout: float,
+    current: Callable[[Instance], bool] | None = None,
+) -> Rollout:
+    """Poll ``fetch`` until every instance it returns has applied or failed, or until
+    ``timeout``; print progress and return the last state."""
+    ticker = Ticker(timeout)
+    first = fetch()
+    reported = {i.id: i.applied.at for i in first if i.applied.state == "failed"}
+    tty = is_tty()
+    with _bar(tty) as show:
+        instances = first
+        while True:
+            state = classify(instances, reported, current)
+            show(f"{title}: {state.line()}", len(state.applied) + len(state.failed), state.total)
+            settled = state.total > 0 or ticker.elapsed() >= min(SETTLE, timeout)
+            if (state.done and settled) or ticker.expired():
+                break
+            ticker.wait()
+            instances = fetch()
+    if tty:
+        info(f"{title}: {state.line()}")
+    return state
+
+
+def report_rollout(state: Rollout, title: str, timeout: float) -> bool:
+    """Say how a rollout ended; True when every instance applied."""
+    for iid, error in sorted(state.failed.items()):
+        info(f"  {iid}: failed: {_first_line(error)}")
+    if state.done:
+        return not state.failed
+    stragglers = sorted(set(state.applying) | set(state.waiting))
+    shown = ", ".join(stragglers[:10]) + (" …" if len(stragglers) > 10 else "")
+    offline = f" ({len(state.offline)} offline)" if state.offline else ""
+    info(f"{title}: not converged after {timeout:g}s; still waiting for {shown}{offline}")
+    return False
+
+
+def _first_line(text: str) -> str:
+    lines = text.strip().splitlines()
+    return lines[0] + (" …" if len(lines) > 1 else "") if lines else ""
