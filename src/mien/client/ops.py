@@ -11,7 +11,7 @@ from urllib.parse import quote
 
 import httpx
 
-from mien.client._http import API, Call, document_body, model, nothing, text
+from mien.client._http import API, Call, build, document_body, model, nothing, text
 from mien.client.models import (
     Activation,
     ActivePersona,
@@ -162,7 +162,8 @@ def get_instance(instance_id: str) -> Call[Instance]:
 
 
 def set_tags(instance_id: str, tags: Mapping[str, str | None]) -> Call[Instance]:
-    body = _json(TagPatch(tags=dict(tags)))
+    # build(): a bad tag is a BadRequest (a ClientError), not pydantic's ValidationError.
+    body = _json(build(TagPatch, {"tags": dict(tags)}))
     return Call("PATCH", f"{API}/instances/{_p(instance_id)}", model(Instance), json=body)
 
 
