@@ -103,6 +103,24 @@ def _open_database(settings: Any) -> None:
         fail(f"cannot open the database {redact_url(settings.database_url)}: {_first_line(exc)}", 1)
 
 
+def _tune_gc() -> None:
+    """Keep full garbage collections rare and small.
+
+    Measured with bench/fleet_bench.py, 5,000 parked long-polls: the process holds ~880k
+    objects, most belonging to parked requests that live about a minute and so reach the
+    oldest generation. Full collections then came every few seconds, took ~450 ms each and
+    found next to nothing (requests free themselves by reference counting): they alone made
+    the p99 of a single activation 700 ms instead of 30 ms. So: consider a full collection
+    100 times less often, and leave the objects of start-up (modules, models, the app) out
+    of every scan.
+    """
+    import gc
+
+    gen0, gen1, _gen2 = gc.get_threshold()
+    gc.set_threshold(gen0, gen1, 1000)
+    gc.freeze()
+
+
 def serve(settings: Any, *, access_log: bool = False) -> None:
     """Run one replica until SIGTERM/SIGINT, then stop gracefully: waiting long-polls are
     answered at once (503, reconnect), queued reports are written, nothing is lost."""
@@ -139,6 +157,7 @@ def serve(settings: Any, *, access_log: bool = False) -> None:
 
     app = create_app(settings, on_admin_token=announce)
     state = app.state.mien
+    _tune_gc()
     scheme = "https" if settings.tls_cert else "http"
     info(f"mien server: data directory {settings.data_dir}")
     info(f"mien server: database {redact_url(settings.database_url)}")

@@ -105,13 +105,46 @@ def check_row(row: TokenRow | None, now: datetime, *, kind: str | None = None) -
 
 
 class TokenCache:
-    """Verified tokens by secret hash, for a short time, so long-polls do not hit the database."""
+    """Verified tokens by secret hash, so long-polls do not read the database.
+
+    Every live token is loaded at start (and on each full reload); a token not found is
+    read from the database and kept for ``ttl`` seconds. Revocations and instance deletions
+    drop entries at once through :meth:`forget`.
+    """
 
     def __init__(self, db: Database, ttl: float, clock: Callable[[], datetime]) -> None:
         self.db = db
         self.ttl = ttl
         self.clock = clock
         self._entries: dict[str, tuple[float, TokenRow]] = {}
+        self._by_token: dict[str, str] = {}  # token id -> secret hash
+        self._by_instance: dict[str, set[str]] = {}  # instance id -> secret hashes
+
+    def _put(self, row: TokenRow, at: float) -> None:
+        self._entries[row.secret_hash] = (at, row)
+        self._by_token[row.id] = row.secret_hash
+        if row.instance_id:
+            self._by_instance.setdefault(row.instance_id, set()).add(row.secret_hash)
+
+    def _drop(self, digest: str) -> None:
+        entry = self._entries.pop(digest, None)
+        if entry is None:
+            return
+        row = entry[1]
+        self._by_token.pop(row.id, None)
+        if row.instance_id and row.instance_id in self._by_instance:
+            self._by_instance[row.instance_id].discard(digest)
+
+    async def load(self) -> None:
+        """Cache every live token at once, so that the reconnect storm after a restart
+        does not read the database once per agent."""
+        async with self.db.read() as s:
+            rows = await store.list_all(s)
+        self.clear()
+        at = time.monotonic()
+        for row in rows:
+            if row.kind != "enroll":
+                self._put(row, at)
 
     async def principal(self, authorization: str | None) -> Principal:
         secret = bearer(authorization)
@@ -127,9 +160,9 @@ class TokenCache:
                 raise _unauthorized("unknown token")
             row = found
             if self.ttl > 0:
-                if len(self._entries) > 200_000:  # bound memory against a flood of tokens
-                    self._entries.clear()
-                self._entries[digest] = (time.monotonic(), row)
+                if len(self._entries) > 500_000:  # bound memory against a flood of tokens
+                    self.clear()
+                self._put(row, time.monotonic())
         row = check_row(row, now)
         role = "agent" if row.kind == "agent" else row.role
         if role not in ("admin", "operator", "viewer", "user", "agent"):
@@ -138,11 +171,13 @@ class TokenCache:
 
     def forget(self, *, token_id: str | None = None, instance_id: str | None = None) -> None:
         """Drop cached tokens after a revocation or an instance deletion."""
-        for digest, (_at, row) in list(self._entries.items()):
-            if (token_id is not None and row.id == token_id) or (
-                instance_id is not None and row.instance_id == instance_id
-            ):
-                self._entries.pop(digest, None)
+        if token_id is not None and token_id in self._by_token:
+            self._drop(self._by_token[token_id])
+        if instance_id is not None:
+            for digest in list(self._by_instance.pop(instance_id, ())):
+                self._drop(digest)
 
     def clear(self) -> None:
         self._entries.clear()
+        self._by_token.clear()
+        self._by_instance.clear()

@@ -98,6 +98,7 @@ class Fleet:
         self.pending_commands: set[str] = set()
         self.waiters = Waiters()
         self.seen: dict[str, datetime] = {}
+        self._written: dict[str, datetime] = {}  # last-seen times already in the database
         self._ranked: list[BindingDoc] = []
         self._default: str | None = None
         self._matches: dict[frozenset[tuple[str, str]], tuple[BindingDoc, ...]] = {}
@@ -318,6 +319,18 @@ class Fleet:
             uses.append(f"{len(instances)} instance(s) run it: {shown}")
         return uses
 
-    def take_seen(self) -> dict[str, datetime]:
+    def take_seen(self, min_gap: float) -> dict[str, datetime]:
+        """Last-seen times worth writing: those at least ``min_gap`` seconds newer than what
+        the database already has (an agent polling every 30 s is not a write every 30 s)."""
         seen, self.seen = self.seen, {}
-        return seen
+        out = {}
+        for iid, at in seen.items():
+            written = self._written.get(iid)
+            if written is None or (at - written).total_seconds() >= min_gap:
+                out[iid] = at
+            else:
+                self.seen[iid] = at  # keep the newest for the next round
+        return out
+
+    def mark_written(self, seen: dict[str, datetime]) -> None:
+        self._written.update(seen)

@@ -13,7 +13,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import TYPE_CHECKING
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.exc import DBAPIError
 
 from mien.client.models import Activation, AgentReport, ReportAck
 from mien.server.auth import Principal
@@ -30,6 +33,12 @@ log = logging.getLogger("mien.server.reports")
 MAX_BATCH = 500
 
 _Job = tuple[Principal, AgentReport, "asyncio.Future[ReportAck]"]
+
+
+def retryable(exc: DBAPIError) -> bool:
+    """A deadlock or serialization failure: the same transaction may succeed if rerun."""
+    code = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+    return code in ("40P01", "40001") or "deadlock detected" in str(exc.orig)
 
 
 def activation_model(row: ActivationRow) -> Activation:
@@ -104,68 +113,108 @@ class ReportWriter:
                 self._queue.task_done()
 
     async def _write(self, batch: list[_Job]) -> list[ReportAck | ApiError]:
-        results: list[ReportAck | ApiError] = []
-        async with self.state.transaction() as tx:
-            for principal, report, _future in batch:
-                results.append(await record(tx, principal, report))
-        return results
+        reports = [(p, r) for p, r, _f in batch]
+        for attempt in range(1, 4):
+            try:
+                async with self.state.transaction() as tx:
+                    return await record_batch(tx, reports)
+            except DBAPIError as exc:
+                # Another replica's batch may lock the same rows: PostgreSQL picks a victim.
+                if attempt == 3 or not retryable(exc):
+                    raise
+                log.info("report batch retried after %s", exc.orig)
+                await asyncio.sleep(0.01 * attempt)
+        raise AssertionError("unreachable")
 
 
-async def record(tx: Tx, principal: Principal, report: AgentReport) -> ReportAck | ApiError:
-    """Store one report in the open transaction (an :class:`ApiError` if refused)."""
+async def record_batch(
+    tx: Tx, reports: list[tuple[Principal, AgentReport]]
+) -> list[ReportAck | ApiError]:
+    """Store reports in the open transaction with a handful of statements whatever their
+    number; each result is an acknowledgement, or the :class:`ApiError` refusing it."""
     s = tx.session
-    iid = principal.instance_id
-    assert iid is not None
-    row = await instances_q.get(s, iid)
-    if row is None:
-        return ApiError(404, "not_found", f"instance {iid!r} not found (deleted?)")
-    activation: ActivationRow | None = None
-    if report.activation_id:
-        found = await activations_q.get(s, report.activation_id)
-        if found is None or found.instance_id != iid:
-            return ApiError(
-                404,
-                "not_found",
-                f"activation {report.activation_id!r} is not one of this instance's",
-            )
-        activation = found
-        if report.state in TRANSITIONS.get(found.status, frozenset()):
-            error = report.error if report.state == "failed" else None
-            await activations_q.set_status(
-                s,
-                found.id,
-                status=report.state,
-                error=error,
-                applied_hash=report.hash if report.state == "applied" else None,
-                now=tx.now,
-            )
-            activation = await activations_q.get(s, found.id)
-    before = (row.applied_state, row.applied_hash, row.applied_activation_id, row.applied_error)
-    after = (report.state, report.hash, report.activation_id, report.error)
-    await instances_q.record_report(
-        s,
-        iid,
-        state=report.state,
-        hash=report.hash,
-        persona=report.persona,
-        version=report.version,
-        activation_id=report.activation_id,
-        error=report.error,
-        history=[h.model_dump(mode="json") for h in report.history]
-        if report.history is not None
-        else None,
-        agent_version=report.agent_version,
-        now=tx.now,
-    )
-    if before != after:
-        tx.audit(
-            principal.actor,
-            f"instance.{report.state}",
-            instance_id=iid,
-            persona=report.persona,
-            hash=report.hash,
-            version=report.version,
-            activation_id=report.activation_id,
-            error=report.error,
+    instances = await instances_q.get_many(s, {p.instance_id or "" for p, _r in reports})
+    wanted = [r.activation_id for _p, r in reports if r.activation_id]
+    activations = await activations_q.get_many(s, list(dict.fromkeys(wanted)))
+    instance_rows: dict[str, dict[str, Any]] = {}
+    activation_rows: dict[str, dict[str, Any]] = {}
+    results: list[ReportAck | ApiError] = []
+    for principal, report in reports:
+        iid = principal.instance_id or ""
+        row = instances.get(iid)
+        if row is None:
+            results.append(ApiError(404, "not_found", f"instance {iid!r} not found (deleted?)"))
+            continue
+        activation: ActivationRow | None = None
+        if report.activation_id:
+            found = activations.get(report.activation_id)
+            if found is None or found.instance_id != iid:
+                results.append(
+                    ApiError(
+                        404,
+                        "not_found",
+                        f"activation {report.activation_id!r} is not one of this instance's",
+                    )
+                )
+                continue
+            activation = found
+            if report.state in TRANSITIONS.get(found.status, frozenset()):
+                activation = replace(
+                    found,
+                    status=report.state,
+                    error=report.error if report.state == "failed" else None,
+                    applied_hash=report.hash if report.state == "applied" else found.applied_hash,
+                    updated_at=tx.now,
+                )
+                activations[found.id] = activation
+                activation_rows[found.id] = {
+                    "id": found.id,
+                    "status": activation.status,
+                    "error": activation.error,
+                    "applied_hash": activation.applied_hash,
+                    "updated_at": tx.now,
+                }
+        before = (row.applied_state, row.applied_hash, row.applied_activation_id, row.applied_error)
+        after = (report.state, report.hash, report.activation_id, report.error)
+        history = (
+            [h.model_dump(mode="json") for h in report.history]
+            if report.history is not None
+            else row.history
         )
-    return ReportAck(recorded=True, activation=activation_model(activation) if activation else None)
+        updated = replace(
+            row,
+            applied_state=report.state,
+            applied_hash=report.hash,
+            applied_persona=report.persona,
+            applied_version=report.version,
+            applied_activation_id=report.activation_id,
+            applied_error=report.error,
+            applied_at=tx.now,
+            last_seen=tx.now,
+            history=history,
+            agent_version=report.agent_version or row.agent_version,
+        )
+        instances[iid] = updated
+        instance_rows[iid] = {
+            "iid": iid,
+            **{k: getattr(updated, k) for k in instances_q.REPORT_COLUMNS},
+        }
+        if before != after:
+            tx.audit(
+                principal.actor,
+                f"instance.{report.state}",
+                instance_id=iid,
+                persona=report.persona,
+                hash=report.hash,
+                version=report.version,
+                activation_id=report.activation_id,
+                error=report.error,
+            )
+        results.append(
+            ReportAck(
+                recorded=True, activation=activation_model(activation) if activation else None
+            )
+        )
+    await instances_q.record_reports(s, list(instance_rows.values()))
+    await activations_q.set_statuses(s, list(activation_rows.values()))
+    return results

@@ -59,10 +59,11 @@ class Settings(BaseModel):
     """How long after its timeout a sent command's result is still awaited."""
     cache_refresh_interval: float = Field(300.0, gt=0)
     """A full reload of the per-replica cache, a safety net under LISTEN/NOTIFY."""
-    token_cache_ttl: float = Field(300.0, ge=0)
+    token_cache_ttl: float = Field(900.0, ge=0)
     """How long a verified token is trusted without reading the database again. A safety
-    net only: revocations reach every replica's cache at once through notifications, and a
-    replica that may have missed some (its LISTEN connection dropped) clears the cache."""
+    net only: revocations reach every replica's cache at once through notifications, and
+    every full reload (each ``cache_refresh_interval``, and after a lost LISTEN connection)
+    reloads all tokens."""
     backlog: int = Field(4096, ge=16)
     """Listen backlog: a reconnect storm of thousands of agents arrives at once."""
     admin_token_file: Path | None = None

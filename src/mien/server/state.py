@@ -99,6 +99,7 @@ class ServerState:
         if before != after:
             log.info("database schema upgraded from %s to %s", before or "empty", after)
         await self.fleet.load_all(self.clock())
+        await self.tokens.load()
         await self.notifier.start(self.apply)
         self.reports.start()
         s = self.settings
@@ -133,7 +134,7 @@ class ServerState:
                 await task
         await self.reports.stop()
         try:
-            await self.flush_seen()
+            await self.flush_seen(everything=True)
         except Exception as exc:
             log.warning("could not write last-seen times at shutdown: %s", exc)
         await self.notifier.stop()
@@ -169,28 +170,30 @@ class ServerState:
         for change in changes:
             if change.kind == "token":
                 self.tokens.forget(token_id=change.key)
-            elif change.kind == "instance":
-                self.tokens.forget(instance_id=change.key)
             elif change.kind == "result":
                 self.command_waiters.wake(change.key)
             elif change.kind == "all":
-                self.tokens.clear()
+                await self.tokens.load()
                 self.command_waiters.wake_all()
 
     # --- background jobs -------------------------------------------------------------
 
-    async def flush_seen(self) -> None:
-        """Write the last-seen times of agents that polled since the last flush."""
-        seen = self.fleet.take_seen()
-        if not seen:
-            return
-        try:
-            async with self.db.write() as session:
-                await instances_q.touch(session, seen)
-        except Exception:
-            for key, value in seen.items():  # keep them for the next try
-                self.fleet.seen.setdefault(key, value)
-            raise
+    async def flush_seen(self, *, everything: bool = False) -> None:
+        """Write the last-seen times of agents that polled since they were last written,
+        in small transactions so that no write waits long behind them."""
+        gap = 0.0 if everything else self.settings.connected_after / 4
+        seen = self.fleet.take_seen(gap)
+        items = list(seen.items())
+        for start in range(0, len(items), 500):
+            chunk = dict(items[start : start + 500])
+            try:
+                async with self.db.write() as session:
+                    await instances_q.touch(session, chunk)
+            except Exception:
+                for key, value in items[start:]:  # keep them for the next try
+                    self.fleet.seen.setdefault(key, value)
+                raise
+            self.fleet.mark_written(chunk)
 
     async def expire_commands(self) -> None:
         async with self.transaction() as tx:
@@ -207,3 +210,4 @@ class ServerState:
 
     async def refresh(self) -> None:
         await self.fleet.load_all(self.clock())
+        await self.tokens.load()

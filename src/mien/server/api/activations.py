@@ -50,7 +50,7 @@ async def activate(
     activation_id = str(uuid.uuid4())
     async with state.transaction() as tx:
         s = tx.session
-        instance = await instances_q.get(s, instance_id)
+        instance = await instances_q.get(s, instance_id, lock=True)
         if instance is None:
             raise not_found(f"instance {instance_id!r}")
         persona = await personas_q.get(s, persona_name)
@@ -117,7 +117,7 @@ async def clear_activation(
     instance_id: Annotated[str, Path(pattern=INSTANCE_RE)], state: State, who: Operator
 ) -> Response:
     async with state.transaction() as tx:
-        instance = await instances_q.get(tx.session, instance_id)
+        instance = await instances_q.get(tx.session, instance_id, lock=True)
         if instance is None:
             raise not_found(f"instance {instance_id!r}")
         if instance.activation_id is not None:

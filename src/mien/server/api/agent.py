@@ -16,6 +16,7 @@ agent that gets the same state (see :mod:`mien.server.fleet`).
 from __future__ import annotations
 
 import asyncio
+import random
 from typing import Annotated
 
 import orjson
@@ -102,6 +103,10 @@ async def desired(
     timeout = min(
         settings.longpoll_default_wait if wait is None else wait, settings.longpoll_max_wait
     )
+    if timeout > 2:
+        # Up to 10% early, so that agents that connected together do not all come back
+        # together at every timeout.
+        timeout *= 1 - random.random() * 0.1
     deadline = loop.time() + timeout
     while True:
         if state.shutting_down:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mien.server.store.rows import load, load_all
@@ -140,6 +140,34 @@ async def set_status(
     if applied_hash is not None:
         values["applied_hash"] = applied_hash
     await s.execute(update(t).where(t.c.id == activation_id).values(**values))
+
+
+async def set_statuses(s: AsyncSession, rows: list[dict[str, object]]) -> None:
+    """Many status changes in one statement (rows: id, status, error, applied_hash, now)."""
+    if not rows:
+        return
+    q = (
+        update(t)
+        .where(t.c.id == bindparam("aid"))
+        .values(
+            status=bindparam("v_status"),
+            error=bindparam("v_error"),
+            applied_hash=bindparam("v_applied_hash"),
+            updated_at=bindparam("v_updated_at"),
+        )
+        .execution_options(synchronize_session=False)
+    )
+    params = [
+        {
+            "aid": r["id"],
+            "v_status": r["status"],
+            "v_error": r["error"],
+            "v_applied_hash": r["applied_hash"],
+            "v_updated_at": r["updated_at"],
+        }
+        for r in rows
+    ]
+    await s.execute(q, sorted(params, key=lambda p: str(p["aid"])))
 
 
 async def counts(s: AsyncSession) -> dict[str, int]:

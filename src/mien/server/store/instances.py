@@ -46,13 +46,26 @@ class InstanceKey:
 
 
 async def get(
-    s: AsyncSession, instance_id: str, *, include_deleted: bool = False
+    s: AsyncSession, instance_id: str, *, include_deleted: bool = False, lock: bool = False
 ) -> InstanceRow | None:
+    """One instance. ``lock``: hold its row until the transaction ends (PostgreSQL), taken
+    first so that every transaction locks instances before their activations."""
     q = select(t).where(t.c.id == instance_id)
+    if lock:
+        q = q.with_for_update()
     if not include_deleted:
         q = q.where(t.c.deleted_at.is_(None))
     row = (await s.execute(q)).first()
     return load(InstanceRow, row) if row else None
+
+
+async def get_many(s: AsyncSession, ids: Iterable[str]) -> dict[str, InstanceRow]:
+    """Live instances by id (one query, for batches)."""
+    wanted = list(ids)
+    if not wanted:
+        return {}
+    q = select(t).where(t.c.id.in_(wanted), t.c.deleted_at.is_(None))
+    return {r.id: r for r in load_all(InstanceRow, await s.execute(q))}
 
 
 async def exists(s: AsyncSession, instance_id: str) -> bool:
@@ -159,6 +172,35 @@ async def record_report(
     await s.execute(update(t).where(t.c.id == instance_id).values(**values))
 
 
+REPORT_COLUMNS = (
+    "applied_state",
+    "applied_hash",
+    "applied_persona",
+    "applied_version",
+    "applied_activation_id",
+    "applied_error",
+    "applied_at",
+    "last_seen",
+    "history",
+    "agent_version",
+)
+
+
+async def record_reports(s: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    """Store many reports in one statement: each row has ``iid`` and every REPORT_COLUMN."""
+    if not rows:
+        return
+    q = (
+        update(t)
+        .where(t.c.id == bindparam("iid"))
+        .values({name: bindparam(f"v_{name}") for name in REPORT_COLUMNS})
+        .execution_options(synchronize_session=False)
+    )
+    # In key order: concurrent batches (other replicas) then lock rows in the same order.
+    params = [{"iid": r["iid"], **{f"v_{k}": r[k] for k in REPORT_COLUMNS}} for r in rows]
+    await s.execute(q, sorted(params, key=lambda p: str(p["iid"])))
+
+
 async def touch(s: AsyncSession, seen: Mapping[str, datetime]) -> None:
     """Write a batch of last-seen times (heartbeats held in memory) in one statement."""
     if not seen:
@@ -169,7 +211,7 @@ async def touch(s: AsyncSession, seen: Mapping[str, datetime]) -> None:
         .values(last_seen=bindparam("seen"))
         .execution_options(synchronize_session=False)
     )
-    await s.execute(q, [{"iid": k, "seen": v} for k, v in seen.items()])
+    await s.execute(q, [{"iid": k, "seen": v} for k, v in sorted(seen.items())])
 
 
 async def set_agent_version(s: AsyncSession, instance_id: str, version: str) -> None:
