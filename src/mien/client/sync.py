@@ -18,7 +18,6 @@ from __future__ import annotations
 import ssl
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -27,18 +26,13 @@ import httpx
 from mien import __version__
 from mien.client import errors, ops
 from mien.client._http import Call, base_url, build, check, ssl_context, translate
+from mien.client.admin import AdminCalls
 from mien.client.models import (
     Activation,
     ActivePersona,
-    AuditRecord,
-    AuditVerification,
     Binding,
     BindingIn,
-    CommandRecord,
-    CommandRequest,
     EffectivePersona,
-    Enrollment,
-    EnrollRequest,
     FleetSummary,
     Health,
     HistoryEntry,
@@ -46,9 +40,6 @@ from mien.client.models import (
     PersonaDiff,
     PersonaSummary,
     PersonaVersion,
-    TokenCreate,
-    TokenCreated,
-    TokenInfo,
     VersionSummary,
     WhoAmI,
 )
@@ -58,7 +49,7 @@ Document = Mapping[str, Any] | str | bytes | Path
 """A persona document: a mapping (sent as JSON), YAML/JSON text or bytes, or a file."""
 
 
-class Client:
+class Client(AdminCalls):
     """A session with one mien server, authenticated by one bearer token."""
 
     def __init__(
@@ -316,120 +307,3 @@ class Client:
 
     def delete_binding(self, name: str) -> None:
         self.send(ops.delete_binding(name))
-
-    # --- remote commands -----------------------------------------------------------
-
-    def run_command(
-        self,
-        instance_id: str,
-        command: str,
-        args: Sequence[str] = (),
-        *,
-        timeout: float = 60.0,
-        wait: float = 30.0,
-    ) -> CommandRecord:
-        """Run a command on the instance through its persona's routing table. Returns the
-        finished record (``status == "done"``: see ``exit_status``, ``refused``) or, after
-        ``wait`` seconds, the record still pending (poll with :meth:`get_command`)."""
-        request = build(
-            CommandRequest, {"command": command, "args": list(args), "timeout": timeout}
-        )
-        return self.send(ops.run_command(instance_id, request, wait))
-
-    def get_command(self, instance_id: str, command_id: str, *, wait: float = 0.0) -> CommandRecord:
-        return self.send(ops.get_command(instance_id, command_id, wait))
-
-    def list_commands(self, instance_id: str, *, limit: int = 100) -> list[CommandRecord]:
-        return self.send(ops.list_commands(instance_id, limit)).items
-
-    # --- audit ---------------------------------------------------------------------
-
-    def audit(
-        self,
-        *,
-        actor: str | None = None,
-        action: str | None = None,
-        instance: str | None = None,
-        persona: str | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        page_size: int = 500,
-    ) -> Iterator[AuditRecord]:
-        """Audit records, oldest first (``action`` is a prefix: ``persona.``)."""
-        after: str | None = None
-        while True:
-            page = self.send(
-                ops.audit(
-                    actor=actor,
-                    action=action,
-                    instance=instance,
-                    persona=persona,
-                    since=since,
-                    until=until,
-                    after=after,
-                    limit=page_size,
-                )
-            )
-            yield from page.items
-            if not page.next:
-                return
-            after = page.next
-
-    def audit_verify(self) -> AuditVerification:
-        """Have the server check its whole hash chain (admin)."""
-        return self.send(ops.audit_verify())
-
-    # --- tokens and enrollment -----------------------------------------------------
-
-    def create_token(
-        self,
-        name: str,
-        *,
-        role: str | None = None,
-        kind: str = "api",
-        uses: int | None = None,
-        expires_in: float | None = None,
-        tags: Mapping[str, str] | None = None,
-    ) -> TokenCreated:
-        """An API token with ``role``, or (``kind="enroll"``) an enrollment token good for
-        ``uses`` enrollments until ``expires_in`` seconds, giving new instances ``tags``.
-        The secret is in ``.token``, shown this once."""
-        request = build(
-            TokenCreate,
-            {
-                "kind": kind,
-                "name": name,
-                "role": role,
-                "uses": uses,
-                "expires_in": expires_in,
-                "tags": dict(tags or {}),
-            },
-        )
-        return self.send(ops.create_token(request))
-
-    def list_tokens(self, *, include_revoked: bool = False) -> list[TokenInfo]:
-        return self.send(ops.list_tokens(include_revoked)).items
-
-    def revoke_token(self, token_id: str) -> None:
-        self.send(ops.revoke_token(token_id))
-
-    def enroll(
-        self,
-        enroll_token: str,
-        *,
-        tags: Mapping[str, str] | None = None,
-        hostname: str | None = None,
-        instance_id: str | None = None,
-        agent_version: str | None = None,
-    ) -> Enrollment:
-        """Trade an enrollment token for an instance id and its own agent token."""
-        request = build(
-            EnrollRequest,
-            {
-                "tags": dict(tags or {}),
-                "hostname": hostname,
-                "instance_id": instance_id,
-                "agent_version": agent_version,
-            },
-        )
-        return self.send(ops.enroll(enroll_token, request))

@@ -20,7 +20,11 @@ WEB = {"name": "web", "environment_variables": {"ROLE": "web"}}
 
 def mien(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "mien.cli.main", *args], capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "mien.cli.main", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
 
 

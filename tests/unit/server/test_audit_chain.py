@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from datetime import UTC, datetime
 
 from mien.server.audit import GENESIS, ChainVerifier, Entry, chain, record_hash
@@ -27,7 +28,7 @@ def verify(rows) -> ChainVerifier:  # type: ignore[no-untyped-def]
 def test_a_fresh_chain_verifies_and_continues() -> None:
     rows = records()
     assert [r.seq for r in rows] == [1, 2, 3, 4, 5] and rows[0].prev_hash == GENESIS
-    assert all(b.prev_hash == a.hash for a, b in zip(rows, rows[1:]))
+    assert all(b.prev_hash == a.hash for a, b in itertools.pairwise(rows))
     more = chain((rows[-1].seq, rows[-1].hash), [Entry("bob", "binding.create")], AT)
     result = verify([*rows, *more])
     assert result.ok and result.records == 6 and result.head == more[-1].hash

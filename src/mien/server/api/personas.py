@@ -24,7 +24,16 @@ from mien.client.models import (
 )
 from mien.server import diff as diffs
 from mien.server.api.deps import NAME_RE, Limit, Operator, Reader, State, etag, etag_matches
-from mien.server.errors import ApiError, json_number_problems, not_found, spec_problems
+from mien.server.api.documents import (
+    DOCUMENT_BODY,
+    UNNAMED,
+    SourceQuery,
+    canonical_data,
+    check_composes,
+    document_hash,
+    parse_body,
+)
+from mien.server.errors import ApiError, not_found, spec_problems
 from mien.server.state import ServerState, Tx
 from mien.server.store import personas as q
 from mien.server.store.personas import PersonaRow, StaleVersion, VersionRow
@@ -39,18 +48,6 @@ router = APIRouter(
 )
 
 NamePath = Annotated[str, Path(pattern=NAME_RE, description="persona name")]
-UNNAMED = "mien-unnamed-persona-7c1e"
-
-DOCUMENT_BODY: dict[str, Any] = {
-    "requestBody": {
-        "required": True,
-        "description": "A persona document in JSON or YAML (canonical or any seed spelling).",
-        "content": {
-            "application/json": {"schema": {"type": "object"}},
-            "application/yaml": {"schema": {"type": "string"}},
-        },
-    }
-}
 
 
 def summary(row: PersonaRow, doc: dict[str, Any] | None = None) -> PersonaSummary:
@@ -88,76 +85,6 @@ def version_model(
         warnings=spec_problems(list(warnings)),
         notes=notes or [],
     )
-
-
-SourceQuery = Annotated[
-    str | None,
-    Query(
-        max_length=255,
-        pattern=r"^[^/\\\x00]+$",
-        description="the file the document came from: named in problem positions and, as "
-        "`mien validate` does, its stem names a persona whose document has no name",
-    ),
-]
-
-
-async def parse_body(request: Request, stem: str, source: str | None = None) -> Any:
-    """The request body as a validated :class:`mien.spec.Document` (422 otherwise)."""
-    from mien.spec.document import parse_document
-    from mien.spec.errors import SpecError
-
-    body = await request.body()
-    if not body.strip():
-        raise ApiError(
-            422, "invalid_document", "empty body: send a persona document (JSON or YAML)"
-        )
-    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if source is None:
-        is_json = ctype == "application/json" or ctype.endswith("+json")
-        source = "body.json" if is_json else "body.yaml"
-    try:
-        doc = parse_document(body, source, stem=stem)
-    except SpecError as exc:
-        raise _invalid(exc) from None
-    except (ValueError, TypeError, RecursionError) as exc:  # defensive: never a 500 for input
-        raise ApiError(422, "invalid_document", f"unreadable document: {exc}") from None
-    numbers = json_number_problems(doc.data, source)
-    if numbers:
-        raise ApiError(
-            422, "invalid_document", f"invalid persona: {numbers[0].text}", problems=numbers
-        )
-    return doc
-
-
-def _invalid(exc: Any) -> ApiError:
-    problems = spec_problems(exc.problems)
-    errors = [p for p in problems if p.severity == "error"]
-    first = errors[0].text if errors else str(exc)
-    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-    return ApiError(422, "invalid_document", f"invalid persona: {first}{more}", problems=problems)
-
-
-def check_composes(state: ServerState, doc: Any) -> None:
-    """Refuse a persona whose ``extends`` chain does not resolve against stored personas."""
-    from mien.spec.compose import Layer, chain_of, compose
-    from mien.spec.errors import PersonaNotFound, SpecError
-
-    if not doc.data.get("extends"):
-        return
-    personas = state.fleet.personas
-
-    def find(name: str, child: Layer) -> Layer:
-        parent = personas.get(name)
-        if parent is None or parent.deleted:
-            raise PersonaNotFound(
-                [child.problem(("extends",), f"persona {name!r} does not exist on this server")]
-            )
-        return Layer("persona", f"{name} v{parent.version}", parent.document, persona=name)
-
-    try:
-        compose(chain_of(Layer.of(doc, "persona"), find))
-    except SpecError as exc:
-        raise _invalid(exc) from None
 
 
 def _default_note(state: ServerState, name: str, default: bool) -> list[str]:
@@ -211,8 +138,8 @@ async def create_persona(
         created = await q.create(
             tx.session,
             doc.name,
-            _canonical(doc),
-            _hash(doc),
+            canonical_data(doc),
+            document_hash(doc),
             default=doc.persona.default_persona,
             actor=who.actor,
             now=tx.now,
@@ -228,20 +155,6 @@ async def create_persona(
     response.headers["ETag"] = etag("v", ver.version, ver.content_hash)
     response.headers["Location"] = f"/api/v1/personas/{ver.name}"
     return version_model(ver, row, warnings=doc.warnings, notes=notes)
-
-
-def _canonical(doc: Any) -> dict[str, Any]:
-    """What is stored: the canonical form ``mien render`` prints."""
-    from mien.spec.canonical import canonical
-
-    data: dict[str, Any] = canonical(doc.persona)
-    return data
-
-
-def _hash(doc: Any) -> str:
-    from mien.spec.canonical import content_hash
-
-    return content_hash(_canonical(doc))
 
 
 @router.get("", response_model=Page[PersonaSummary], summary="List personas")
@@ -332,8 +245,8 @@ async def update_persona(
             result = await q.add_version(
                 tx.session,
                 name,
-                _canonical(doc),
-                _hash(doc),
+                canonical_data(doc),
+                document_hash(doc),
                 default=doc.persona.default_persona,
                 expected=current.latest_version,
                 actor=who.actor,
