@@ -134,3 +134,37 @@ def test_sigterm_answers_parked_long_polls_and_exits_0(tmp_path: Path, db_url: s
 
     results = asyncio.run(scenario())
     assert all(isinstance(r, Unavailable) and r.retryable for r in results), results
+
+
+@pytest.mark.postgres
+def test_a_replica_that_loses_its_listen_connection_catches_up(
+    replicas: tuple[ServerProcess, ServerProcess],
+) -> None:
+    a, b = replicas
+    with a.client() as admin:
+        admin.create_persona(WEB)
+        token = enroll(a, admin, "vm-l")
+
+        def cut_and_activate() -> None:
+            url = a.db_url.replace("postgresql+asyncpg://", "postgresql://")  # type: ignore[union-attr]
+            asyncio.run(_terminate_listeners(url))
+            admin.activate("vm-l", "web")
+
+        # The change is made while replica b cannot hear about it: b reconnects, reloads
+        # everything, and still wakes the agent parked on it.
+        latency = asyncio.run(parked_poll(b, token, cut_and_activate))
+        assert latency < 5.0
+
+
+async def _terminate_listeners(url: str) -> None:
+    import asyncpg  # type: ignore[import-untyped]
+
+    conn = await asyncpg.connect(url)
+    try:
+        killed = await conn.fetch(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND query ILIKE 'LISTEN%' AND pid <> pg_backend_pid()"
+        )
+        assert len(killed) == 2, killed
+    finally:
+        await conn.close()
