@@ -166,11 +166,14 @@ class ServerState:
 
     async def apply(self, changes: list[Change]) -> None:
         """Apply changes (this replica's, or another's via LISTEN/NOTIFY)."""
-        await self.fleet.apply(changes, self.clock())
+        # Revocations first, before anything awaits: a deleted instance's agent must meet
+        # "revoked", never a half-applied state.
         for change in changes:
             if change.kind == "token":
                 self.tokens.forget(token_id=change.key)
-            elif change.kind == "result":
+        await self.fleet.apply(changes, self.clock())
+        for change in changes:
+            if change.kind == "result":
                 self.command_waiters.wake(change.key)
             elif change.kind == "all":
                 await self.tokens.load()

@@ -47,6 +47,15 @@ router = APIRouter(
 )
 
 
+def _deleted(instance_id: str) -> ApiError:
+    return ApiError(
+        401,
+        "unauthorized",
+        f"instance {instance_id!r} was deleted and its token revoked; enroll again",
+        headers={"WWW-Authenticate": 'Bearer realm="mien"'},
+    )
+
+
 def _shutting_down(state: ServerState) -> ApiError:
     state.metrics.longpolls.labels("shutdown").inc()
     return ApiError(
@@ -98,7 +107,10 @@ async def desired(
     settings = state.settings
     fleet.seen[iid] = state.clock()
     if iid not in fleet.members:
-        await ensure_cached(state, iid)
+        try:
+            await ensure_cached(state, iid)
+        except ApiError:
+            raise _deleted(iid) from None
     loop = asyncio.get_running_loop()
     timeout = min(
         settings.longpoll_default_wait if wait is None else wait, settings.longpoll_max_wait
@@ -118,7 +130,7 @@ async def desired(
                 return Response(body, media_type="application/json")
         answer = fleet.desired(iid)
         if answer is None:
-            raise not_found(f"instance {iid!r}")
+            raise _deleted(iid)
         if answer.state != known:
             state.metrics.longpolls.labels("changed").inc()
             return Response(answer.body, media_type="application/json")
