@@ -261,6 +261,12 @@ class Fleet:
         member = self.members.get(instance_id)
         if member is None:
             return None
+        if len(self._encoded) > 2 * len(self.members) + 1000:
+            # Answers of old activations and old tag sets pile up between fleet-wide
+            # changes (which clear everything); start afresh rather than grow for ever.
+            self._matches.clear()
+            self._effective.clear()
+            self._encoded.clear()
         choice = self.choice(member)
         key = (choice.key, choice.activation_id, choice.bindings)
         found = self._encoded.get(key)
