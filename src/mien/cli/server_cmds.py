@@ -11,7 +11,6 @@ command runs.
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -98,6 +97,8 @@ def _open_database(settings: Any) -> None:
     from mien.server.settings import redact_url
 
     try:
+        import asyncio
+
         asyncio.run(_preflight(settings))
     except Exception as exc:  # the driver's own exception types vary
         fail(f"cannot open the database {redact_url(settings.database_url)}: {_first_line(exc)}", 1)
@@ -254,6 +255,8 @@ def register(app: typer.Typer) -> None:
         """Make another admin token directly in the database (e.g. the first one was lost).
         Prints it once and writes it to the admin token file (0600)."""
         settings = _settings(data_dir=data, db_url=db)
+        import asyncio
+
         secret = asyncio.run(_new_admin_token(settings, name))
         info(f"admin token {name!r} written to {settings.admin_token_path} (mode 0600)")
         sys.stdout.write(secret + "\n")
@@ -262,6 +265,8 @@ def register(app: typer.Typer) -> None:
     def audit_verify(data: DataOption = None, db: DbOption = None) -> None:
         """Check the audit log's hash chain directly in the database (exit 1 if broken)."""
         settings = _settings(data_dir=data, db_url=db)
+        import asyncio
+
         ok, records, head, reason = asyncio.run(_verify(settings))
         if not ok:
             fail(f"audit chain BROKEN after {records} good record(s): {reason}", 1)

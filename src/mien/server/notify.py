@@ -108,7 +108,7 @@ class PostgresNotifier:
         ]
 
     async def _connect(self) -> None:
-        import asyncpg  # type: ignore[import-untyped]
+        import asyncpg
 
         conn = await asyncpg.connect(self.dsn)
         await conn.add_listener(CHANNEL, self._on_notify)

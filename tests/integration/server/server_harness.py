@@ -202,17 +202,23 @@ class SimAgent:
         if desired.document is not None and (
             self.applied is None or self.applied.hash != desired.hash
         ):
+            # As the real agent: "applying" and "failed" name what still runs.
+            running = self.applied
             await api.report(
-                "applying", activation_id=desired.activation_id, persona=desired.persona
+                "applying",
+                activation_id=desired.activation_id,
+                persona=running.persona if running else None,
+                version=running.version if running else None,
+                hash=running.hash if running else None,
             )
             error = self.fail_with(desired.document) if self.fail_with else None
             if error:
                 await api.report(
                     "failed",
                     activation_id=desired.activation_id,
-                    persona=desired.persona,
-                    version=desired.version,
-                    hash=self.applied.hash if self.applied else None,
+                    persona=running.persona if running else None,
+                    version=running.version if running else None,
+                    hash=running.hash if running else None,
                     error=error,
                 )
             else:

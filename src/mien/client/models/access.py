@@ -105,7 +105,12 @@ class DesiredState(WireModel):
 
 
 class AgentReport(RequestModel):
-    """The agent's account of one apply (or of what it runs now, after a restart)."""
+    """The agent's account of one apply (or of what it runs now, after a restart).
+
+    ``persona``, ``version`` and ``hash`` always describe what the machine runs *after*
+    this report: while ``applying`` and after ``failed`` that is the previous persona, so
+    the server never shows a persona as applied that is not.
+    """
 
     state: ReportState
     activation_id: str | None = Field(None, max_length=64)
