@@ -1,0 +1,297 @@
+"""``make demo``: a guided walk through mien, every step a real ``mien`` command.
+
+Part 1 reads the concept documents' own persona files. Part 2 applies personas to a
+throw-away machine root (``demo-root/vm1``: a directory laid out like a small Debian system,
+so nothing outside it changes), switches, keeps the user's edit, rolls back, and is refused
+a restricted command. Part 3 starts the Persona Manager Service on its embedded SQLite
+default, enrolls two agents on two more roots, pushes personas, binds one by tag, activates
+another explicitly, runs remote commands and reads the audit trail.
+
+Everything is written under ``demo-root/`` (recreated on each run) and every server or
+agent process started here is stopped before the demo ends.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+DEMO = REPO / "demo-root"
+EXAMPLES = REPO / "examples" / "personas"
+MIEN = str(Path(sys.executable).with_name("mien"))
+BOLD, DIM, RESET = ("\033[1m", "\033[2m", "\033[0m") if sys.stdout.isatty() else ("", "", "")
+
+PASSWD = """\
+root:x:0:0:root:/root:/bin/bash
+alice:x:1000:1000:Alice Example,,,:/home/alice:/bin/bash
+"""
+SHELLS = "/bin/sh\n/bin/bash\n/usr/bin/bash\n/bin/zsh\n/usr/bin/zsh\n"
+ENV = {**os.environ, "NO_COLOR": "1", "COLUMNS": "110"}
+
+
+def heading(text: str) -> None:
+    print(f"\n{BOLD}== {text}{RESET}", flush=True)
+
+
+def say(text: str) -> None:
+    print(f"{DIM}# {text}{RESET}", flush=True)
+
+
+def rel(arg: object) -> str:
+    text = str(arg)
+    return text.replace(str(REPO) + "/", "") if text.startswith(str(REPO)) else text
+
+
+def mien(
+    *args: object, check: bool = True, show: bool = True, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run and show one mien command, as a user would type it."""
+    print(f"{BOLD}$ mien {' '.join(rel(a) for a in args)}{RESET}", flush=True)
+    result = subprocess.run(
+        [MIEN, *map(rel, args)],
+        capture_output=True,
+        text=True,
+        env=env or ENV,
+        check=False,
+        cwd=REPO,
+    )
+    if show:
+        for stream in (result.stdout, result.stderr):
+            if stream.strip():
+                print(stream.rstrip())
+    if check and result.returncode != 0:
+        print(f"(exit status {result.returncode})")
+        raise SystemExit(f"demo step failed: mien {' '.join(map(str, args))}")
+    if not check:
+        print(f"{DIM}(exit status {result.returncode}){RESET}")
+    return result
+
+
+def machine(name: str) -> Path:
+    root = DEMO / name
+    (root / "etc").mkdir(parents=True)
+    (root / "etc" / "passwd").write_text(PASSWD)
+    (root / "etc" / "group").write_text("root:x:0:\nalice:x:1000:\n")
+    (root / "etc" / "shells").write_text(SHELLS)
+    (root / "home" / "alice").mkdir(parents=True)
+    return root
+
+
+def part_language() -> None:
+    heading("1. The persona language: the concept documents' own files load as they stand")
+    examples = sorted(p for p in EXAMPLES.iterdir() if p.is_file())
+    mien("validate", *examples)
+    say(
+        "Seed 004 writes rules in words; render shows how mien reads them (CEL, durations, actions)"
+    )
+    mien("render", EXAMPLES / "HighTraffic.yaml")
+    say("explain says which document set a value, and what it overrode")
+    mien("explain", EXAMPLES / "workstation.yaml", "behavioral_settings.security_scan_frequency")
+
+
+def part_machine() -> None:
+    heading("2. One machine: plan, apply, switch, keep the user's edit, roll back")
+    vm = machine("vm1")
+    say(f"{rel(vm)} is a throw-away machine root; --root points mien at it (production uses /)")
+    developer = EXAMPLES / "persona_developer.yml"
+    analyst = EXAMPLES / "persona_data_analyst.yml"
+    mien("plan", developer, "--root", vm, "--user", "alice", "--no-diff")
+    mien("apply", developer, "--root", vm, "--user", "alice", "--yes")
+    mien("status", "--root", vm)
+    say("The developer's editor and theme, as the machine now has them:")
+    print((vm / "etc/environment.d/50-mien.conf").read_text().rstrip())
+    print((vm / "home/alice/.config/gtk-3.0/settings.ini").read_text().rstrip())
+
+    say("Switch live to the data analyst persona")
+    mien("apply", analyst, "--root", vm, "--yes", show=False)
+    config = vm / "home/alice/.jupyter/jupyter_server_config.json"
+    data = json.loads(config.read_text())
+    say(f"alice edits {rel(config).split('vm1')[-1]}: port 9999, and a key of her own")
+    data["ServerApp"]["port"] = 9999
+    data["NotebookApp"] = {"shutdown_no_activity_timeout": 3600}
+    config.write_text(json.dumps(data, indent=2) + "\n")
+    say("Switch to developer and back: her edit is captured as a customization and survives")
+    mien("apply", developer, "--root", vm, "--yes", show=False)
+    mien("apply", analyst, "--root", vm, "--yes", show=False)
+    print(config.read_text().rstrip())
+    mien("customize", "list", "--root", vm)
+    say("Her own layer over any persona; a key the persona locks would be refused")
+    mien("customize", "set", "os_settings.theme", "dark", "--root", vm)
+    mien("history", "--root", vm)
+    say("Roll back to the very first state, byte for byte")
+    mien("rollback", "--to", "1", "--root", vm, "--yes")
+    mien("status", "--root", vm)
+    say("The security auditor restricts commands: refused with status 126, and audited")
+    mien("apply", EXAMPLES / "persona_security_auditor.yml", "--root", vm, "--yes", show=False)
+    mien("exec", "--root", vm, "--", "shutdown", "-h", "now", check=False)
+    mien("exec", "--root", vm, "--", "echo", "other commands run as usual")
+    last = (vm / "var/log/mien/audit.jsonl").read_text().splitlines()[-1]
+    say(f"last audit line: {last}")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_healthy(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
+    import httpx
+
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"the server exited:\n{log.read_text()}")
+        try:
+            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise SystemExit(f"the server did not start:\n{log.read_text()}")
+
+
+def part_fleet(processes: list[subprocess.Popen[bytes]]) -> None:
+    heading("3. A fleet: the Persona Manager Service on its embedded SQLite default")
+    data = DEMO / "server"
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = DEMO / "server.log"
+    print(f"{BOLD}$ mien server --data {rel(data)} --port {port} &{RESET}")
+    with log.open("wb") as fh:
+        server = subprocess.Popen(
+            [MIEN, "server", "--data", str(data), "--port", str(port)],
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            env=ENV,
+        )
+    processes.append(server)
+    wait_healthy(url, server, log)
+    print("\n".join(line for line in log.read_text().splitlines()[:6]))
+    token = (data / "admin.token").read_text().strip()
+    env = {**ENV, "MIEN_SERVER": url, "MIEN_TOKEN": token}
+    say("The CLI reads MIEN_SERVER and MIEN_TOKEN (or flags, or ~/.config/mien/config.toml)")
+
+    def admin(*args: object, **kw: object) -> subprocess.CompletedProcess[str]:
+        return mien(*args, env=env, **kw)  # type: ignore[arg-type]
+
+    enroll = admin(
+        "token",
+        "create",
+        "--role",
+        "enroll",
+        "--name",
+        "demo",
+        "--uses",
+        "2",
+        "--output",
+        "json",
+        show=False,
+    )
+    enroll_token = json.loads(enroll.stdout)["token"]
+    roots = {}
+    for name, tag in (("web1", "role=web"), ("db1", "role=db")):
+        root = machine(name)
+        roots[name] = root
+        mien(
+            "agent",
+            "enroll",
+            "--server",
+            url,
+            "--token",
+            enroll_token,
+            "--tag",
+            tag,
+            "--hostname",
+            name,
+            "--user",
+            "alice",
+            "--root",
+            root,
+        )
+        agent_log = DEMO / f"{name}-agent.log"
+        print(f"{BOLD}$ mien agent run --root {rel(root)} &{RESET}")
+        with agent_log.open("wb") as fh:
+            processes.append(
+                subprocess.Popen(
+                    [MIEN, "agent", "run", "--root", str(root), "--wait", "10"],
+                    stdout=fh,
+                    stderr=subprocess.STDOUT,
+                    env=ENV,
+                )
+            )
+    admin(
+        "persona",
+        "push",
+        EXAMPLES / "persona_developer.yml",
+        EXAMPLES / "test-runner.json",
+        EXAMPLES / "HighTraffic.yaml",
+    )
+    admin("persona", "list")
+    say("Bind every machine tagged role=web to the developer persona and watch it roll out")
+    admin(
+        "bind",
+        "add",
+        "web-devs",
+        "--selector",
+        "role=web",
+        "--persona",
+        "developer",
+        "--wait",
+        "--timeout",
+        "60",
+    )
+    say("Activate the test-runner persona explicitly on the db machine (waits until applied)")
+    instances = json.loads(admin("instance", "list", "--output", "json", show=False).stdout)
+    ids = {i["hostname"]: i["id"] for i in instances}
+    db, web = ids["db1"], ids["web1"]
+    admin("instance", "activate", db, "test-runner", "--timeout", "60")
+    admin("instance", "list")
+    admin("instance", "show", db)
+    say("Remote commands go through the instance's routing table")
+    admin("instance", "exec", db, "--", "shutdown", "-h", "now", check=False)
+    admin("instance", "exec", db, "--", "deploy", "v1.4.2")
+    admin("instance", "exec", web, "--", "uname", "-s")
+    say("Which binding and version gave the web machine its persona")
+    admin("instance", "effective", web)
+    admin("audit", "--limit", "12")
+    admin("audit", "verify")
+
+
+def stop(processes: list[subprocess.Popen[bytes]]) -> None:
+    for proc in reversed(processes):
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    for proc in processes:
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def main() -> None:
+    if DEMO.exists():
+        shutil.rmtree(DEMO)
+    DEMO.mkdir()
+    processes: list[subprocess.Popen[bytes]] = []
+    try:
+        part_language()
+        part_machine()
+        part_fleet(processes)
+    finally:
+        stop(processes)
+    heading("Done")
+    print(f"Everything the demo wrote is under {rel(DEMO)}/ (machine roots, server data, logs).")
+    print("Next: README.md for usage, docs/ for the language, the router and the API.")
+
+
+if __name__ == "__main__":
+    main()
