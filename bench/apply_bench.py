@@ -100,13 +100,19 @@ def main() -> None:
         proc_switch = [proc("bench-b" if i % 2 == 0 else "bench-a") for i in range(6)]
 
         load = os.getloadavg()[0]
-        print(f"apply bench: 20 config files, 10 env vars, 1 schedule, 2 shims ({files} files in the root)")
+        print(
+            f"apply bench: 20 config files, 10 env vars, 1 schedule, 2 shims ({files} files in the root)"
+        )
         print(f"load average {load:.2f} on {os.cpu_count()} CPUs")
         print(f"  in-process first apply          {first:8.1f} ms")
-        print(f"  in-process no-op re-apply       {statistics.median(noop):8.2f} ms median "
-              f"(p90 {sorted(noop)[int(len(noop) * 0.9)]:.2f})  target < 5 ms")
+        print(
+            f"  in-process no-op re-apply       {statistics.median(noop):8.2f} ms median "
+            f"(p90 {sorted(noop)[int(len(noop) * 0.9)]:.2f})  target < 5 ms"
+        )
         print(f"  in-process switch               {statistics.median(switches):8.1f} ms median")
-        print(f"  process `mien apply` no-op      {statistics.median(proc_noop):8.1f} ms median  target < 300 ms")
+        print(
+            f"  process `mien apply` no-op      {statistics.median(proc_noop):8.1f} ms median  target < 300 ms"
+        )
         print(f"  process `mien apply` switch     {statistics.median(proc_switch):8.1f} ms median")
     finally:
         shutil.rmtree(work, ignore_errors=True)
