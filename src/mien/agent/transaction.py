@@ -77,6 +77,7 @@ def execute(
     """Perform ``plan``; raise :class:`ApplyFailed` with the machine unchanged on failure."""
     crash = crash or CrashPoints(None)
     persona = plan.resolved.persona
+    ctx.stop_caching()
     txn = state.begin_txn(plan.persona, kind)
     crash("begun")
     if run_hooks and persona.pre_activation_script is not None:
@@ -266,6 +267,7 @@ def _prune_dirs(state: State, targets: Mapping[str, Target]) -> None:
 
 def _finish(state: State, ctx: Context, txn: int) -> list[str]:
     """Let committed operations drop what they kept for undo; record what failed."""
+    ctx.stop_caching()
     warnings = []
     for entry in state.journal(txn):
         if entry.kind != "op":
@@ -282,6 +284,7 @@ def _finish(state: State, ctx: Context, txn: int) -> list[str]:
 def undo(state: State, ctx: Context, txn: int, crash: CrashPoints | None = None) -> list[str]:
     """Replay ``txn``'s journal backwards; return what could not be undone (if anything)."""
     crash = crash or CrashPoints(None)
+    ctx.stop_caching()
     problems: list[str] = []
     entries = state.journal(txn)
     for entry in reversed(entries):

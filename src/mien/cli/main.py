@@ -13,6 +13,7 @@ Command modules import only the standard library and Typer at module level; anyt
 from __future__ import annotations
 
 import sys
+from importlib import import_module
 
 import typer
 
@@ -50,25 +51,37 @@ def _root(
     """mien: personas for Linux machines."""
 
 
-def _register() -> None:
-    from mien.cli import spec_cmds
+# Which module registers each top-level command. `mien apply` then imports only the
+# agent's commands, not the server's or the fleet client's (tens of milliseconds of start-up);
+# anything else (--help, a typo) registers them all. tests/unit/cli checks this table
+# against what the modules register.
+COMMAND_MODULES: dict[str, str] = {
+    **dict.fromkeys(("validate", "render", "explain", "schema"), "spec_cmds"),
+    **dict.fromkeys(("plan", "apply", "status", "history", "rollback", "customize"), "agent_cmds"),
+    "exec": "exec_cmds",
+    "agent": "daemon_cmds",
+    **dict.fromkeys(("persona", "instance", "bind", "audit", "token", "config"), "client_cmds"),
+    "server": "server_cmds",
+}
 
-    spec_cmds.register(app)
-    for name in ("agent_cmds", "exec_cmds", "daemon_cmds", "client_cmds", "server_cmds"):
-        try:
-            module = __import__(f"mien.cli.{name}", fromlist=["register"])
-        except ModuleNotFoundError as exc:
-            if exc.name != f"mien.cli.{name}":
-                raise
-            continue
-        module.register(app)
+
+def register(argv: list[str] | None = None) -> None:
+    """Register the module of the command in ``argv`` (all modules without one)."""
+    command = next((a for a in (argv or []) if not a.startswith("-")), None)
+    wanted = COMMAND_MODULES.get(command or "")
+    modules = [wanted] if wanted else list(dict.fromkeys(COMMAND_MODULES.values()))
+    for name in modules:
+        if name not in _registered:
+            import_module(f"mien.cli.{name}").register(app)
+            _registered.add(name)
 
 
-_register()
+_registered: set[str] = set()
 
 
 def main() -> None:
     """Run the CLI with mien's exit-status conventions."""
+    register(sys.argv[1:])
     try:
         app(standalone_mode=True)
     except common.CommandFailed as exc:

@@ -7,7 +7,9 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from mien.cli.main import app
+from mien.cli.main import app, register
+
+register()  # every command, as `mien --help` sees them
 
 GROUPS = ["persona", "instance", "bind", "audit", "token", "config"]
 

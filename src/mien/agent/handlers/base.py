@@ -142,6 +142,10 @@ class Context:
 
     All paths given to and returned from a context are absolute paths *on the machine*
     (``/etc/profile.d/mien.sh``); :meth:`host_path` maps them under the root.
+
+    While a plan is computed, reads are cached (the machine does not change meanwhile);
+    the engine calls :meth:`stop_caching` before ``perform``/``revert``/``finish``, so
+    operations always see the disk as it is.
     """
 
     def __init__(
@@ -159,6 +163,13 @@ class Context:
         self.managed: Mapping[str, ManagedRecord] = managed or {}
         self.env: Mapping[str, str] = env if env is not None else os.environ
         self._blobs = blobs
+        self._root = str(root).rstrip("/")
+        # Planning reads the same files several times (drift, ownership, merge, diff) from
+        # a machine that does not change meanwhile; the engine turns this off before it
+        # starts changing things.
+        self.caching = True
+        self._reads: dict[str, FileState] = {}
+        self._which: dict[str, str | None] = {}
 
     def host_path(self, path: str) -> Path:
         """``/etc/x`` → ``ROOT/etc/x``; refuses paths that would leave the root."""
@@ -167,7 +178,13 @@ class Context:
         parts = [p for p in path.split("/") if p not in ("", ".")]
         if ".." in parts:
             raise HandlerError(f"{path!r}: '..' is not allowed")
-        return self.root.joinpath(*parts)
+        return Path(self._root + "/" + "/".join(parts)) if parts else self.root
+
+    def stop_caching(self) -> None:
+        """From now on every read goes to the disk (the machine is being changed)."""
+        self.caching = False
+        self._reads.clear()
+        self._which.clear()
 
     def expand(self, path: str) -> str:
         """Fill in ``{user}`` and ``{home}`` for the persona user."""
@@ -175,6 +192,14 @@ class Context:
 
     def read(self, path: str) -> FileState:
         """The file at ``path`` as it is now (``ABSENT`` when missing)."""
+        if self.caching:
+            found = self._reads.get(path)
+            if found is None:
+                found = self._reads[path] = self._read(path)
+            return found
+        return self._read(path)
+
+    def _read(self, path: str) -> FileState:
         host = self.host_path(path)
         try:
             st = host.lstat()
@@ -206,6 +231,14 @@ class Context:
         Symbolic links are followed *inside* the root (``/usr/bin/code`` →
         ``/usr/share/code/bin/code`` means ``ROOT/usr/share/code/bin/code``), never on the host.
         """
+        if self.caching and command in self._which:
+            return self._which[command]
+        found = self._which_now(command)
+        if self.caching:
+            self._which[command] = found
+        return found
+
+    def _which_now(self, command: str) -> str | None:
         for d in ("/usr/local/bin", "/usr/bin", "/bin", "/usr/local/sbin", "/usr/sbin", "/sbin"):
             path = f"{d}/{command}"
             target = self._resolve_in_root(path)

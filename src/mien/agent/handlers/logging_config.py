@@ -10,7 +10,6 @@ becomes the customization ``behavioral_settings.logging_level``.
 from __future__ import annotations
 
 import json
-import logging.config
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -58,6 +57,8 @@ def configure_from(path: Path) -> bool:
     none (or it is unreadable: logging must never stop the agent)."""
     try:
         document = json.loads(path.read_text())
+        import logging.config  # only when logging is configured, not on every apply
+
         logging.config.dictConfig(document)
     except (OSError, ValueError, TypeError, AttributeError, ImportError):
         return False
