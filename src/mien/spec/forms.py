@@ -69,6 +69,8 @@ def snake(key: str) -> str:
     """``NetworkBandwidth`` → ``network_bandwidth``; ``CPU`` → ``cpu``; ``URL`` → ``url``."""
     if key.isupper():
         return key.lower()
+    if key.islower() and " " not in key and "-" not in key:
+        return key  # already snake_case (the common case)
     return re.sub(r"[\s-]+", "_", _CAMEL.sub("_", key)).lower()
 
 

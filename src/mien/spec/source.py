@@ -136,6 +136,10 @@ def decode(raw: bytes, name: str) -> str:
     return text
 
 
+# First characters a null, boolean or number can start with (YAML 1.2 core schema).
+_SPECIAL_FIRST = frozenset("~nNtTfF0123456789+-.")
+
+
 def _scalar(value: str, tag: str | None, implicit: tuple[bool, bool], style: str | None) -> Any:
     if tag not in (None, "!", "tag:yaml.org,2002:str") and not implicit[0]:
         if tag == "tag:yaml.org,2002:int":
@@ -148,6 +152,8 @@ def _scalar(value: str, tag: str | None, implicit: tuple[bool, bool], style: str
             return None
     if style is not None or tag in ("!", "tag:yaml.org,2002:str"):
         return value
+    if value and value[0] not in _SPECIAL_FIRST:
+        return value  # most plain scalars are words: no pattern below can match them
     if _NULL.match(value):
         return None
     if _BOOL.match(value):
