@@ -28,8 +28,9 @@ from mien.agent import fileops, registry
 from mien.agent.handlers.base import Context, FileState, HandlerError, ManagedRecord, Operation
 from mien.agent.plan import FileChange, Plan
 from mien.agent.planner import Target
-from mien.agent.scripts import run_script
+from mien.agent.scripts import ScriptResult, run_script
 from mien.agent.state import State
+from mien.spec.models import Script
 
 
 class CrashPoints:
@@ -82,14 +83,7 @@ def execute(
     crash("begun")
     if run_hooks and persona.pre_activation_script is not None:
         crash("pre-script")
-        result = run_script(
-            persona.pre_activation_script.run,
-            root=ctx.root,
-            persona=plan.persona,
-            previous=plan.previous,
-            timeout=persona.pre_activation_script.timeout.seconds,
-            env=ctx.env,
-        )
+        result = _hook(persona.pre_activation_script, ctx, plan)
         if not result.ok:
             with state.transaction():
                 state.end_txn(txn, "rolled_back")
@@ -130,14 +124,7 @@ def execute(
 
     if run_hooks and persona.post_activation_script is not None:
         crash("post-script")
-        result = run_script(
-            persona.post_activation_script.run,
-            root=ctx.root,
-            persona=plan.persona,
-            previous=plan.previous,
-            timeout=persona.post_activation_script.timeout.seconds,
-            env=ctx.env,
-        )
+        result = _hook(persona.post_activation_script, ctx, plan)
         if not result.ok:
             problems = undo(state, ctx, txn)
             raise ApplyFailed("post_activation_script", result.describe(), undo_errors=problems)
@@ -148,6 +135,17 @@ def execute(
     warnings = _finish(state, ctx, txn)
     _prune_dirs(state, targets)
     return Outcome(history_id, len(plan.files), len(plan.operations), warnings)
+
+
+def _hook(script: Script, ctx: Context, plan: Plan) -> ScriptResult:
+    return run_script(
+        script.run,
+        root=ctx.root,
+        persona=plan.persona,
+        previous=plan.previous,
+        timeout=script.timeout.seconds,
+        env=ctx.env,
+    )
 
 
 def _steps(plan: Plan) -> list[FileChange | Operation]:
