@@ -15,70 +15,24 @@ import os
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mien.agent import registry
+from mien.agent import registry, sources
 from mien.agent.handlers.base import Context, Handler, HandlerError, UserInfo, lookup_user
+from mien.agent.outcomes import ApplyResult, Cancelled, EngineError, Refused, Status
 from mien.agent.plan import Plan
 from mien.agent.planner import PlanError, Target, build_plan, engine_notes, find_drift
+from mien.agent.sources import Source
 from mien.agent.state import HistoryEntry, State, exclusive, sha256
 from mien.agent.transaction import ApplyFailed, CrashPoints, execute, recover
-from mien.spec.catalog import SUFFIXES, Catalog
-from mien.spec.compose import Layer, Resolved, compose, customization_layer, locking, parse_key
-from mien.spec.document import Document, load_file
+from mien.spec.catalog import Catalog
+from mien.spec.compose import Resolved, locking, parse_key
 from mien.spec.errors import SpecError
 from mien.spec.models import Persona
 
 DEFAULT_PERSONAS_DIR = "etc/mien/personas"
-
-
-class EngineError(Exception):
-    """The request cannot be carried out; the message says why and what to do."""
-
-
-class Refused(EngineError):
-    """A customization refused by a lock (or invalid)."""
-
-
-class Cancelled(EngineError):
-    """The user declined the plan."""
-
-
-@dataclass
-class ApplyResult:
-    plan: Plan
-    applied: bool
-    history_id: int | None
-    elapsed_ms: float
-    recovered: list[str] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-
-
-@dataclass
-class Status:
-    root: Path
-    user: str | None
-    active: str | None
-    hash: str | None
-    history: HistoryEntry | None
-    drift: list[str]
-    notes: list[dict[str, str]]
-    customizations: int
-    saved_files: int
-    managed: int
-    recovered: list[str]
-
-
-@dataclass
-class Source:
-    """A persona ready to be applied: its effective document before customizations."""
-
-    name: str
-    data: dict[str, Any]
-    locked_by: dict[str, str]
-    label: str
+__all__ = ["ApplyResult", "Cancelled", "Engine", "EngineError", "Refused", "Status"]
 
 
 class Engine:
@@ -141,50 +95,20 @@ class Engine:
 
     # --- finding personas --------------------------------------------------------------
 
-    def load(self, target: str | Path) -> Document:
-        """A persona by file path or by name in the personas directories."""
-        text = str(target)
-        path = Path(text)
-        if path.suffix in SUFFIXES or "/" in text or path.exists():
-            return load_file(path)
-        found = self.catalog.path_of(text)
-        if found is None:
-            places = ", ".join(str(d) for d in self.catalog.dirs)
-            raise EngineError(f"no persona {text!r}: not a file, and not found in {places}")
-        return self.catalog.load(found)
-
-    def default_document(self) -> Document:
-        """The persona marked ``default_persona: true`` in the personas directories."""
-        defaults = [
-            self.catalog.load(path)
-            for path in self.catalog.names().values()
-            if self.catalog.load(path).persona.default_persona
-        ]
-        places = ", ".join(str(d) for d in self.catalog.dirs)
-        if not defaults:
-            raise EngineError(f"no persona with default_persona: true in {places}")
-        if len(defaults) > 1:
-            names = ", ".join(sorted(d.name for d in defaults))
-            raise EngineError(f"several personas are marked default_persona: {names}")
-        return defaults[0]
-
     def source(self, target: str | Path | None, overlays: Sequence[str | Path] = ()) -> Source:
-        """Resolve a persona (extends chain and overlay files) for applying."""
-        doc = self.default_document() if target is None else self.load(target)
-        over = [load_file(o, overlay=True) for o in overlays]
-        resolved = self.catalog.resolve(doc, over)
-        return Source(resolved.name, resolved.data, dict(resolved.locked_by), doc.source)
+        """Resolve a persona file or name (``None``: the default persona) for applying."""
+        try:
+            return sources.resolve_source(self.catalog, target, overlays)
+        except sources.NoSuchPersona as exc:
+            raise EngineError(str(exc)) from None
 
     @staticmethod
     def source_from_data(data: Mapping[str, Any], label: str) -> Source:
-        """A persona received already resolved (from the server)."""
-        resolved = compose([Layer("persona", label, dict(data), persona=str(data.get("name")))])
-        return Source(resolved.name, resolved.data, dict(resolved.locked_by), label)
+        return sources.source_from_data(data, label)
 
-    def _effective(self, source: Source, customizations: Mapping[str, Any]) -> Resolved:
-        layer = Layer("persona", source.label, source.data, persona=source.name or None)
-        custom = customization_layer(customizations) if customizations else None
-        return compose([layer], customizations=custom, locked_by=source.locked_by)
+    @staticmethod
+    def _effective(source: Source, customizations: Mapping[str, Any]) -> Resolved:
+        return sources.effective(source, customizations)
 
     def _active_source(self, state: State) -> Source | None:
         raw = state.get_meta("active_history")

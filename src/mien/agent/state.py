@@ -27,102 +27,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mien.agent.audit_log import AUDIT_LOG, append_audit_line, local_actor
 from mien.agent.handlers.base import FileState, ManagedRecord
+from mien.agent.locking import STATE_DIR, Busy, exclusive
+from mien.agent.state_schema import SCHEMA
 
-STATE_DIR = "var/lib/mien"
+__all__ = ["AUDIT_LOG", "STATE_DIR", "Busy", "State", "exclusive", "sha256"]
+
 DB_NAME = "state.db"
-AUDIT_LOG = "var/log/mien/audit.jsonl"
-
-_SCHEMA: list[str] = [
-    # version 1
-    """
-    CREATE TABLE blobs (hash TEXT PRIMARY KEY, data BLOB NOT NULL);
-    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-    CREATE TABLE history (
-        id INTEGER PRIMARY KEY,
-        persona TEXT NOT NULL,
-        hash TEXT NOT NULL,
-        document TEXT NOT NULL,
-        customizations TEXT NOT NULL,
-        extra TEXT NOT NULL,
-        kind TEXT NOT NULL,
-        applied_at REAL NOT NULL,
-        note TEXT NOT NULL DEFAULT ''
-    );
-    CREATE TABLE history_files (
-        history_id INTEGER NOT NULL REFERENCES history(id),
-        path TEXT NOT NULL,
-        hash TEXT,
-        mode INTEGER NOT NULL,
-        uid INTEGER NOT NULL,
-        gid INTEGER NOT NULL,
-        handler TEXT NOT NULL,
-        meta TEXT NOT NULL,
-        setting TEXT NOT NULL DEFAULT '',
-        capture_as TEXT NOT NULL DEFAULT '',
-        PRIMARY KEY (history_id, path)
-    );
-    CREATE TABLE managed (
-        path TEXT PRIMARY KEY,
-        handler TEXT NOT NULL,
-        hash TEXT,
-        meta TEXT NOT NULL,
-        setting TEXT NOT NULL DEFAULT '',
-        capture_as TEXT NOT NULL DEFAULT ''
-    );
-    CREATE TABLE pristine (
-        path TEXT PRIMARY KEY,
-        hash TEXT,
-        mode INTEGER NOT NULL,
-        uid INTEGER NOT NULL,
-        gid INTEGER NOT NULL
-    );
-    CREATE TABLE created_dirs (path TEXT PRIMARY KEY);
-    CREATE TABLE txn (
-        id INTEGER PRIMARY KEY,
-        state TEXT NOT NULL,
-        persona TEXT NOT NULL,
-        kind TEXT NOT NULL,
-        started_at REAL NOT NULL,
-        pid INTEGER NOT NULL,
-        finished_at REAL
-    );
-    CREATE TABLE journal (
-        txn_id INTEGER NOT NULL REFERENCES txn(id),
-        seq INTEGER NOT NULL,
-        kind TEXT NOT NULL,
-        target TEXT NOT NULL,
-        before_hash TEXT,
-        before_mode INTEGER,
-        before_uid INTEGER,
-        before_gid INTEGER,
-        data TEXT NOT NULL DEFAULT '{}',
-        PRIMARY KEY (txn_id, seq)
-    );
-    CREATE TABLE customizations (
-        key TEXT PRIMARY KEY,
-        value TEXT NOT NULL,
-        source TEXT NOT NULL,
-        origin TEXT NOT NULL DEFAULT '',
-        created_at REAL NOT NULL
-    );
-    CREATE TABLE saved_files (
-        id INTEGER PRIMARY KEY,
-        path TEXT NOT NULL,
-        hash TEXT NOT NULL,
-        persona TEXT NOT NULL,
-        saved_at REAL NOT NULL
-    );
-    CREATE TABLE audit (
-        id INTEGER PRIMARY KEY,
-        ts REAL NOT NULL,
-        event TEXT NOT NULL,
-        actor TEXT NOT NULL,
-        persona TEXT,
-        detail TEXT NOT NULL
-    );
-    """,
-]
 
 
 def sha256(data: bytes) -> str:
@@ -198,13 +110,13 @@ class State:
 
     def _migrate(self) -> None:
         version = self.db.execute("PRAGMA user_version").fetchone()[0]
-        if version > len(_SCHEMA):
+        if version > len(SCHEMA):
             raise RuntimeError(
                 f"{self.path} was written by a newer mien (schema {version}); upgrade mien"
             )
-        for number in range(version, len(_SCHEMA)):
+        for number in range(version, len(SCHEMA)):
             with self.transaction():
-                for statement in _SCHEMA[number].split(";"):
+                for statement in SCHEMA[number].split(";"):
                     if statement.strip():
                         self.db.execute(statement)
                 self.db.execute(f"PRAGMA user_version={number + 1}")
@@ -508,7 +420,7 @@ class State:
     ) -> None:
         """Record an audit event in the database and ``ROOT/var/log/mien/audit.jsonl``."""
         ts = time.time()
-        who = actor or _actor()
+        who = actor or local_actor()
         self.db.execute(
             "INSERT INTO audit (ts, event, actor, persona, detail) VALUES (?, ?, ?, ?, ?)",
             (ts, event, who, persona, json.dumps(detail, default=str)),
@@ -521,53 +433,3 @@ class State:
             (limit,),
         )
         return [AuditRecord(r[0], r[1], r[2], r[3], r[4], json.loads(r[5])) for r in rows]
-
-
-@contextmanager
-def exclusive(root: Path, *, wait: bool = True) -> Iterator[None]:
-    """Hold the root's agent lock: one transaction (or recovery) at a time per root.
-
-    A ``flock`` on ``ROOT/var/lib/mien/lock``: the kernel drops it when the holder dies,
-    even by ``kill -9``, which is how recovery knows an open transaction is abandoned.
-    """
-    import fcntl
-
-    lock_dir = root / STATE_DIR
-    lock_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd = os.open(lock_dir / "lock", os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        flags = fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB
-        try:
-            fcntl.flock(fd, flags)
-        except BlockingIOError:
-            raise Busy(f"another mien is applying a persona on {root}") from None
-        yield
-    finally:
-        os.close(fd)
-
-
-class Busy(Exception):
-    """Another process holds the root's lock."""
-
-
-def _actor() -> str:
-    user = os.environ.get("SUDO_USER") or os.environ.get("USER") or str(os.getuid())
-    return f"local:{user}"
-
-
-def append_audit_line(
-    root: Path, ts: float, event: str, actor: str, persona: str | None, detail: Mapping[str, Any]
-) -> None:
-    """Append one JSON line to the audit log (created 0640 on first use)."""
-    path = root / AUDIT_LOG
-    path.parent.mkdir(parents=True, exist_ok=True)
-    line = json.dumps(
-        {"ts": round(ts, 6), "event": event, "actor": actor, "persona": persona, **detail},
-        default=str,
-        sort_keys=False,
-    )
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
-    try:
-        os.write(fd, (line + "\n").encode())
-    finally:
-        os.close(fd)

@@ -15,10 +15,11 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from mien.cli import common
+from mien.cli.agent_output import print_notes, print_plan, print_result, recovered
 from mien.cli.common import OutputFormat, esc
 
 if TYPE_CHECKING:
-    from mien.agent.engine import ApplyResult, Engine
+    from mien.agent.engine import Engine
     from mien.agent.plan import Plan
 
 ROOT = typer.Option(
@@ -90,91 +91,6 @@ def _guard(func: Any, *args: Any, **kwargs: Any) -> Any:
         )
 
 
-def _recovered(lines: list[str]) -> None:
-    for line in lines:
-        common.warn(line)
-
-
-def print_plan(plan: Plan, *, diff: bool = True) -> None:
-    con = common.console()
-    marks = {
-        "create": "[green]+[/]",
-        "update": "[yellow]~[/]",
-        "mode": "[yellow]~[/]",
-        "delete": "[red]-[/]",
-        "restore": "[cyan]<[/]",
-    }
-    title = f"persona [bold]{plan.persona or '(none)'}[/]"
-    if plan.previous and plan.previous != plan.persona:
-        title += f" (switching from {plan.previous})"
-    con.print(title + f"  [dim]{plan.hash[:19]}[/]")
-    for item in plan.drift:
-        if item.captured:
-            keys = ", ".join(c.key for c in item.captured)
-            con.print(f"  [magenta]![/] {esc(item.path)} was edited: kept as customization {keys}")
-        elif item.saved:
-            con.print(
-                f"  [magenta]![/] {esc(item.path)} was edited: your version is saved (mien customize list)"
-            )
-        else:
-            con.print(f"  [magenta]![/] {esc(item.path)} was removed since mien wrote it")
-    if plan.empty:
-        con.print("  no changes")
-    for change in plan.files:
-        summary = f"  [dim]{esc(change.summary)}[/]" if change.summary else ""
-        con.print(
-            f"  {marks[change.action]} {change.action:<7} {esc(change.path)}  [dim]({change.handler})[/]{summary}"
-        )
-        if diff:
-            text = change.diff()
-            if text:
-                from rich.syntax import Syntax
-
-                con.print(
-                    Syntax(text, "diff", theme="ansi_dark", background_color="default"),
-                    soft_wrap=True,
-                )
-    for op in plan.operations:
-        con.print(f"  [blue]*[/] run     {esc(op.summary)}  [dim]({op.handler})[/]")
-    _print_notes(
-        [{"setting": n.setting, "status": n.status, "message": n.message} for n in plan.notes]
-    )
-
-
-def _print_notes(notes: list[dict[str, str]], *, stderr: bool = False) -> None:
-    if not notes:
-        return
-    con = common.console(stderr=stderr)
-    style = {"applied": "green", "pending": "yellow", "stored": "dim", "error": "red"}
-    for status in ("error", "pending", "stored"):
-        group = [n for n in notes if n["status"] == status]
-        if not group:
-            continue
-        label = {"error": "not applied", "pending": "pending", "stored": "stored, not applied"}[
-            status
-        ]
-        con.print(f"[{style[status]}]{label}:[/]")
-        for n in group:
-            con.print(f"  {esc(n['setting'])}: {esc(n['message'])}")
-
-
-def _print_result(result: ApplyResult) -> None:
-    _recovered(result.recovered)
-    plan = result.plan
-    if not result.applied:
-        common.info(
-            f"persona {plan.persona} is applied; nothing to change ({result.elapsed_ms:.0f} ms)"
-        )
-        return
-    counts = ", ".join(f"{n} {k}" for k, n in plan.counts().items()) or "no file changes"
-    common.info(
-        f"applied persona {plan.persona or '(none)'} as history #{result.history_id}: "
-        f"{counts} ({result.elapsed_ms:.0f} ms)"
-    )
-    for w in result.warnings:
-        common.warn(w)
-
-
 def plan_cmd(
     persona: str = typer.Argument(
         ..., help="Persona file, or a name found in the personas directories."
@@ -194,7 +110,7 @@ def plan_cmd(
     """
     engine = _engine(root, user, personas)
     plan = _guard(engine.plan, persona, overlay)
-    _recovered(engine.recovered)
+    recovered(engine.recovered)
     if output is OutputFormat.json:
         common.print_json(plan.as_dict())
     else:
@@ -255,9 +171,9 @@ def apply_cmd(
             }
         )
         return
-    _print_result(result)
+    print_result(result)
     if result.applied:  # a no-op stays quiet; `mien status` shows the notes any time
-        _print_notes(
+        print_notes(
             [
                 {"setting": n.setting, "status": n.status, "message": n.message}
                 for n in result.plan.notes
@@ -290,7 +206,7 @@ def status_cmd(root: Path = ROOT, user: str | None = USER, output: OutputFormat 
             }
         )
         return
-    _recovered(st.recovered)
+    recovered(st.recovered)
     con = common.console()
     if not st.active:
         con.print(f"no persona is active on {st.root}")
@@ -317,7 +233,7 @@ def status_cmd(root: Path = ROOT, user: str | None = USER, output: OutputFormat 
         con.print("          (kept on the next apply: `mien customize list` shows what)")
     else:
         con.print("drift     none")
-    _print_notes(st.notes)
+    print_notes(st.notes)
 
 
 def history_cmd(
@@ -384,7 +300,7 @@ def rollback_cmd(
     ):
         common.fail("nothing changed", 1)
     result = _guard(engine.rollback, to)
-    _recovered(result.recovered)
+    recovered(result.recovered)
     common.info(
         f"rolled back to {result.plan.persona or '(no persona)'} ({result.plan.hash[7:19]}) as history #{result.history_id}: "
         f"{len(result.plan.files)} files, {len(result.plan.operations)} operations ({result.elapsed_ms:.0f} ms)"
@@ -409,7 +325,7 @@ def customize_set(
     result = _guard(engine.customize, key, parsed)
     common.info(f"customization {key} = {parsed!r} stored")
     if result is not None:
-        _print_result(result)
+        print_result(result)
 
 
 @customize_app.command("unset")
@@ -421,7 +337,7 @@ def customize_unset(
     result = _guard(engine.customize, key, unset=True)
     common.info(f"customization {key} removed")
     if result is not None:
-        _print_result(result)
+        print_result(result)
 
 
 @customize_app.command("list")

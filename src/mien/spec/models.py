@@ -30,6 +30,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from mien.spec.conditions import ConditionError, compile_condition
+from mien.spec.frequency import Frequency
 from mien.spec.values import (
     AbsPath,
     Bandwidth,
@@ -37,7 +38,6 @@ from mien.spec.values import (
     CpuCount,
     Duration,
     EnvVarName,
-    Frequency,
     Identifier,
     LogLevel,
     PersonaName,

@@ -17,8 +17,9 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
+from mien.spec.frequency import Frequency
 from mien.spec.models import Persona, Script
-from mien.spec.values import Bandwidth, CpuCount, Duration, Frequency, Size
+from mien.spec.values import Bandwidth, CpuCount, Duration, Size
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 SCHEMA_ID = "https://mien.dev/schemas/persona.schema.json"

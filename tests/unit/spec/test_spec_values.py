@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from mien.spec.values import Bandwidth, CpuCount, Duration, Frequency, Size
+from mien.spec.frequency import Frequency
+from mien.spec.values import Bandwidth, CpuCount, Duration, Size
 from tests.unit.spec.spec_helpers import doc, problem
 
 # --- durations -----------------------------------------------------------------------------

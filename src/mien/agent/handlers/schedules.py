@@ -29,8 +29,8 @@ from mien.agent.handlers.base import (
 )
 from mien.agent.handlers.quoting import cron_command, cron_uncommand
 from mien.agent.handlers.support import STANDARD_PATH, edited, header, text_of
+from mien.spec.frequency import Frequency
 from mien.spec.models import Persona
-from mien.spec.values import Frequency
 
 LOG_DIR = "/var/log/mien"
 CRON_DAEMONS = frozenset({"cron", "crond", "cronie", "fcron", "dcron", "anacron", "busybox"})

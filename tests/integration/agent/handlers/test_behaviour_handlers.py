@@ -12,7 +12,7 @@ from mien.agent.handlers.logging_config import LoggingHandler
 from mien.agent.handlers.schedules import SchedulesHandler
 from mien.agent.handlers.settings_store import PATH as SETTINGS
 from mien.agent.handlers.settings_store import SettingsStoreHandler
-from mien.spec.values import Frequency
+from mien.spec.frequency import Frequency
 
 from .conftest import install_program
 

@@ -1,0 +1,39 @@
+"""The JSON-lines audit log, ``ROOT/var/log/mien/audit.jsonl``, beside the state database.
+
+Every audit record of the agent is written twice: in the state database (queried by the
+CLI) and as one line here, for log shippers and for people with ``tail -f``. Used by
+:meth:`mien.agent.state.State.audit`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+AUDIT_LOG = "var/log/mien/audit.jsonl"
+
+
+def local_actor() -> str:
+    user = os.environ.get("SUDO_USER") or os.environ.get("USER") or str(os.getuid())
+    return f"local:{user}"
+
+
+def append_audit_line(
+    root: Path, ts: float, event: str, actor: str, persona: str | None, detail: Mapping[str, Any]
+) -> None:
+    """Append one JSON line to the audit log (created 0640 on first use)."""
+    path = root / AUDIT_LOG
+    path.parent.mkdir(parents=True, exist_ok=True)
+    line = json.dumps(
+        {"ts": round(ts, 6), "event": event, "actor": actor, "persona": persona, **detail},
+        default=str,
+        sort_keys=False,
+    )
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+    try:
+        os.write(fd, (line + "\n").encode())
+    finally:
+        os.close(fd)
