@@ -196,11 +196,7 @@ class Engine:
                             captured.key, captured.value, "captured", origin=item.path
                         )
                 lost = not capture or any(k in skipped for k in keys)
-                current = (
-                    (self.root / item.path.lstrip("/")).read_bytes()
-                    if (item.saved or (lost and item.captured))
-                    else None
-                )
+                current = item.content if (item.saved or (lost and item.captured)) else None
                 if current is not None:
                     saved_id = state.save_file(item.path, current, plan.previous or "")
                     state.audit(
@@ -246,14 +242,27 @@ class Engine:
     ) -> ApplyResult:
         started = time.perf_counter()
         with self.session() as state:
-            plan, targets, ctx = self._prepare(state, source)
-            unchanged = plan.empty and not plan.drift and state.get_meta("active_hash") == plan.hash
-            if unchanged:
-                return ApplyResult(plan, False, None, _ms(started), self.recovered)
-            if confirm is not None and not confirm(plan):
-                raise Cancelled("nothing changed")
-            self._keep_drift(state, plan, capture=True)
-            outcome = self._execute(state, ctx, plan, targets, kind=kind)
+            return self._apply_prepared(state, source, started, kind=kind, confirm=confirm)
+
+    def _apply_prepared(
+        self,
+        state: State,
+        source: Source,
+        started: float,
+        *,
+        kind: str,
+        note: str = "",
+        confirm: Callable[[Plan], bool] | None = None,
+    ) -> ApplyResult:
+        """Plan ``source`` and, unless that changes nothing, keep drift and execute."""
+        plan, targets, ctx = self._prepare(state, source)
+        unchanged = plan.empty and not plan.drift and state.get_meta("active_hash") == plan.hash
+        if unchanged:
+            return ApplyResult(plan, False, None, _ms(started), self.recovered)
+        if confirm is not None and not confirm(plan):
+            raise Cancelled("nothing changed")
+        self._keep_drift(state, plan, capture=True)
+        outcome = self._execute(state, ctx, plan, targets, kind=kind, note=note)
         return ApplyResult(
             plan, True, outcome.history_id, _ms(started), self.recovered, outcome.warnings
         )
@@ -369,12 +378,7 @@ class Engine:
                 )
             if source is None:
                 return None
-            plan, targets, ctx = self._prepare(state, source)
-            if plan.empty and state.get_meta("active_hash") == plan.hash:
-                return ApplyResult(plan, False, None, _ms(started), self.recovered)
-            self._keep_drift(state, plan, capture=True)
-            outcome = self._execute(state, ctx, plan, targets, kind="customize", note=key)
-        return ApplyResult(plan, True, outcome.history_id, _ms(started), self.recovered)
+            return self._apply_prepared(state, source, started, kind="customize", note=key)
 
     def status(self) -> Status:
         with self.session() as state:

@@ -60,6 +60,7 @@ class Drift:
     path: str
     captured: tuple[Captured, ...]  # per-key customizations
     saved: bool  # whole file saved (nothing mapped it to keys)
+    content: bytes | None = None  # the file as the user left it (None: deleted)
 
 
 @dataclass

@@ -88,7 +88,7 @@ def find_drift(
     for path, current in sorted(changed.items()):
         items = tuple(captured.get(path, ()))
         saved = not items and current.content is not None
-        out.append(Drift(path, items, saved))
+        out.append(Drift(path, items, saved, current.content))
     return out
 
 

@@ -133,7 +133,7 @@ def execute(
     history_id = _commit(state, ctx, plan, targets, txn, first_before, created, kind, note)
     crash("committed")
     warnings = _finish(state, ctx, txn)
-    _prune_dirs(state, targets)
+    _prune_dirs(state)
     return Outcome(history_id, len(plan.files), len(plan.operations), warnings)
 
 
@@ -246,7 +246,7 @@ def _commit(
     return history_id
 
 
-def _prune_dirs(state: State, targets: Mapping[str, Target]) -> None:
+def _prune_dirs(state: State) -> None:
     """Remove directories mien created that no longer hold anything (after unmanaging).
 
     Idempotent and after the commit: a crash here only leaves an empty directory until the
