@@ -141,21 +141,26 @@ class Agent:
         self.known: str | None = None
         self.stopping = threading.Event()
         self.busy = False
+        # One connection for the agent's life: every poll reads a little of the state, and
+        # the engine's own commits are visible to it (WAL).
+        self.state = State(root)
+
+    def close(self) -> None:
+        self.api.close()
+        self.state.close()
 
     # --- state kept between runs -------------------------------------------------------
 
     def _meta(self, key: str) -> str | None:
-        with State(self.root) as state:
-            return state.get_meta(key)
+        return self.state.get_meta(key)
 
     def _set_meta(self, **values: str | None) -> None:
-        with State(self.root) as state, state.transaction():
+        with self.state.transaction():
             for key, value in values.items():
-                state.set_meta(key, value)
+                self.state.set_meta(key, value)
 
     def _history(self) -> list[dict[str, Any]]:
-        with State(self.root) as state:
-            entries = state.history(HISTORY_REPORTED)
+        entries = self.state.history(HISTORY_REPORTED)
         return [
             {
                 "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(e.applied_at)),
@@ -171,9 +176,8 @@ class Agent:
     def _locally_changed(self) -> bool:
         """Whether the machine runs something other than what the server's last persona
         gave (a local ``mien apply`` or ``rollback`` since)."""
-        with State(self.root) as state:
-            effective = state.get_meta("server_effective")
-            return effective is not None and state.get_meta("active_hash") != effective
+        effective = self._meta("server_effective")
+        return effective is not None and self._meta("active_hash") != effective
 
     # --- the loop ----------------------------------------------------------------------
 
@@ -221,7 +225,7 @@ class Agent:
         except _Stop:
             pass
         finally:
-            self.api.close()
+            self.close()
         self.log("stopped")
         return 0
 
