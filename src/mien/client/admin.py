@@ -9,13 +9,13 @@ from typing import TypeVar
 
 from mien.client import ops
 from mien.client._http import Call, build
+from mien.client.agent import enroll_request
 from mien.client.models import (
     AuditRecord,
     AuditVerification,
     CommandRecord,
     CommandRequest,
     Enrollment,
-    EnrollRequest,
     TokenCreate,
     TokenCreated,
     TokenInfo,
@@ -136,13 +136,5 @@ class AdminCalls:
         agent_version: str | None = None,
     ) -> Enrollment:
         """Trade an enrollment token for an instance id and its own agent token."""
-        request = build(
-            EnrollRequest,
-            {
-                "tags": dict(tags or {}),
-                "hostname": hostname,
-                "instance_id": instance_id,
-                "agent_version": agent_version,
-            },
-        )
+        request = enroll_request(tags, hostname, instance_id, agent_version)
         return self.send(ops.enroll(enroll_token, request))

@@ -97,7 +97,7 @@ def _result(
     )
 
 
-def _enroll_request(
+def enroll_request(
     tags: Mapping[str, str] | None,
     hostname: str | None,
     instance_id: str | None,
@@ -171,7 +171,7 @@ class AgentClient:
         agent_version: str | None = None,
     ) -> Enrollment:
         """Trade an enrollment token for this instance's id and token (store it 0600)."""
-        request = _enroll_request(tags, hostname, instance_id, agent_version)
+        request = enroll_request(tags, hostname, instance_id, agent_version)
         return self.send(ops.enroll(enroll_token, request))
 
     def desired(self, known: str | None = None, wait: float = 30.0) -> DesiredState | None:
@@ -258,7 +258,7 @@ class AsyncAgentClient:
         instance_id: str | None = None,
         agent_version: str | None = None,
     ) -> Enrollment:
-        request = _enroll_request(tags, hostname, instance_id, agent_version)
+        request = enroll_request(tags, hostname, instance_id, agent_version)
         return await self.send(ops.enroll(enroll_token, request))
 
     async def desired(self, known: str | None = None, wait: float = 30.0) -> DesiredState | None:
