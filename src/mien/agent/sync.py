@@ -12,7 +12,7 @@ Its credential (server, instance id, token) lives in ``ROOT/var/lib/mien/agent.j
 offline. When the server desires nothing (no activation, binding or default), the agent
 keeps what it runs: removing a persona is an explicit act.
 
-Used by ``mien agent enroll|run|status`` (:mod:`mien.cli.agent_daemon_cmds`).
+Used by ``mien agent enroll|run|status`` (:mod:`mien.cli.fleet.agent`).
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from mien.agent.state import STATE_DIR, State
 if TYPE_CHECKING:
     from mien.agent.engine import Engine
     from mien.client import AgentClient
-    from mien.client.models import DesiredState, PendingCommand
+    from mien.protocol import DesiredState, PendingCommand
 
 CREDENTIALS = f"{STATE_DIR}/agent.json"
 HISTORY_REPORTED = 20

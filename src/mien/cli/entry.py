@@ -35,7 +35,7 @@ def _fast_exec(argv: list[str]) -> bool:
     from pathlib import Path
 
     from mien.cli import common
-    from mien.cli.exec_cmds import exec_command
+    from mien.cli.machine.execute import exec_command
 
     try:
         exec_command(args, Path(root), verbose)

@@ -56,12 +56,14 @@ def _root(
 # anything else (--help, a typo) registers them all. tests/unit/cli checks this table
 # against what the modules register.
 COMMAND_MODULES: dict[str, str] = {
-    **dict.fromkeys(("validate", "render", "explain", "schema"), "spec_cmds"),
-    **dict.fromkeys(("plan", "apply", "status", "history", "rollback", "customize"), "agent_cmds"),
-    "exec": "exec_cmds",
-    "agent": "daemon_cmds",
-    **dict.fromkeys(("persona", "instance", "bind", "audit", "token", "config"), "client_cmds"),
-    "server": "server_cmds",
+    **dict.fromkeys(("validate", "render", "explain", "schema"), "language.commands"),
+    **dict.fromkeys(
+        ("plan", "apply", "status", "history", "rollback", "customize"), "machine.commands"
+    ),
+    "exec": "machine.execute",
+    "agent": "fleet.agent",
+    **dict.fromkeys(("persona", "instance", "bind", "audit", "token", "config"), "fleet.commands"),
+    "server": "fleet.server",
 }
 
 

@@ -4,7 +4,7 @@
   instances, activations, remote commands, audit, tokens.
 * :class:`AgentClient` / :class:`AsyncAgentClient`: the agent protocol — enroll, long-poll
   for the desired state, report, command results, heartbeat.
-* :mod:`mien.client.models`: every request and response body (the API contract, shared with
+* :mod:`mien.protocol`: every request and response body (the API contract, shared with
   the server); :mod:`mien.client.errors`: one exception hierarchy, retryable vs final.
 * :func:`backoff`: jittered exponential delays for reconnecting.
 

@@ -20,7 +20,7 @@ import httpx
 from pydantic import BaseModel, ValidationError
 
 from mien.client import errors
-from mien.client.models import ErrorBody
+from mien.protocol import ErrorBody
 
 API = "/api/v1"
 T = TypeVar("T")

@@ -10,7 +10,7 @@ from typing import TypeVar
 from mien.client import ops
 from mien.client._http import Call, build
 from mien.client.agent import enroll_request
-from mien.client.models import (
+from mien.protocol import (
     AuditRecord,
     AuditVerification,
     CommandRecord,

@@ -41,7 +41,7 @@ import httpx
 from mien import __version__
 from mien.client import ops
 from mien.client._http import Call, base_url, build, check, ssl_context, translate
-from mien.client.models import (
+from mien.protocol import (
     AgentReport,
     CommandResult,
     DesiredState,

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from mien.client.models import Problem
+from mien.protocol import Problem
 
 
 class ClientError(Exception):

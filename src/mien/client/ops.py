@@ -12,7 +12,7 @@ from urllib.parse import quote
 import httpx
 
 from mien.client._http import API, Call, build, document_body, model, nothing, text
-from mien.client.models import (
+from mien.protocol import (
     Activation,
     ActivePersona,
     AgentReport,

@@ -27,7 +27,7 @@ from mien import __version__
 from mien.client import errors, ops
 from mien.client._http import Call, base_url, build, check, ssl_context, translate
 from mien.client.admin import AdminCalls
-from mien.client.models import (
+from mien.protocol import (
     Activation,
     ActivePersona,
     Binding,

@@ -21,7 +21,7 @@ from fastapi.responses import Response
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from mien.client.models import Problem
+from mien.protocol import Problem
 
 log = logging.getLogger("mien.server")
 

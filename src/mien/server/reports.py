@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.exc import DBAPIError
 
-from mien.client.models import Activation, AgentReport, ReportAck
+from mien.protocol import Activation, AgentReport, ReportAck
 from mien.server.auth import Principal
 from mien.server.errors import ApiError
 from mien.server.store import activations as activations_q

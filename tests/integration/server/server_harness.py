@@ -28,7 +28,7 @@ from typing import Any
 import httpx
 
 from mien.client import AsyncAgentClient, Client, RetryableError, backoff
-from mien.client.models import DesiredState
+from mien.protocol import DesiredState
 
 HERE = Path(__file__).resolve()
 

@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from mien.cli import client_args as args
-from mien.cli import client_common as cc
 from mien.cli.common import CommandFailed
+from mien.cli.fleet import args
+from mien.cli.fleet import common as cc
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 

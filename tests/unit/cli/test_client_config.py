@@ -1,5 +1,5 @@
 """Where the fleet commands find their server and token: the pure rules of
-:mod:`mien.cli.client_config` (precedence, profiles, the token tied to its server, the
+:mod:`mien.cli.fleet.config` (precedence, profiles, the token tied to its server, the
 messages), without files or processes."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from mien.cli import client_config as config
-from mien.cli.client_config import ConfigError, collect, parse_config, resolve
+from mien.cli.fleet import config
+from mien.cli.fleet.config import ConfigError, collect, parse_config, resolve
 
 PATH = Path("/home/alice/.config/mien/config.toml")
 FILE = {"server": "https://prod:8470", "token": "mien_a_file_token_0001", "profiles": {}}

@@ -11,12 +11,12 @@ from typing import Any
 
 import pytest
 
-from mien.cli.client_instances import applied_text, desired_text, state_text, sync_sentence
-from mien.cli.client_push import parents_first, problem_lines
-from mien.cli.client_remote import _exit_status
-from mien.cli.client_rollout import Ticker, classify
 from mien.cli.common import CommandFailed
-from mien.client.models import CommandRecord, Instance, Problem
+from mien.cli.fleet.instances import applied_text, desired_text, state_text, sync_sentence
+from mien.cli.fleet.push import parents_first, problem_lines
+from mien.cli.fleet.remote import _exit_status
+from mien.cli.fleet.rollout import Ticker, classify
+from mien.protocol import CommandRecord, Instance, Problem
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 WANT = "sha256:" + "a" * 64

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from mien.cli.spec_cmds import _paragraphs, summary
-from mien.cli.spec_explain import display_key, explain_lines, explain_report, key_path
+from mien.cli.language.commands import _paragraphs, summary
+from mien.cli.language.explain import display_key, explain_lines, explain_report, key_path
 from mien.spec.compose import resolve
 from mien.spec.errors import Problem
 from tests.unit.spec.spec_helpers import doc, finder

@@ -2,7 +2,7 @@
 
 Routes are thin: parse, authorise (:mod:`mien.server.api.deps`), call one function of the
 store inside :meth:`~mien.server.state.ServerState.transaction`, shape the response with
-the wire types of :mod:`mien.client.models`.
+the wire types of :mod:`mien.protocol`.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response
 
-from mien.client.models import Activation, ActivationStatus, ErrorBody, Page
+from mien.protocol import Activation, ActivationStatus, ErrorBody, Page
 from mien.server import resolve
 from mien.server.api.deps import INSTANCE_RE, NAME_RE, UUID_RE, Limit, Operator, State, Viewer
 from mien.server.errors import ApiError, not_found

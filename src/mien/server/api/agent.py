@@ -1,7 +1,7 @@
 """The agent protocol: what ``mien agent run`` speaks, with its instance's own token.
 
 * ``GET /agent/desired?known=STATE&wait=SECONDS`` — long-poll. Answers 200 with the
-  desired state (:class:`~mien.client.models.DesiredState`) as soon as it differs from
+  desired state (:class:`~mien.protocol.DesiredState`) as soon as it differs from
   ``known`` or remote commands are waiting; 204 when ``wait`` runs out with nothing new.
   Each poll is also the heartbeat.
 * ``POST /agent/report`` — applying / applied / failed, with the activation it concerns,
@@ -22,7 +22,7 @@ from typing import Annotated
 import orjson
 from fastapi import APIRouter, Body, Path, Query, Response
 
-from mien.client.models import (
+from mien.protocol import (
     AgentReport,
     CommandResult,
     DesiredState,

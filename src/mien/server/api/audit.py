@@ -8,7 +8,7 @@ from typing import Annotated
 import orjson
 from fastapi import APIRouter, Query
 
-from mien.client.models import AuditRecord, AuditVerification, ErrorBody, Page
+from mien.protocol import AuditRecord, AuditVerification, ErrorBody, Page
 from mien.server import audit as chain
 from mien.server.api.deps import Admin, Limit, State, Viewer
 from mien.server.errors import ApiError

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import orjson
 from fastapi import APIRouter, Header, Path, Response
 
-from mien.client.models import Binding, BindingIn, ErrorBody, Page
+from mien.protocol import Binding, BindingIn, ErrorBody, Page
 from mien.server import resolve
 from mien.server.api.deps import NAME_RE, Operator, State, Viewer, etag, etag_matches
 from mien.server.errors import ApiError, json_number_problems, not_found, spec_problems

@@ -16,7 +16,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response
 
-from mien.client.models import CommandRecord, CommandRequest, ErrorBody, Page
+from mien.protocol import CommandRecord, CommandRequest, ErrorBody, Page
 from mien.server.api.deps import INSTANCE_RE, UUID_RE, Operator, State
 from mien.server.errors import not_found
 from mien.server.state import ServerState

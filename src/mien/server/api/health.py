@@ -12,7 +12,7 @@ import time
 from fastapi import APIRouter, Response
 
 from mien import __version__
-from mien.client.models import Health
+from mien.protocol import Health
 from mien.server.api.deps import State
 from mien.server.metrics import CONTENT_TYPE
 from mien.server.store import activations as activations_q

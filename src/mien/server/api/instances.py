@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response
 
-from mien.client.models import (
+from mien.protocol import (
     ActivePersona,
     BindingMatch,
     EffectivePersona,

@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Path, Query, Request, Response
 
-from mien.client.models import (
+from mien.protocol import (
     DiffChange,
     ErrorBody,
     Page,

@@ -10,7 +10,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Path, Response
 
-from mien.client.models import (
+from mien.protocol import (
     Enrollment,
     EnrollRequest,
     ErrorBody,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from mien.client.models import AppliedState, DesiredSummary, Instance
+from mien.protocol import AppliedState, DesiredSummary, Instance
 from mien.server.errors import not_found
 from mien.server.notify import Change
 from mien.server.state import ServerState

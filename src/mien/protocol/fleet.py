@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from pydantic import ConfigDict, Field, StringConstraints
 
-from mien.client.models.base import (
+from mien.protocol.base import (
     COMMAND_PATTERN,
     ActivationStatus,
     CommandStatus,
@@ -18,7 +18,7 @@ from mien.client.models.base import (
     TagValue,
     WireModel,
 )
-from mien.client.models.personas import SelectorValue
+from mien.protocol.personas import SelectorValue
 
 # --- instances -------------------------------------------------------------------------
 

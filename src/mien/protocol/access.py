@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, StringConstraints
 
-from mien.client.models.base import (
+from mien.protocol.base import (
     DesiredSource,
     InstanceId,
     ReportState,
@@ -16,7 +16,7 @@ from mien.client.models.base import (
     Tags,
     WireModel,
 )
-from mien.client.models.fleet import Activation, HistoryEntry
+from mien.protocol.fleet import Activation, HistoryEntry
 
 # --- tokens and enrollment -------------------------------------------------------------
 

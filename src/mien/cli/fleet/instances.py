@@ -5,8 +5,8 @@ What the server wants an instance to run (*desired*: an activation, a binding or
 default persona) and what its agent last reported running (*applied*) are always shown
 side by side and never one in place of the other: an instance is "in sync" only when its
 agent reported the desired content hash. Activations and remote commands are in
-:mod:`mien.cli.client_remote`, the explanation of the effective persona in
-:mod:`mien.cli.client_effective`.
+:mod:`mien.cli.fleet.remote`, the explanation of the effective persona in
+:mod:`mien.cli.fleet.effective`.
 """
 
 from __future__ import annotations
@@ -15,13 +15,13 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from mien.cli import client_common as cc
-from mien.cli.client_args import parse_pairs, parse_tag_changes
-from mien.cli.client_config import Connection
 from mien.cli.common import OutputFormat, console, esc, info
+from mien.cli.fleet import common as cc
+from mien.cli.fleet.args import parse_pairs, parse_tag_changes
+from mien.cli.fleet.config import Connection
 
 if TYPE_CHECKING:
-    from mien.client.models import AppliedState, DesiredSummary, Instance
+    from mien.protocol import AppliedState, DesiredSummary, Instance
 
 app = typer.Typer(
     name="instance",

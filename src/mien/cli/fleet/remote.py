@@ -14,15 +14,15 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from mien.cli import client_common as cc
-from mien.cli.client_args import COMMAND_NAME, parse_duration
-from mien.cli.client_config import Connection
-from mien.cli.client_instances import ID
 from mien.cli.common import OutputFormat, fail, info, warn
+from mien.cli.fleet import common as cc
+from mien.cli.fleet.args import COMMAND_NAME, parse_duration
+from mien.cli.fleet.config import Connection
+from mien.cli.fleet.instances import ID
 
 if TYPE_CHECKING:
     from mien.client import Client
-    from mien.client.models import Activation, CommandRecord
+    from mien.protocol import Activation, CommandRecord
 
 WAIT_TIMED_OUT = 124
 """Exit status when the result did not arrive in time (as timeout(1) uses it)."""
@@ -77,7 +77,7 @@ def activate_cmd(
                     f"follow with: mien instance show {instance_id}"
                 )
             return
-        from mien.cli.client_rollout import wait_activation
+        from mien.cli.fleet.rollout import wait_activation
 
         final = wait_activation(api, activation, wait_for)
         if final is None:
@@ -130,7 +130,7 @@ def clear_cmd(instance_id: ID, *, conn: Connection) -> None:
 
       mien instance clear-activation vm-0042
     """
-    from mien.cli.client_instances import desired_text
+    from mien.cli.fleet.instances import desired_text
 
     with cc.client(conn) as api:
         api.clear_activation(instance_id)

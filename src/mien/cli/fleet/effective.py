@@ -13,13 +13,13 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from mien.cli import client_common as cc
-from mien.cli.client_config import Connection
-from mien.cli.client_instances import ID
 from mien.cli.common import OutputFormat, console, esc, info, warn
+from mien.cli.fleet import common as cc
+from mien.cli.fleet.config import Connection
+from mien.cli.fleet.instances import ID
 
 if TYPE_CHECKING:
-    from mien.client.models import EffectivePersona
+    from mien.protocol import EffectivePersona
 
 
 def effective_cmd(

@@ -3,10 +3,10 @@
 
 :func:`register` (called by :mod:`mien.cli.main`) adds ``persona``, ``instance``, ``bind``,
 ``audit``, ``token`` and ``config``; each group lives in its own module
-(:mod:`~mien.cli.client_personas`, :mod:`~mien.cli.client_instances` and
-:mod:`~mien.cli.client_remote`, :mod:`~mien.cli.client_fleet`,
-:mod:`~mien.cli.client_admin`). Server and token come from ``--server/--token``, else
-``MIEN_SERVER/MIEN_TOKEN``, else the config file (:mod:`mien.cli.client_config`).
+(:mod:`~mien.cli.fleet.personas`, :mod:`~mien.cli.fleet.instances` and
+:mod:`~mien.cli.fleet.remote`, :mod:`~mien.cli.fleet.bindings`,
+:mod:`~mien.cli.fleet.admin`). Server and token come from ``--server/--token``, else
+``MIEN_SERVER/MIEN_TOKEN``, else the config file (:mod:`mien.cli.fleet.config`).
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ from typing import Annotated, Any
 
 import typer
 
-from mien.cli import client_common as cc
-from mien.cli import client_config as config
 from mien.cli.common import OutputFormat, fail, info, print_json
+from mien.cli.fleet import common as cc
+from mien.cli.fleet import config
 
 config_app = typer.Typer(
     name="config",
@@ -170,22 +170,14 @@ def unset_cmd(
 
 
 def register(app: typer.Typer) -> None:
-    from mien.cli import (
-        client_admin,
-        client_effective,
-        client_fleet,
-        client_instances,
-        client_personas,
-        client_push,
-        client_remote,
-    )
+    from mien.cli.fleet import admin, bindings, effective, instances, personas, push, remote
 
-    client_push.register(client_personas.app)
-    client_effective.register(client_instances.app)
-    client_remote.register(client_instances.app)
-    app.add_typer(client_personas.app, name="persona")
-    app.add_typer(client_instances.app, name="instance")
-    app.add_typer(client_fleet.bind_app, name="bind")
-    app.add_typer(client_admin.audit_app, name="audit")
-    app.add_typer(client_admin.token_app, name="token")
+    push.register(personas.app)
+    effective.register(instances.app)
+    remote.register(instances.app)
+    app.add_typer(personas.app, name="persona")
+    app.add_typer(instances.app, name="instance")
+    app.add_typer(bindings.bind_app, name="bind")
+    app.add_typer(admin.audit_app, name="audit")
+    app.add_typer(admin.token_app, name="token")
     app.add_typer(config_app, name="config")

@@ -17,10 +17,10 @@ from typing import Annotated, Any
 
 import typer
 
-from mien.cli import client_common as cc
-from mien.cli.client_args import parse_duration, parse_pairs, parse_time
-from mien.cli.client_config import Connection
 from mien.cli.common import OutputFormat, fail, info
+from mien.cli.fleet import common as cc
+from mien.cli.fleet.args import parse_duration, parse_pairs, parse_time
+from mien.cli.fleet.config import Connection
 
 audit_app = typer.Typer(
     name="audit",

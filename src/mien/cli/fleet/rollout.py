@@ -17,12 +17,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from mien.cli.client_common import is_tty
 from mien.cli.common import console, esc, info
+from mien.cli.fleet.common import is_tty
 
 if TYPE_CHECKING:
     from mien.client import Client
-    from mien.client.models import Activation, Instance
+    from mien.protocol import Activation, Instance
 
 FINAL = ("applied", "failed", "superseded", "cancelled")
 

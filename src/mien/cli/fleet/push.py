@@ -15,14 +15,14 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from mien.cli import client_common as cc
-from mien.cli.client_args import parse_duration
-from mien.cli.client_config import Connection
 from mien.cli.common import OutputFormat, fail, info
+from mien.cli.fleet import common as cc
+from mien.cli.fleet.args import parse_duration
+from mien.cli.fleet.config import Connection
 
 if TYPE_CHECKING:
     from mien.client import Client
-    from mien.client.models import PersonaVersion, Problem
+    from mien.protocol import PersonaVersion, Problem
 
 PERSONA_SUFFIXES = (".yaml", ".yml", ".json")
 
@@ -230,7 +230,7 @@ def _summary(stored: PersonaVersion) -> dict[str, Any]:
 
 def _wait_rollout(api: Client, versions: dict[str, int], timeout: float) -> None:
     """Follow the instances whose desired persona is one of those just stored."""
-    from mien.cli.client_rollout import report_rollout, watch_rollout
+    from mien.cli.fleet.rollout import report_rollout, watch_rollout
 
     names = sorted(versions)
 

@@ -2,7 +2,7 @@
 with an optional override and a priority (seed 004's tag-persona mapping); and
 ``mien bind add --wait``, which follows the rollout until the selected instances applied it.
 
-Audit and tokens are in :mod:`mien.cli.client_admin`.
+Audit and tokens are in :mod:`mien.cli.fleet.admin`.
 """
 
 from __future__ import annotations
@@ -13,14 +13,14 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from mien.cli import client_common as cc
-from mien.cli.client_args import parse_duration, parse_selector
-from mien.cli.client_config import Connection
 from mien.cli.common import OutputFormat, console, esc, fail, info
+from mien.cli.fleet import common as cc
+from mien.cli.fleet.args import parse_duration, parse_selector
+from mien.cli.fleet.config import Connection
 
 if TYPE_CHECKING:
     from mien.client import Client
-    from mien.client.models import Binding
+    from mien.protocol import Binding
 
 bind_app = typer.Typer(
     name="bind",
@@ -160,7 +160,7 @@ def _exists(api: Client, name: str) -> bool:
 
 
 def _wait(api: Client, binding: Binding, timeout: float) -> None:
-    from mien.cli.client_rollout import report_rollout, watch_rollout
+    from mien.cli.fleet.rollout import report_rollout, watch_rollout
 
     def fetch() -> list[Any]:
         return [

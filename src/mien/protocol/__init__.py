@@ -1,16 +1,17 @@
 """The wire format of the mien REST API (``/api/v1``): every request and response body.
 
-This module is the API contract. The server declares its routes with these types (so the
-OpenAPI document at ``/api/v1/openapi.json`` is generated from them) and the client parses
-responses into them, so the two cannot drift apart. It sits in :mod:`mien.client` because the
-layers run ``server → client``: the server may import the client's types, never the reverse.
+This package is the API contract. The server declares its routes with these types (so the
+OpenAPI document at ``/api/v1/openapi.json`` is generated from them), the client parses
+responses into them and the agent reports with them, so none of them can drift apart. It is
+its own package, below the client and the server, so that neither needs the other: the server
+never imports the client and the client never the server.
 
 Only pydantic is imported here; nothing that does I/O.
 """
 
 from __future__ import annotations
 
-from mien.client.models.access import (
+from mien.protocol.access import (
     AgentReport,
     AuditRecord,
     AuditVerification,
@@ -27,7 +28,7 @@ from mien.client.models.access import (
     TokenInfo,
     WhoAmI,
 )
-from mien.client.models.base import (
+from mien.protocol.base import (
     COMMAND_PATTERN,
     INSTANCE_ID_PATTERN,
     NAME_PATTERN,
@@ -49,7 +50,7 @@ from mien.client.models.base import (
     TagValue,
     WireModel,
 )
-from mien.client.models.fleet import (
+from mien.protocol.fleet import (
     Activation,
     ActivePersona,
     AppliedState,
@@ -66,7 +67,7 @@ from mien.client.models.fleet import (
     LayerInfo,
     TagPatch,
 )
-from mien.client.models.personas import (
+from mien.protocol.personas import (
     Binding,
     BindingIn,
     DiffChange,

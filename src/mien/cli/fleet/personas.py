@@ -1,7 +1,7 @@
 """``mien persona push|list|show|versions|diff|delete``: the server's persona catalogue.
 
 Thin over :class:`mien.client.Client`. ``push`` (creating personas and their versions,
-then following the rollout) is in :mod:`mien.cli.client_push`; the commands that read and
+then following the rollout) is in :mod:`mien.cli.fleet.push`; the commands that read and
 delete are here.
 """
 
@@ -13,9 +13,9 @@ from typing import Annotated
 
 import typer
 
-from mien.cli import client_common as cc
-from mien.cli.client_config import Connection
 from mien.cli.common import OutputFormat, console, esc, fail, info
+from mien.cli.fleet import common as cc
+from mien.cli.fleet.config import Connection
 
 app = typer.Typer(
     name="persona",

@@ -2,7 +2,7 @@
 config file.
 
 Used by every fleet command (``mien persona|instance|bind|audit|token``) through
-:mod:`mien.cli.client_common`, and by ``mien config show|set|unset``. The file is
+:mod:`mien.cli.fleet.common`, and by ``mien config show|set|unset``. The file is
 ``$MIEN_CONFIG``, else ``$XDG_CONFIG_HOME/mien/config.toml``, else
 ``~/.config/mien/config.toml``::
 

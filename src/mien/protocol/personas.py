@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from mien.client.models.base import (
+from mien.protocol.base import (
     Name,
     Problem,
     RequestModel,

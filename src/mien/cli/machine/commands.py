@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from mien.cli import common
-from mien.cli.agent_output import print_notes, print_plan, print_result, recovered
 from mien.cli.common import OutputFormat, esc
+from mien.cli.machine.output import print_notes, print_plan, print_result, recovered
 
 if TYPE_CHECKING:
     from mien.agent.engine import Engine

@@ -341,7 +341,7 @@ def explain(
     personas: Annotated[list[Path] | None, _PERSONAS] = None,
     output: Annotated[TextOrJson, _OUTPUT] = TextOrJson.text,
 ) -> None:
-    from mien.cli.spec_explain import explain_lines, explain_report, key_path, unknown_key
+    from mien.cli.language.explain import explain_lines, explain_report, key_path, unknown_key
 
     resolved = resolve_files(file, overlay or [], personas or [])
     try:

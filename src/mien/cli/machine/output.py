@@ -1,6 +1,6 @@
 """How the local persona commands show plans, results and notes to people.
 
-Used by :mod:`mien.cli.agent_cmds`. Plans and status go to stdout; the outcome of an apply
+Used by :mod:`mien.cli.machine.commands`. Plans and status go to stdout; the outcome of an apply
 and its notes go to stderr, together, so scripts can keep stdout for ``--output json``.
 """
 

@@ -1,7 +1,7 @@
 """What ``mien explain`` says: a key's value, which document set it and what it overrode.
 
 Pure functions over a :class:`~mien.spec.compose.Resolved` persona, used by the ``explain``
-command in :mod:`mien.cli.spec_cmds` (which imports this module only when it runs, so the
+command in :mod:`mien.cli.language.commands` (which imports this module only when it runs, so the
 persona language is not loaded for other commands) and by its unit tests.
 """
 
@@ -12,7 +12,7 @@ import json
 import re
 from typing import Any
 
-from mien.cli.spec_cmds import plural
+from mien.cli.language.commands import plural
 from mien.spec.canonical import to_yaml
 from mien.spec.compose import DELETED, Resolved, lookup, parse_key
 from mien.spec.errors import format_path

@@ -1,9 +1,9 @@
 """What every fleet command shares: the connection options, opening a client, turning the
 server's refusals into messages, parsing ``KEY=VALUE`` arguments, and showing times.
 
-Argument parsing lives in :mod:`mien.cli.client_args`. Used by
-:mod:`mien.cli.client_personas`, :mod:`~mien.cli.client_instances`,
-:mod:`~mien.cli.client_fleet` and :mod:`~mien.cli.client_rollout`. Only the standard
+Argument parsing lives in :mod:`mien.cli.fleet.args`. Used by
+:mod:`mien.cli.fleet.personas`, :mod:`~mien.cli.fleet.instances`,
+:mod:`~mien.cli.fleet.bindings` and :mod:`~mien.cli.fleet.rollout`. Only the standard
 library and Typer are imported at module level; the HTTP client is imported when a command
 connects.
 """
@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
-from mien.cli import client_config as config
 from mien.cli.common import OutputFormat, fail, print_json, warn
+from mien.cli.fleet import config
 
 if TYPE_CHECKING:
     from mien.client import Client
@@ -145,7 +145,7 @@ _META_KEY = "mien.connection"
 
 def connected(func: Callable[..., Any]) -> Callable[..., Any]:
     """Give a command the connection options and call it with ``conn=`` (a
-    :class:`~mien.cli.client_config.Connection`), resolved from flags, environment and file.
+    :class:`~mien.cli.fleet.config.Connection`), resolved from flags, environment and file.
 
     Typer reads a command's parameters from its signature, so the wrapper's signature is
     the command's own (without ``conn``) plus the connection options, which are written

@@ -1,0 +1,1 @@
+"""Commands for the persona language: ``mien validate|render|explain|schema``."""

@@ -1,0 +1,1 @@
+"""Commands for one machine: ``mien plan|apply|status|history|rollback|customize|exec``."""
