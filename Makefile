@@ -2,20 +2,24 @@
 #   make demo   set up, then walk through mien on a throw-away root
 #   make test   set up, then run the whole test suite
 #   make lint   ruff, formatting, mypy (strict on src/), import-linter contracts
+#   make lock   re-pin requirements/dev.lock to the newest releases
+#   make test-latest   the suite against the newest releases, unpinned
 
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
+LOCK   := requirements/dev.lock
+LATEST := .venv-latest
 PYTEST_ARGS ?=
 
-.PHONY: setup system-deps demo test test-unit test-integration test-e2e lint format bench clean
+.PHONY: setup system-deps demo test test-unit test-integration test-e2e test-latest lock lint format bench clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(LOCK)
 	@$(PYTHON) -c 'import sys; sys.exit("mien needs Python 3.11 or newer; found " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -c $(LOCK) -e '.[dev]'
 	@touch $(STAMP)
 
 setup: $(STAMP)
@@ -30,6 +34,24 @@ demo: setup
 
 test: setup system-deps
 	$(BIN)/python -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
+
+# The same suite against the newest releases pyproject.toml allows, in a separate venv.
+test-latest: system-deps
+	rm -rf $(LATEST)
+	$(PYTHON) -m venv $(LATEST)
+	$(LATEST)/bin/python -m pip install --quiet --upgrade pip
+	$(LATEST)/bin/python -m pip install --quiet -e '.[dev]'
+	$(LATEST)/bin/python -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
+
+# Re-resolve the pinned environment to the newest releases; commit the result.
+lock:
+	rm -rf $(LATEST)
+	$(PYTHON) -m venv $(LATEST)
+	$(LATEST)/bin/python -m pip install --quiet --upgrade pip
+	$(LATEST)/bin/python -m pip install --quiet -e '.[dev]'
+	@{ sed -n '/^#/p' $(LOCK); $(LATEST)/bin/python -m pip freeze --exclude-editable; } > $(LOCK).new
+	mv $(LOCK).new $(LOCK)
+	@echo "wrote $(LOCK); run 'make test' and commit it"
 
 test-unit: setup
 	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
@@ -54,4 +76,4 @@ bench: setup
 	@for b in bench/*_bench.py; do echo "== $$b"; $(BIN)/python $$b; done
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build dist
+	rm -rf $(VENV) $(LATEST) .pytest_cache .mypy_cache .ruff_cache build dist

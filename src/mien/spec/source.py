@@ -359,7 +359,7 @@ def parse_text(text: str, name: str, *, json_format: bool | None = None) -> Load
             _check_shape(data, name)
             return Loaded(data, builder.where, text)
     try:
-        data = builder.build(yaml.parse(text, Loader=_CLoader))
+        data = _build_yaml(builder, text)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
@@ -377,6 +377,22 @@ def parse_text(text: str, name: str, *, json_format: bool | None = None) -> Load
     if builder.problems:
         raise SpecError(builder.problems)
     return Loaded(data, builder.where, text)
+
+
+def _build_yaml(builder: _Builder, text: str) -> Any:
+    try:
+        return builder.build(yaml.parse(text, Loader=_CLoader))
+    except yaml.MarkedYAMLError as exc:
+        # libyaml scans ahead and, in newer releases, stops at its own nesting limit before
+        # mien's builder sees the level past MAX_DEPTH. The pure-Python parser yields events
+        # as it goes, so a second pass lets mien's limit (and message and position) decide.
+        if "nesting depth" not in str(exc.problem):
+            raise
+        fresh = _Builder(builder.name)
+        fresh.where.lines = builder.where.lines
+        data = fresh.build(yaml.parse(text, Loader=yaml.SafeLoader))
+        builder.where, builder.problems = fresh.where, fresh.problems
+        return data
 
 
 def _check_shape(data: Any, name: str) -> None:
