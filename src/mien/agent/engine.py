@@ -60,6 +60,8 @@ class Engine:
         )
         self._handlers = tuple(handlers) if handlers is not None else None
         self.recovered: list[str] = []
+        # The context of the last apply that found nothing to change (for mien.agent.noop).
+        self.noop_context: Context | None = None
 
     # --- plumbing ----------------------------------------------------------------------
 
@@ -258,6 +260,7 @@ class Engine:
         plan, targets, ctx = self._prepare(state, source)
         unchanged = plan.empty and not plan.drift and state.get_meta("active_hash") == plan.hash
         if unchanged:
+            self.noop_context = ctx
             return ApplyResult(plan, False, None, _ms(started), self.recovered)
         if confirm is not None and not confirm(plan):
             raise Cancelled("nothing changed")

@@ -1,8 +1,9 @@
-"""The ``mien`` console script: a fast path for ``mien exec``, then the full CLI.
+"""The ``mien`` console script: fast paths for ``mien exec`` and a no-op ``mien apply``.
 
-Shells and scripts may call ``mien exec`` for every command, so it must not pay for building
-the Typer application (and importing pydantic through it). Everything else, including
-``mien exec --help``, goes to :mod:`mien.cli.main`.
+Shells and scripts may call ``mien exec`` for every command, and configuration management
+calls ``mien apply`` again and again on machines that are already right; neither should pay
+for building the Typer application (and importing pydantic through it). Anything these
+paths do not recognise exactly, including ``--help``, goes to :mod:`mien.cli.main`.
 """
 
 from __future__ import annotations
@@ -45,11 +46,73 @@ def _fast_exec(argv: list[str]) -> bool:
     return True
 
 
+def _fast_apply(argv: list[str]) -> bool:
+    """``mien apply`` that the last identical apply found had nothing to change.
+
+    Only plain invocations are recognised (text output, the options below); the answer
+    comes from :func:`mien.agent.noop.check`, which falls through on any difference.
+    """
+    import time
+
+    started = time.perf_counter()
+    args = argv[1:]
+    persona: str | None = None
+    root, yes, default = "/", False, False
+    user: str | None = None
+    personas: list[str] = []
+    overlays: list[str] = []
+    valued = {"--root", "--user", "-u", "--personas", "-p", "--overlay", "-o", "--output"}
+    while args:
+        arg, args = args[0], args[1:]
+        name, eq, inline = arg.partition("=")
+        if arg.startswith("--") and eq and name in valued:
+            arg, args = name, [inline, *args]
+        if arg in valued:
+            if not args:
+                return False
+            value, args = args[0], args[1:]
+            if arg == "--root":
+                root = value
+            elif arg in ("--user", "-u"):
+                user = value
+            elif arg in ("--personas", "-p"):
+                personas.append(value)
+            elif arg in ("--overlay", "-o"):
+                overlays.append(value)
+            elif value != "table":
+                return False
+        elif arg in ("--yes", "-y"):
+            yes = True
+        elif arg == "--default":
+            default = True
+        elif arg.startswith("-") or persona is not None:
+            return False
+        else:
+            persona = arg
+    if (persona is None) == (not default):
+        return False
+    if not yes and not (sys.stdin.isatty() and sys.stdout.isatty()):
+        return False
+    from mien.agent import noop
+
+    key = noop.invocation_key(
+        persona=persona, root=root, user=user, personas=personas, overlays=overlays
+    )
+    found = noop.check(root, key)
+    if found is None:
+        return False
+    elapsed = (time.perf_counter() - started) * 1000
+    sys.stderr.write(f"persona {found} is applied; nothing to change ({elapsed:.0f} ms)\n")
+    return True
+
+
 def main() -> None:
     # pydantic scans every installed distribution for plugins when it loads (~12 ms);
     # mien uses none.
     os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
     if len(sys.argv) > 2 and sys.argv[1] == "exec" and _fast_exec(sys.argv[1:]):
+        return
+    if len(sys.argv) > 2 and sys.argv[1] == "apply" and _fast_apply(sys.argv[1:]):
         return
     from mien.cli.main import main as full
 

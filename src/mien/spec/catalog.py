@@ -42,6 +42,10 @@ class Catalog:
                 out.extend(sorted(p for p in d.iterdir() if p.suffix in SUFFIXES and p.is_file()))
         return out
 
+    def loaded(self) -> list[Path]:
+        """Every persona file read so far (what a plan's answer rests on)."""
+        return list(self._docs)
+
     def load(self, path: Path) -> Document:
         doc = self._docs.get(path)
         if doc is None:

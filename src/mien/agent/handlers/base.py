@@ -170,6 +170,8 @@ class Context:
         self.caching = True
         self._reads: dict[str, FileState] = {}
         self._which: dict[str, str | None] = {}
+        # Every path the plan looked at, for the no-op record (mien.agent.noop).
+        self.observed: set[str] = set()
 
     def host_path(self, path: str) -> Path:
         """``/etc/x`` → ``ROOT/etc/x``; refuses paths that would leave the root."""
@@ -178,7 +180,10 @@ class Context:
         parts = [p for p in path.split("/") if p not in ("", ".")]
         if ".." in parts:
             raise HandlerError(f"{path!r}: '..' is not allowed")
-        return Path(self._root + "/" + "/".join(parts)) if parts else self.root
+        host = Path(self._root + "/" + "/".join(parts)) if parts else self.root
+        if self.caching:
+            self.observed.add(str(host))
+        return host
 
     def stop_caching(self) -> None:
         """From now on every read goes to the disk (the machine is being changed)."""

@@ -23,7 +23,16 @@ SHIMS_DIR = "/usr/local/lib/mien/shims"  # the command router's shims (first on 
 VENVS_DIR = "/opt/mien/venvs"  # one virtualenv per persona for its pip packages
 RECORDS_DIR = "/var/lib/mien/records"  # what mien installed, for removal on a switch
 STANDARD_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
 # Variables a child process may need from the agent's environment (proxies, locale).
+class Launches:
+    """Programs run so far in this process. A plan that ran one depended on more than
+    files, so its answer cannot be stamped for the no-op fast path (mien.agent.noop)."""
+
+    count = 0
+
+
 _PASSED_THROUGH = ("http_proxy", "https_proxy", "no_proxy", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY")
 
 
@@ -155,6 +164,7 @@ def run_in_root(
     through ``chroot --userspec``, so it sees the root's files, users and configuration.
     Failure raises :class:`HandlerError` naming the command and the end of its output.
     """
+    Launches.count += 1
     label = what or " ".join(argv)
     run_as_other = user is not None and user.uid != os.geteuid()
     kwargs: dict[str, Any] = {}

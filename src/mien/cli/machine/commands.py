@@ -156,7 +156,12 @@ def apply_cmd(
         print_plan(plan)
         return typer.confirm("Apply these changes?", default=False)
 
+    from mien.agent.handlers import support
+
+    launched = support.Launches.count
     result = _guard(engine.apply, persona, overlay, confirm=confirm)
+    if not result.applied and not result.recovered and support.Launches.count == launched:
+        _remember_noop(engine, result.plan.persona, persona, root, user, personas, overlay)
     if output is OutputFormat.json:
         common.print_json(
             {
@@ -180,6 +185,35 @@ def apply_cmd(
             ],
             stderr=True,
         )
+
+
+def _remember_noop(
+    engine: Engine,
+    name: str,
+    persona: str | None,
+    root: Path,
+    user: str | None,
+    personas: list[Path],
+    overlays: list[Path],
+) -> None:
+    """Record what this no-op rested on, so the next identical apply answers at once."""
+    import contextlib
+    import os
+
+    from mien.agent import noop
+
+    ctx = engine.noop_context
+    if ctx is None or os.environ.get("MIEN_CRASH_AT"):
+        return
+    files = [*engine.catalog.loaded(), *engine.catalog.dirs, *overlays]
+    if persona is not None and ("/" in persona or Path(persona).suffix):
+        files.append(Path(persona))
+    key = noop.invocation_key(
+        persona=persona, root=root, user=user, personas=personas, overlays=overlays
+    )
+    # Only an optimisation: if it cannot be recorded, the next apply plans in full.
+    with contextlib.suppress(OSError):
+        noop.record(root, key, name, ctx.observed, (str(f) for f in files))
 
 
 def status_cmd(root: Path = ROOT, user: str | None = USER, output: OutputFormat = OUTPUT) -> None:
