@@ -30,10 +30,18 @@ from typing import Any, Protocol
 import tomli_w
 import yaml
 
-from mien.agent.handlers.linedocs import MISSING, EnvDoc, IniDoc
+from mien.agent.handlers.linedocs import (
+    MISSING,
+    EnvDoc,
+    IniDoc,
+    control_char,
+    ini_name_problem,
+    shown,
+)
 from mien.spec.compose import format_key, parse_key
 
 KeyPath = tuple[str, ...]
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 FORMATS = ("json", "yaml", "toml", "ini", "env", "text")
 
 
@@ -190,13 +198,26 @@ def flatten(fmt: str, values: Mapping[str, Any]) -> dict[KeyPath, Any]:
     """The persona's ``values`` as leaf key paths (ini: ``(section, key)``; env: ``(key,)``)."""
     out: dict[KeyPath, Any] = {}
     if fmt == "env":
+        for key in values:
+            if not _ENV_NAME.fullmatch(str(key)):
+                raise FormatError(
+                    f"{shown(str(key))!r}: an env file's keys are names (letters, digits, _; "
+                    "not starting with a digit)"
+                )
         return {(str(k),): v for k, v in values.items()}
     if fmt == "ini":
         for section, body in values.items():
             if not isinstance(body, Mapping):
                 raise FormatError(f"ini values are sections of keys: {section!r} is not a mapping")
+            problem = ini_name_problem("section", str(section))
+            if problem:
+                raise FormatError(f"{shown(str(section))}: {problem}")
             for key, value in body.items():
-                out[(str(section), str(key))] = value
+                path = (str(section), str(key))
+                problem = ini_name_problem("key", str(key))
+                if problem:
+                    raise FormatError(f"{shown(format_key(path))}: {problem}")
+                out[path] = value
         return out
 
     def walk(node: Mapping[str, Any], prefix: KeyPath) -> None:
@@ -218,7 +239,15 @@ def to_format(fmt: str, value: Any, path: KeyPath) -> Any:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int | float | str):
-        return str(value)
+        text = str(value)
+        # env values are quoted and a newline escaped; an ini value is the rest of its line.
+        bad = control_char(text.replace("\n", "") if fmt == "env" else text)
+        if bad:
+            raise FormatError(
+                f"{shown(format_key(path))}: the value holds a {bad}; {fmt} files hold "
+                "one-line values" + ("" if fmt == "ini" else " (a newline is written as \\n)")
+            )
+        return text
     raise FormatError(f"{format_key(path)}: {fmt} files hold plain values, not {value!r}")
 
 

@@ -27,6 +27,43 @@ class _Missing:
 
 MISSING: Final = _Missing()
 
+# What may never be written inside a key or a value of a line-based file: the characters
+# that end a line for str.splitlines (mien's own reader) or for the programs reading these
+# files, and the other C0/C1 controls and DEL (invisible, or terminal escapes in messages).
+_CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")
+_CONTROL_AND_TAB = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def control_char(text: str, *, tab: bool = True) -> str | None:
+    """The first control character in ``text`` (tab allowed unless ``tab`` is False),
+    described for a message; None when there is none."""
+    m = (_CONTROL if tab else _CONTROL_AND_TAB).search(text)
+    if m is None:
+        return None
+    return f"control character U+{ord(m.group()):04X}"
+
+
+def shown(text: str) -> str:
+    """``text`` for a one-line message: control characters as escapes, never raw."""
+    return _CONTROL_AND_TAB.sub(lambda m: _ESCAPES.get(m.group(), f"\\u{ord(m.group()):04x}"), text)
+
+
+def ini_name_problem(kind: str, name: str) -> str | None:
+    """Why ``name`` cannot be written as an INI section or key (None: it can). It must read
+    back as itself: one line, no surrounding blanks, no delimiter or bracket in the way."""
+    bad = control_char(name, tab=False)
+    if bad:
+        return f"the {kind} holds a {bad}; ini files have one {kind} per line"
+    if not name or name != name.strip():
+        return f"an ini {kind} cannot be empty or start or end with blanks"
+    if kind == "section" and "]" in name:
+        return "an ini section cannot hold ']'"
+    if kind == "key" and (any(c in name for c in "=:") or name[0] in "#;["):
+        return "an ini key cannot hold '=' or ':' or start with '#', ';' or '['"
+    return None
+
+
 _SECTION = re.compile(r"^[ \t]*\[([^\]\r\n]+)\][ \t]*$")
 _COMMENT = re.compile(r"^[ \t]*[#;]")
 _INI_KEY = re.compile(r"^([ \t]*)([^ \t=:\r\n#;\[][^=:\r\n]*?)([ \t]*[=:][ \t]*)(.*?)[ \t\r]*$")

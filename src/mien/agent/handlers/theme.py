@@ -29,10 +29,12 @@ from mien.agent.handlers.base import (
     Context,
     FileSpec,
     FileState,
+    HandlerError,
     HandlerPlan,
     Note,
     Operation,
 )
+from mien.agent.handlers.linedocs import control_char, shown
 from mien.agent.handlers.support import header, run_in_root, text_of
 from mien.spec.models import Persona
 
@@ -46,9 +48,20 @@ PREFER_DARK = "gtk-application-prefer-dark-theme"
 THEME_NAME = "gtk-theme-name"
 
 
+def checked(theme: str) -> str:
+    """``theme`` if it can be written into GTK's and dconf's line-based files; a control
+    character (a line break would add sections of its own) is refused."""
+    bad = control_char(theme)
+    if bad:
+        raise HandlerError(
+            f"{SETTING}: {shown(theme)!r} holds a {bad}; a theme is a name on one line"
+        )
+    return theme
+
+
 def gtk_keys(theme: str) -> dict[formats.KeyPath, str]:
     """The ``settings.ini`` keys for a theme value."""
-    low = theme.strip().lower()
+    low = checked(theme).strip().lower()
     if low in ("dark", "light"):
         return {(SECTION, PREFER_DARK): "1" if low == "dark" else "0"}
     return {(SECTION, THEME_NAME): theme.strip()}
@@ -74,7 +87,7 @@ def _gvariant_string(text: str) -> str:
 
 def dconf_keyfile(persona: str, theme: str) -> str:
     """The dconf keyfile for a theme value."""
-    low = theme.strip().lower()
+    low = checked(theme).strip().lower()
     lines = [header(persona, f"{SETTING} = {theme}"), "[org/gnome/desktop/interface]\n"]
     if low in ("dark", "light"):
         lines.append(
@@ -98,6 +111,8 @@ class ThemeHandler(BaseHandler):
     def plan(self, ctx: Context, persona: Persona) -> HandlerPlan:
         result = HandlerPlan()
         theme = persona.os_settings.theme
+        if theme:
+            checked(theme)  # before any file is planned
         previous = ctx.previous(self.name)
         gtk = gtk_files(ctx.user.home)
         for path in gtk:
