@@ -10,26 +10,22 @@ much of the key's parent structure already existed, and what it wrote. So:
 * when the user edits a managed key, comparing with what mien wrote finds the change,
   which becomes a customization (:func:`changed_keys`).
 
-JSON, YAML and TOML are parsed and re-serialised (their comments are lost; JSON keeps its
-indentation); INI and env files are edited line by line (:mod:`.linedocs`), so comments
-and layout survive. Pure: text in, text out, no I/O. Used by the config_files, theme and
-browser_extensions handlers.
+Every format is edited in place, so the user's comments, key order and spacing survive
+and only the managed keys' text changes: JSON as JSONC (comments and trailing commas
+allowed, :mod:`.jsonc`), YAML and TOML through round-trip parsers (:mod:`.yamldoc`, :mod:`.treedocs`), INI
+and env files line by line (:mod:`.linedocs`). Pure: text in, text out, no I/O. Used by
+the config_files, theme and browser_extensions handlers.
 """
 
 from __future__ import annotations
 
-import copy
 import datetime as dt
-import json
 import re
-import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
-import tomli_w
-import yaml
-
+from mien.agent.handlers.jsonc import JsoncDoc
 from mien.agent.handlers.linedocs import (
     MISSING,
     EnvDoc,
@@ -38,15 +34,15 @@ from mien.agent.handlers.linedocs import (
     ini_name_problem,
     shown,
 )
+from mien.agent.handlers.linedocs import FormatError as _FormatError
+from mien.agent.handlers.treedocs import TomlDoc
+from mien.agent.handlers.yamldoc import YamlDoc
 from mien.spec.compose import format_key, parse_key
 
 KeyPath = tuple[str, ...]
+FormatError = _FormatError  # what every format's reader and writer raise
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 FORMATS = ("json", "yaml", "toml", "ini", "env", "text")
-
-
-class FormatError(ValueError):
-    """The file's content is not valid in its format (message says where)."""
 
 
 class Doc(Protocol):
@@ -60,130 +56,19 @@ class Doc(Protocol):
     def render(self, header: str | None) -> str: ...
 
 
-# --- nested documents (json, yaml, toml) -----------------------------------------------
-
-
-class TreeDoc:
-    """A JSON, YAML or TOML document as nested dicts. Paths are key tuples."""
-
-    def __init__(self, fmt: str, data: dict[str, Any] | None = None, indent: int = 2) -> None:
-        self.fmt = fmt
-        self.data: dict[str, Any] = data if data is not None else {}
-        self.indent = indent
-
-    def get(self, path: KeyPath) -> Any:
-        node: Any = self.data
-        for part in path:
-            if not isinstance(node, dict) or part not in node:
-                return MISSING
-            node = node[part]
-        return node
-
-    def depth_existing(self, path: KeyPath) -> int:
-        node: Any = self.data
-        depth = 0
-        for part in path[:-1]:
-            node = node.get(part) if isinstance(node, dict) else None
-            if not isinstance(node, dict):
-                break
-            depth += 1
-        return depth
-
-    def set(self, path: KeyPath, value: Any) -> tuple[int, Any] | None:
-        """Set ``path``; a scalar in the way is replaced by a table and returned as
-        ``(depth, value)`` so that it can be put back."""
-        displaced = None
-        node = self.data
-        for depth, part in enumerate(path[:-1], start=1):
-            child = node.get(part, MISSING)
-            if not isinstance(child, dict):
-                if child is not MISSING and displaced is None:
-                    displaced = (depth, child)
-                child = node[part] = {}
-            node = child
-        node[path[-1]] = copy.deepcopy(value)
-        return displaced
-
-    def delete(self, path: KeyPath, keep: int) -> None:
-        """Remove ``path``, then parent tables left empty below depth ``keep``."""
-        parents: list[dict[str, Any]] = [self.data]
-        for part in path[:-1]:
-            child = parents[-1].get(part)
-            if not isinstance(child, dict):
-                return
-            parents.append(child)
-        parents[-1].pop(path[-1], None)
-        for depth in range(len(path) - 1, keep, -1):
-            if parents[depth]:
-                break
-            parents[depth - 1].pop(path[depth - 1], None)
-
-    def is_empty(self) -> bool:
-        return not self.data
-
-    def render(self, header: str | None) -> str:
-        if self.fmt == "json":
-            return json.dumps(self.data, indent=self.indent, ensure_ascii=False) + "\n"
-        if self.fmt == "yaml":
-            body = yaml.dump(
-                self.data,
-                Dumper=_YAML_DUMPER,
-                sort_keys=False,
-                allow_unicode=True,
-                default_flow_style=False,
-            )
-            return (header or "") + body
-        try:
-            body = tomli_w.dumps(self.data)
-        except (TypeError, ValueError) as exc:
-            raise FormatError(f"cannot be written as TOML: {exc}") from None
-        return (header or "") + body
-
-
-# libyaml's C loader and dumper when PyYAML has them: same results, several times faster.
-_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-_YAML_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
-
-
-def _json_indent(text: str) -> int:
-    m = re.search(r"\n([ \t]+)\S", text)
-    return len(m.group(1).expandtabs(4)) if m else 2
-
-
 def load(fmt: str, text: str | None, *, delimiter: str = " = ") -> Doc:
     """Parse ``text`` (None: the file does not exist yet) as ``fmt``."""
     if fmt == "ini":
         return IniDoc(text or "", delimiter)
     if fmt == "env":
         return EnvDoc(text or "")
-    if fmt not in ("json", "yaml", "toml"):
-        raise FormatError(f"{fmt!r} is not a structured format")
-    if text is None or not text.strip():
-        return TreeDoc(fmt)
-    data: Any
-    try:
-        if fmt == "json":
-            data = json.loads(text)
-        elif fmt == "yaml":
-            data = yaml.load(text, Loader=_YAML_LOADER)
-        else:
-            data = tomllib.loads(text)
-    except json.JSONDecodeError as exc:
-        raise FormatError(
-            f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
-        ) from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1} column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise FormatError(f"invalid YAML{where}: {problem}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise FormatError(f"invalid TOML: {exc}") from None
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise FormatError(f"the top level is a {type(data).__name__}, not a mapping of keys")
-    return TreeDoc(fmt, data, _json_indent(text) if fmt == "json" else 2)
+    if fmt == "json":
+        return JsoncDoc(text)
+    if fmt == "yaml":
+        return YamlDoc(text)
+    if fmt == "toml":
+        return TomlDoc(text)
+    raise FormatError(f"{fmt!r} is not a structured format")
 
 
 def comment_prefix(fmt: str) -> str | None:

@@ -27,6 +27,12 @@ class _Missing:
 
 MISSING: Final = _Missing()
 
+
+class FormatError(ValueError):
+    """The file's content is not valid in its format, or a value cannot be written in it
+    (the message says where)."""
+
+
 # What may never be written inside a key or a value of a line-based file: the characters
 # that end a line for str.splitlines (mien's own reader) or for the programs reading these
 # files, and the other C0/C1 controls and DEL (invisible, or terminal escapes in messages).

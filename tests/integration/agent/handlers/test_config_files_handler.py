@@ -131,7 +131,7 @@ def test_text_files_are_whole_and_captured_whole(driver) -> None:  # type: ignor
 
 
 def test_broken_file_and_conflicts_are_refused_clearly(driver) -> None:  # type: ignore[no-untyped-def]
-    driver.path("/etc/app.json").write_text('{"a": 1,}')
+    driver.path("/etc/app.json").write_text('{"a": 1,,}')  # a trailing comma is JSONC, two are not
     with pytest.raises(
         HandlerError,
         match=r"/etc/app.json \(application_configuration.jupyter\): invalid JSON at line 1",
