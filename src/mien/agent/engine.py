@@ -112,6 +112,20 @@ class Engine:
     def _effective(source: Source, customizations: Mapping[str, Any]) -> Resolved:
         return sources.effective(source, customizations)
 
+    def _authored(self, source: Source, resolved: Resolved) -> Callable[[], Persona]:
+        """The persona without customizations, built once and only if a handler asks."""
+        built: list[Persona] = []
+
+        def build() -> Persona:
+            if not built:
+                try:
+                    built.append(self._effective(source, {}).persona)
+                except SpecError:
+                    built.append(resolved.persona)
+            return built[0]
+
+        return build
+
     def _active_source(self, state: State) -> Source | None:
         raw = state.get_meta("active_history")
         if not raw:
@@ -163,6 +177,8 @@ class Engine:
                 + "\n".join(str(p) for p in exc.problems)
                 + "\n(fix or remove the customization with `mien customize unset KEY`)"
             ) from None
+        if custom:
+            ctx.authored = self._authored(source, resolved)
         plan = Plan(
             persona=source.name,
             previous=state.get_meta("active") or None,

@@ -172,6 +172,10 @@ class Context:
         self._which: dict[str, str | None] = {}
         # Every path the plan looked at, for the no-op record (mien.agent.noop).
         self.observed: set[str] = set()
+        # The persona as its author wrote it, without the user's customizations (None: there
+        # are none). A handler that sets something both for the user and machine-wide takes
+        # the machine-wide part from here: a user's customization stays the user's.
+        self.authored: Callable[[], Persona] | None = None
 
     def host_path(self, path: str) -> Path:
         """``/etc/x`` → ``ROOT/etc/x``; refuses paths that would leave the root."""

@@ -5,14 +5,16 @@
   ``gtk-theme-name`` for a theme name; the user's other keys and comments stay);
 * ``/etc/dconf/db/local.d/50-mien-theme``, a dconf keyfile setting
   ``org/gnome/desktop/interface`` ``color-scheme`` (and ``gtk-theme`` for a name) as the
-  machine's default, which each user may still override;
+  machine's default, which each user may still override; it is always the persona's own
+  theme, never a user's customization of it (that stays in the user's files);
 * ``/etc/dconf/profile/user`` when missing (without ``system-db:local`` GNOME never reads
   that database);
 * an operation running ``dconf update`` (inside the root via chroot) to compile the
   keyfiles, when dconf is installed; otherwise a ``pending`` note says the desktop reads
   the setting once dconf is installed and ``dconf update`` runs.
 
-A user's edit of the GTK keys becomes the customization ``os_settings.theme``.
+A user's edit of the GTK keys becomes the customization ``os_settings.theme``, which mien
+then writes to that user's GTK files only.
 """
 
 from __future__ import annotations
@@ -110,9 +112,13 @@ class ThemeHandler(BaseHandler):
 
     def plan(self, ctx: Context, persona: Persona) -> HandlerPlan:
         result = HandlerPlan()
-        theme = persona.os_settings.theme
-        if theme:
-            checked(theme)  # before any file is planned
+        theme = persona.os_settings.theme  # the user's files: customizations included
+        # The machine's default is the persona's: a user's own choice (an edit of their GTK
+        # settings, captured as a customization) must not become every user's default.
+        machine = ctx.authored().os_settings.theme if ctx.authored else theme
+        for value in (theme, machine):
+            if value:
+                checked(value)  # before any file is planned
         previous = ctx.previous(self.name)
         gtk = gtk_files(ctx.user.home)
         for path in gtk:
@@ -144,14 +150,18 @@ class ThemeHandler(BaseHandler):
                 spec = shared_files.released(ctx, path, record, what="GTK settings", delimiter="=")
                 if spec is not None:
                     result.files.append(spec)
-        if not theme:
+        if theme:
+            result.notes.append(
+                Note(SETTING, "applied", f"GTK 3/4 settings of {ctx.user.name}: {theme}")
+            )
+        if not machine:
             if KEYFILE in previous:
                 self._dconf_update(ctx, result, ctx.read(KEYFILE), "default desktop theme removed")
             return result
-        keyfile = dconf_keyfile(ctx.persona_name, theme).encode()
+        keyfile = dconf_keyfile(ctx.persona_name, machine).encode()
         result.files.append(
             FileSpec(
-                KEYFILE, FileState(keyfile, 0o644, 0, 0), {}, f"GNOME default: {theme}", SETTING
+                KEYFILE, FileState(keyfile, 0o644, 0, 0), {}, f"GNOME default: {machine}", SETTING
             )
         )
         profile = ctx.read(PROFILE)
@@ -182,10 +192,7 @@ class ThemeHandler(BaseHandler):
             or compiled.stat().st_mtime < ctx.host_path(KEYFILE).stat().st_mtime
         )
         if stale:
-            self._dconf_update(ctx, result, current, f"compile the desktop default ({theme})")
-        result.notes.append(
-            Note(SETTING, "applied", f"GTK 3/4 settings of {ctx.user.name}: {theme}")
-        )
+            self._dconf_update(ctx, result, current, f"compile the desktop default ({machine})")
         return result
 
     def _dconf_update(self, ctx: Context, result: HandlerPlan, before: FileState, why: str) -> None:
