@@ -219,13 +219,19 @@ class YamlDoc(MappingDoc):
             while depth > 0 and not (isinstance(node, CommentedMap) and node):
                 depth -= 1
                 node = self._node(path[:depth])
-            _attach_tail(node, moved)
+            if node:
+                _attach_tail(node, moved)
+            else:  # no key left to hold them: the lines stay, as the file's text
+                self.prefix += moved.value.lstrip("\n")
 
     def _dump(self) -> str:
         out = io.StringIO()
+        if not self.data:  # no key left: the comments before the first one stay
+            before = getattr(getattr(self.data, "ca", None), "comment", None) or [None, None]
+            lines = "".join(t.value for t in (before[1] or []) if t is not None)
+            return lines + self.prefix
         try:
-            if self.data:
-                self.yaml.dump(self.data, out)
+            self.yaml.dump(self.data, out)
         except Exception as exc:
             raise TreeError(f"cannot be written as YAML: {exc}") from None
         return self.prefix + out.getvalue()

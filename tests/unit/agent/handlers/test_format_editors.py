@@ -154,6 +154,20 @@ def test_yaml_with_only_comments_keeps_them() -> None:
     assert text == "# nothing yet\na: 1\n"
 
 
+def test_yaml_comments_stay_when_the_last_key_goes() -> None:
+    text, states = merge("yaml", "# mine\n", {"a": 1})
+    assert text == "# mine\na: 1\n"
+    assert release("yaml", text + "# after\n", states) == "# mine\n# after\n"
+
+
+def test_yaml_alias_bomb_at_a_managed_key_is_refused() -> None:
+    bomb = 'a: &a ["x","x","x","x","x","x","x","x","x","x"]\n'
+    for name, prev in zip("bcdef", "abcde", strict=True):
+        bomb += f"{name}: &{name} [{', '.join(['*' + prev] * 10)}]\n"
+    with pytest.raises(formats.FormatError, match="more than"):
+        merge("yaml", bomb, {"f": "safe"})
+
+
 # --- JSONC -------------------------------------------------------------------------------
 
 
