@@ -160,6 +160,13 @@ def test_failed_apply_is_reported_and_changes_nothing(
         admin.create_persona(EXAMPLES / "persona_developer.yml")
         first = admin.wait_activation(admin.activate(instance, "developer").id, timeout=30)
         assert first.status == "applied", first.error
+        # The server shows each setting's outcome exactly as the machine does.
+        local = json.loads(run_mien("status", "--root", root, "--output", "json").stdout)
+        reported = until(
+            lambda: admin.get_instance(instance).applied.settings, what="settings reported"
+        )
+        assert [o.model_dump(mode="json") for o in reported] == local["notes"]
+        assert {o.status for o in reported} >= {"applied", "pending"}
         before = snapshot(root)
         admin.create_persona(
             "name: broken\nenvironment_variables: {X: '1'}\n"
@@ -178,6 +185,8 @@ def test_failed_apply_is_reported_and_changes_nothing(
         )
         assert active.desired.persona == "broken"
         assert not active.in_sync
+        # What the machine runs did not change, so neither did its settings' outcomes.
+        assert admin.get_instance(instance).applied.settings == reported
     finally:
         assert agent.stop() == 0, agent.log()
 

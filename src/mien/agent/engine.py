@@ -26,6 +26,7 @@ from mien.agent.planner import PlanError, Target, build_plan, engine_notes, find
 from mien.agent.sources import Source
 from mien.agent.state import HistoryEntry, State, exclusive, sha256
 from mien.agent.transaction import ApplyFailed, CrashPoints, execute, recover
+from mien.protocol.outcomes import from_stored
 from mien.spec.catalog import Catalog
 from mien.spec.compose import Resolved, locking, parse_key
 from mien.spec.errors import SpecError
@@ -405,7 +406,7 @@ class Engine:
             entry, notes = None, []
             if raw:
                 entry, _, _, extra = state.history_entry(int(raw))
-                notes = list(extra.get("notes", []))
+                notes = [from_stored(n).model_dump(mode="json") for n in extra.get("notes", [])]
             managed = state.managed()
             drift = []
             user = self.user_name or state.get_meta("user")

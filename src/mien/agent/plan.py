@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from mien.agent.handlers.base import Captured, FileSpec, FileState, Note, Operation
+from mien.protocol.outcomes import settle
 from mien.spec.compose import Resolved
 
 Action = Literal["create", "update", "delete", "restore", "mode"]
@@ -92,6 +93,10 @@ class Plan:
     def empty(self) -> bool:
         return not self.files and not self.operations
 
+    def outcomes(self) -> list[dict[str, str]]:
+        """One outcome per setting (the worst of what handlers said), as plain data."""
+        return [o.model_dump(mode="json") for o in settle(n.outcome() for n in self.notes)]
+
     def counts(self) -> dict[str, int]:
         out: dict[str, int] = {}
         for change in self.files:
@@ -120,9 +125,7 @@ class Plan:
                 {"handler": op.handler, "key": op.key, "summary": op.summary}
                 for op in self.operations
             ],
-            "notes": [
-                {"setting": n.setting, "status": n.status, "message": n.message} for n in self.notes
-            ],
+            "notes": self.outcomes(),
             "drift": [
                 {
                     "path": d.path,

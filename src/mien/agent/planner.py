@@ -26,6 +26,7 @@ from mien.agent.handlers.base import (
 )
 from mien.agent.plan import Action, Drift, FileChange, Plan
 from mien.agent.state import State, sha256
+from mien.protocol.outcomes import Outcome
 from mien.spec.models import Persona
 
 
@@ -197,6 +198,6 @@ def _read(ctx: Context, path: str) -> FileState:
 
 def engine_notes(plan: Plan) -> list[Note]:
     return [
-        Note(key, "error", f"customization not applied: {reason}")
+        Note(key, Outcome.FAILED, f"customization not applied: {reason}")
         for key, reason in plan.skipped_customizations
     ]

@@ -173,6 +173,19 @@ class Agent:
             for e in entries
         ]
 
+    def _settings(self) -> list[dict[str, Any]]:
+        """What became of each setting of the persona the machine runs (from its history)."""
+        raw = self._meta("active_history")
+        if not raw or not raw.isdigit():
+            return []
+        from mien.protocol.outcomes import from_stored
+
+        try:
+            _, _, _, extra = self.state.history_entry(int(raw))
+        except KeyError:
+            return []
+        return [from_stored(n).model_dump(mode="json") for n in extra.get("notes", [])]
+
     def _locally_changed(self) -> bool:
         """Whether the machine runs something other than what the server's last persona
         gave (a local ``mien apply`` or ``rollback`` since)."""
@@ -255,6 +268,7 @@ class Agent:
                 persona=self._meta("active") or None,
                 history=self._history(),
                 agent_version=__version__,
+                settings=self._settings(),
             )
 
     def handle(self, desired: DesiredState) -> None:
@@ -337,6 +351,7 @@ class Agent:
                     error=error,
                     history=self._history() if state != "applying" else None,
                     agent_version=__version__,
+                    settings=self._settings() if state != "applying" else None,
                 )
                 return
             except RetryableError as exc:

@@ -201,9 +201,7 @@ def _commit(
             state.add_created_dir(directory)
         extra: dict[str, Any] = {
             "locked_by": plan.resolved.locked_by,
-            "notes": [
-                {"setting": n.setting, "status": n.status, "message": n.message} for n in plan.notes
-            ],
+            "notes": plan.outcomes(),
             "operations": [
                 {"handler": op.handler, "key": op.key, "summary": op.summary}
                 for op in plan.operations

@@ -64,6 +64,7 @@ def _report(
     error: str | None,
     history: Sequence[HistoryEntry | Mapping[str, Any]] | None,
     agent_version: str | None,
+    settings: Sequence[Mapping[str, Any]] | None = None,
 ) -> AgentReport:
     return build(
         AgentReport,
@@ -78,6 +79,7 @@ def _report(
             if history is not None
             else None,
             "agent_version": agent_version,
+            "settings": [dict(o) for o in settings] if settings is not None else None,
         },
     )
 
@@ -190,9 +192,12 @@ class AgentClient:
         error: str | None = None,
         history: Sequence[HistoryEntry | Mapping[str, Any]] | None = None,
         agent_version: str | None = None,
+        settings: Sequence[Mapping[str, Any]] | None = None,
     ) -> ReportAck:
         """``applying``, ``applied`` or ``failed`` (with ``error``)."""
-        body = _report(state, activation_id, hash, persona, version, error, history, agent_version)
+        body = _report(
+            state, activation_id, hash, persona, version, error, history, agent_version, settings
+        )
         return self.send(ops.report(body))
 
     def command_result(
@@ -275,8 +280,11 @@ class AsyncAgentClient:
         error: str | None = None,
         history: Sequence[HistoryEntry | Mapping[str, Any]] | None = None,
         agent_version: str | None = None,
+        settings: Sequence[Mapping[str, Any]] | None = None,
     ) -> ReportAck:
-        body = _report(state, activation_id, hash, persona, version, error, history, agent_version)
+        body = _report(
+            state, activation_id, hash, persona, version, error, history, agent_version, settings
+        )
         return await self.send(ops.report(body))
 
     async def command_result(

@@ -17,6 +17,7 @@ from mien.protocol.base import (
     WireModel,
 )
 from mien.protocol.fleet import Activation, HistoryEntry
+from mien.protocol.outcomes import SettingOutcome
 
 # --- tokens and enrollment -------------------------------------------------------------
 
@@ -120,6 +121,11 @@ class AgentReport(RequestModel):
     error: str | None = Field(None, max_length=16384)
     history: list[HistoryEntry] | None = Field(None, max_length=100)
     agent_version: str | None = Field(None, max_length=64)
+    settings: list[SettingOutcome] | None = Field(
+        None,
+        max_length=2000,
+        description="with applied: what became of each setting of the persona now running",
+    )
 
 
 class ReportAck(WireModel):

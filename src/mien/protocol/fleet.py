@@ -18,6 +18,7 @@ from mien.protocol.base import (
     TagValue,
     WireModel,
 )
+from mien.protocol.outcomes import SettingOutcome
 from mien.protocol.personas import SelectorValue
 
 # --- instances -------------------------------------------------------------------------
@@ -45,6 +46,10 @@ class AppliedState(WireModel):
     activation_id: str | None = None
     error: str | None = None
     at: datetime | None = None
+    settings: list[SettingOutcome] = Field(
+        default_factory=list,
+        description="what became of each setting (applied, pending, stored, failed) and why",
+    )
 
 
 class Instance(WireModel):

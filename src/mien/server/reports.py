@@ -181,8 +181,15 @@ async def record_batch(
             if report.history is not None
             else row.history
         )
+        if report.settings is not None:
+            settings = [o.model_dump(mode="json") for o in report.settings]
+        elif report.state == "applied" and report.hash != row.applied_hash:
+            settings = None  # another persona, from an agent that does not say
+        else:
+            settings = row.applied_settings  # the machine still runs what it ran
         updated = replace(
             row,
+            applied_settings=settings,
             applied_state=report.state,
             applied_hash=report.hash,
             applied_persona=report.persona,

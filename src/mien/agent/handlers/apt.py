@@ -33,6 +33,7 @@ from mien.agent.handlers.base import (
     Operation,
 )
 from mien.agent.handlers.support import RECORDS_DIR, child_env, run_in_root, text_of
+from mien.protocol.outcomes import Outcome, Reason
 from mien.spec.models import Package, Persona
 
 SETTING = "required_applications"
@@ -152,8 +153,9 @@ class AptHandler(BaseHandler):
                 result.notes.append(
                     Note(
                         SETTING,
-                        "pending",
+                        Outcome.STORED,
                         f"no handler for {manager} packages: {', '.join(others)} not installed",
+                        reason=Reason.UNSUPPORTED,
                     )
                 )
         wanted: list[Package] = []
@@ -165,7 +167,7 @@ class AptHandler(BaseHandler):
                 result.notes.append(
                     Note(
                         SETTING,
-                        "error",
+                        Outcome.FAILED,
                         f"{pkg.name} {version}: apt installs one exact version (or latest), "
                         "not a range: not installed",
                     )
@@ -229,7 +231,7 @@ class AptHandler(BaseHandler):
             result.notes.append(
                 Note(
                     SETTING,
-                    "applied",
+                    Outcome.APPLIED,
                     f"apt: {len(wanted) - len(missing)} package(s) present, {len(missing)} to install",
                 )
             )

@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
+from mien.protocol.outcomes import ALLOWED, DEFAULT_REASON, Outcome, Reason, SettingOutcome
+
 if TYPE_CHECKING:  # the router imports this module on every `mien exec`: keep pydantic out
     from mien.spec.models import Persona
 
@@ -87,13 +89,31 @@ class Operation:
 
 @dataclass(frozen=True, slots=True)
 class Note:
-    """Something the user should know about a setting: ``pending`` (will apply when a
-    condition is met, e.g. the editor gets installed), ``stored`` (kept in the settings
-    file, nothing on the machine reads it), ``applied``, or ``error``."""
+    """What became of a setting: an :class:`Outcome` (applied, pending, stored, failed)
+    with a :class:`Reason` (what it waits for, why it is not applied) and a sentence.
+
+    The status must be an :class:`Outcome`; a bare string is refused, so the set of
+    outcomes cannot grow by a typo. The reason defaults to the outcome's usual one.
+    """
 
     setting: str
-    status: str  # "applied" | "pending" | "stored" | "error"
+    status: Outcome
     message: str
+    reason: Reason | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.status, Outcome):
+            raise TypeError(f"{self.setting}: outcome {self.status!r} is not an Outcome")
+        reason = self.reason if self.reason is not None else DEFAULT_REASON[self.status]
+        if reason not in ALLOWED[self.status]:
+            raise ValueError(f"{self.setting}: {self.status} cannot have reason {reason}")
+        object.__setattr__(self, "reason", reason)
+
+    def outcome(self) -> SettingOutcome:
+        assert self.reason is not None
+        return SettingOutcome(
+            setting=self.setting, status=self.status, reason=self.reason, message=self.message
+        )
 
 
 @dataclass

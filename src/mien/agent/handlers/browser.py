@@ -29,6 +29,7 @@ from mien.agent.handlers.base import (
     Note,
 )
 from mien.agent.handlers.extension_ids import BrowserExtension, browser_extension
+from mien.protocol.outcomes import Outcome, Reason
 from mien.spec.models import Persona
 
 SETTING = "application_settings.browser_extensions"
@@ -91,7 +92,7 @@ class BrowserExtensionsHandler(BaseHandler):
             result.notes.append(
                 Note(
                     SETTING,
-                    "error",
+                    Outcome.FAILED,
                     f"{entry!r} is not a browser extension mien knows: not applied (give its "
                     "Chrome Web Store id, 32 letters a-p)",
                 )
@@ -103,7 +104,7 @@ class BrowserExtensionsHandler(BaseHandler):
                 result.notes.append(
                     Note(
                         SETTING,
-                        "error",
+                        Outcome.FAILED,
                         f"{e.title}: no Firefox add-on known, not applied to Firefox",
                     )
                 )
@@ -149,7 +150,7 @@ class BrowserExtensionsHandler(BaseHandler):
             result.notes.append(
                 Note(
                     SETTING,
-                    "applied",
+                    Outcome.APPLIED,
                     f"{title}: {count} extension(s) force-installed by policy {path} "
                     "(downloaded when the browser starts)",
                 )
@@ -158,7 +159,8 @@ class BrowserExtensionsHandler(BaseHandler):
             result.notes.append(
                 Note(
                     SETTING,
-                    "pending",
+                    Outcome.PENDING,
                     f"{title} not installed: policy written to {path}, takes effect when installed",
+                    reason=Reason.NOT_INSTALLED,
                 )
             )

@@ -55,6 +55,7 @@ from mien.agent.router import (
     is_pattern,
     refusal_message,
 )
+from mien.protocol.outcomes import Outcome, Reason
 from mien.spec.models import Persona
 
 BIN_DIRS = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin")
@@ -99,7 +100,7 @@ class CommandRoutesHandler(BaseHandler):
                     f"'{command}' also matches restricted_commands {restriction!r}: "
                     "the restriction wins, the command is refused"
                 )
-                out.notes.append(Note(setting, "error", message))
+                out.notes.append(Note(setting, Outcome.FAILED, message))
                 continue
             if replacement.inline:
                 out.files.append(
@@ -181,7 +182,7 @@ def restricted_names(ctx: Context, table: RoutingTable, notes: list[Note]) -> di
         notes.append(
             Note(
                 "restricted_commands",
-                "applied",
+                Outcome.APPLIED,
                 f"pattern {pattern!r}: shims for {listed}; mien exec refuses any match",
             )
         )
@@ -190,7 +191,7 @@ def restricted_names(ctx: Context, table: RoutingTable, notes: list[Note]) -> di
         notes.append(
             Note(
                 "restricted_commands",
-                "applied",
+                Outcome.APPLIED,
                 f"refused by mien exec and shell shims (exit status {REFUSED}): {', '.join(exact)}",
             )
         )
@@ -222,11 +223,12 @@ def override_note(ctx: Context, command: str, replacement: Replacement) -> Note:
         if not present:
             return Note(
                 setting,
-                "pending",
+                Outcome.PENDING,
                 f"{command!r} will run {replacement.describe()}, but {head} is not installed "
                 f"yet: running {command!r} fails with exit status 127 until it is",
+                reason=Reason.NOT_INSTALLED,
             )
-    return Note(setting, "applied", f"{command!r} runs {replacement.describe()}")
+    return Note(setting, Outcome.APPLIED, f"{command!r} runs {replacement.describe()}")
 
 
 # --- the shims -------------------------------------------------------------------------------

@@ -25,6 +25,7 @@ from mien.agent.handlers.base import (
 )
 from mien.agent.handlers.quoting import envd_word, parse_envd, parse_sh_assignments, sh_word
 from mien.agent.handlers.support import SHIMS_DIR, VENVS_DIR, edited, header, text_of
+from mien.protocol.outcomes import Outcome, Reason
 from mien.spec.models import Persona
 
 PROFILE = "/etc/profile.d/mien.sh"
@@ -186,7 +187,7 @@ class EnvironmentHandler(BaseHandler):
             result.notes.append(
                 Note(
                     "environment_variables",
-                    "applied",
+                    Outcome.APPLIED,
                     f"{len(persona.environment_variables)} variable(s) for new login and "
                     "desktop sessions (running sessions keep their environment)",
                 )
@@ -197,14 +198,17 @@ class EnvironmentHandler(BaseHandler):
             found = ctx.exists(program) if program.startswith("/") else ctx.which(program)
             if found:
                 result.notes.append(
-                    Note("os_settings.editor", "applied", f"EDITOR and VISUAL are {command!r}")
+                    Note(
+                        "os_settings.editor", Outcome.APPLIED, f"EDITOR and VISUAL are {command!r}"
+                    )
                 )
             else:
                 result.notes.append(
                     Note(
                         "os_settings.editor",
-                        "pending",
+                        Outcome.PENDING,
                         f"EDITOR and VISUAL are {command!r}, but {program} is not installed",
+                        reason=Reason.NOT_INSTALLED,
                     )
                 )
         return result

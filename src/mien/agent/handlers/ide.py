@@ -29,6 +29,7 @@ from mien.agent.handlers.base import (
 )
 from mien.agent.handlers.extension_ids import VSCODE_ID, ide_extension, normalise
 from mien.agent.handlers.support import RECORDS_DIR, RunAs, child_env, run_in_root
+from mien.protocol.outcomes import Outcome, Reason
 from mien.spec.models import Persona
 
 SETTING = "application_settings.ide_extensions"
@@ -97,7 +98,7 @@ class IdeExtensionsHandler(BaseHandler):
             result.notes.append(
                 Note(
                     SETTING,
-                    "error",
+                    Outcome.FAILED,
                     f"{entry!r} is not an editor extension mien knows: not applied (give its "
                     "Marketplace id, publisher.name)",
                 )
@@ -115,7 +116,7 @@ class IdeExtensionsHandler(BaseHandler):
                 installed = self._installed(ctx, cli, user, data_dir)
             except HandlerError as exc:
                 # A broken editor must not block the rest of the persona: say so instead.
-                result.notes.append(Note(SETTING, "error", f"extensions not applied: {exc}"))
+                result.notes.append(Note(SETTING, Outcome.FAILED, f"extensions not applied: {exc}"))
                 return result
             missing = [i for i in ids if bare_id(i) not in installed]
             for ext in missing:
@@ -124,7 +125,7 @@ class IdeExtensionsHandler(BaseHandler):
             result.notes.append(
                 Note(
                     SETTING,
-                    "applied",
+                    Outcome.APPLIED,
                     f"{title} of {user.name}: {len(ids) - len(missing)} extension(s) present, "
                     f"{len(missing)} to install",
                 )
@@ -165,9 +166,10 @@ class IdeExtensionsHandler(BaseHandler):
                 result.notes.append(
                     Note(
                         SETTING,
-                        "pending",
+                        Outcome.STORED,
                         f"editor {setting!r} has no extension installer mien drives: "
                         f"{count} extension(s) not applied",
+                        reason=Reason.UNSUPPORTED,
                     )
                 )
             return None
@@ -180,8 +182,9 @@ class IdeExtensionsHandler(BaseHandler):
             result.notes.append(
                 Note(
                     SETTING,
-                    "pending",
+                    Outcome.PENDING,
                     f"{candidates[0][1]} not installed: {count} extension(s) not applied",
+                    reason=Reason.NOT_INSTALLED,
                 )
             )
         return None
@@ -209,7 +212,7 @@ class IdeExtensionsHandler(BaseHandler):
             present = self._installed(ctx, old_cli, old_user, data_dir)
         except HandlerError as exc:
             result.notes.append(
-                Note(SETTING, "error", f"extensions mien installed were not removed: {exc}")
+                Note(SETTING, Outcome.FAILED, f"extensions mien installed were not removed: {exc}")
             )
             return []
         for ext in before:

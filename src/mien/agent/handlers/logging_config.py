@@ -23,6 +23,7 @@ from mien.agent.handlers.base import (
     Note,
 )
 from mien.agent.handlers.support import MARK, edited, text_of
+from mien.protocol.outcomes import Outcome
 from mien.spec.models import Persona
 
 PATH = "/etc/mien/logging.json"
@@ -98,7 +99,7 @@ class LoggingHandler(BaseHandler):
             notes=[
                 Note(
                     SETTING,
-                    "applied",
+                    Outcome.APPLIED,
                     f"{level} in {PATH} (mien and Python programs) and LOG_LEVEL",
                 )
             ],

@@ -32,6 +32,7 @@ from mien.agent.handlers.base import (
     Operation,
 )
 from mien.agent.handlers.support import VENVS_DIR, child_env, run_in_root, text_of
+from mien.protocol.outcomes import Outcome
 from mien.spec.models import Package, Persona
 
 SETTING = "required_applications"
@@ -123,7 +124,9 @@ class PipHandler(BaseHandler):
             return result
         marker = text_of(ctx.read(f"{venv}/{MARKER}"), f"{venv}/{MARKER}")
         if marker_matches(marker, specs) and ctx.exists(f"{venv}/bin/python"):
-            result.notes.append(Note(SETTING, "applied", f"pip: {', '.join(specs)} in {venv}"))
+            result.notes.append(
+                Note(SETTING, Outcome.APPLIED, f"pip: {', '.join(specs)} in {venv}")
+            )
             return result
         if ctx.exists(venv) and marker is None:
             raise HandlerError(
@@ -155,7 +158,7 @@ class PipHandler(BaseHandler):
             )
         )
         result.notes.append(
-            Note(SETTING, "applied", f"pip: {', '.join(specs)} into {venv} (on PATH, last)")
+            Note(SETTING, Outcome.APPLIED, f"pip: {', '.join(specs)} into {venv} (on PATH, last)")
         )
         return result
 

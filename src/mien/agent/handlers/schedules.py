@@ -29,6 +29,7 @@ from mien.agent.handlers.base import (
 )
 from mien.agent.handlers.quoting import cron_command, cron_uncommand
 from mien.agent.handlers.support import STANDARD_PATH, edited, header, text_of
+from mien.protocol.outcomes import Outcome, Reason
 from mien.spec.frequency import Frequency
 from mien.spec.models import Persona
 
@@ -148,7 +149,7 @@ class SchedulesHandler(BaseHandler):
                 result.notes.append(
                     Note(
                         f"behavioral_settings.{job.command_key}",
-                        "error",
+                        Outcome.FAILED,
                         "must be a command line (text); the default command is used",
                     )
                 )
@@ -169,7 +170,9 @@ class SchedulesHandler(BaseHandler):
                     job.setting,
                 )
             )
-            result.notes.append(Note(job.setting, "applied", f"cron {schedule} root: {command}"))
+            result.notes.append(
+                Note(job.setting, Outcome.APPLIED, f"cron {schedule} root: {command}")
+            )
         if wanted:
             self._cron_notes(ctx, result, [job.setting for job, _ in wanted])
         return result
@@ -177,6 +180,7 @@ class SchedulesHandler(BaseHandler):
     @staticmethod
     def _cron_notes(ctx: Context, result: HandlerPlan, settings: list[str]) -> None:
         installed = any(ctx.which(c) for c in ("cron", "crond", "fcron", "busybox"))
+        reason = Reason.NOT_INSTALLED if not installed else Reason.SERVICE_STOPPED
         if ctx.root != Path("/"):
             message = "schedules fire when this root is the running system"
             if not installed:
@@ -188,7 +192,7 @@ class SchedulesHandler(BaseHandler):
         else:
             return
         for setting in settings:
-            result.notes.append(Note(setting, "pending", message))
+            result.notes.append(Note(setting, Outcome.PENDING, message, reason))
 
     def capture(self, ctx: Context, persona: Persona) -> list[Captured]:
         out: list[Captured] = []

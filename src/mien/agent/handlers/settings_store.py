@@ -24,6 +24,7 @@ from mien.agent.handlers.base import (
     HandlerPlan,
     Note,
 )
+from mien.protocol.outcomes import Outcome
 from mien.spec.canonical import canonical
 from mien.spec.compose import format_key
 from mien.spec.models import Persona
@@ -116,5 +117,5 @@ class SettingsStoreHandler(BaseHandler):
                     f"{len(stored)} stored setting(s)",
                 )
             ],
-            notes=[Note(key, "stored", note_for(key)) for key in stored],
+            notes=[Note(key, Outcome.STORED, note_for(key)) for key in stored],
         )

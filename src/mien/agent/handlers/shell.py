@@ -32,6 +32,7 @@ from mien.agent.handlers.base import (
     Operation,
 )
 from mien.agent.handlers.support import RECORDS_DIR, text_of
+from mien.protocol.outcomes import Outcome, Reason
 from mien.spec.models import Persona
 
 PASSWD = "/etc/passwd"
@@ -152,9 +153,10 @@ class LoginShellHandler(BaseHandler):
             result.notes.append(
                 Note(
                     SETTING,
-                    "pending",
+                    Outcome.STORED,
                     f"{ctx.user.name} chose {current} (chsh) after mien set {written}: kept; "
                     f"set it with `mien customize set {SETTING} ...` to change it",
+                    reason=Reason.USER_CHOICE,
                 )
             )
             shell = written
@@ -180,18 +182,21 @@ class LoginShellHandler(BaseHandler):
         if meta and current != written:
             return result
         if present:
-            result.notes.append(Note(SETTING, "applied", f"{ctx.user.name} logs in with {shell}"))
+            result.notes.append(
+                Note(SETTING, Outcome.APPLIED, f"{ctx.user.name} logs in with {shell}")
+            )
         elif posixpath.basename(shell) in installing:
             result.notes.append(
-                Note(SETTING, "applied", f"{shell}, installed by this persona's apt packages")
+                Note(SETTING, Outcome.APPLIED, f"{shell}, installed by this persona's apt packages")
             )
         else:
             result.notes.append(
                 Note(
                     SETTING,
-                    "pending",
+                    Outcome.PENDING,
                     f"{shell} is listed in {SHELLS} but not installed: "
                     f"{ctx.user.name} cannot log in until it is",
+                    reason=Reason.NOT_INSTALLED,
                 )
             )
         return result

@@ -38,6 +38,7 @@ from mien.agent.handlers.base import (
 )
 from mien.agent.handlers.linedocs import control_char, shown
 from mien.agent.handlers.support import header, run_in_root, text_of
+from mien.protocol.outcomes import Outcome, Reason
 from mien.spec.models import Persona
 
 SETTING = "os_settings.theme"
@@ -152,7 +153,7 @@ class ThemeHandler(BaseHandler):
                     result.files.append(spec)
         if theme:
             result.notes.append(
-                Note(SETTING, "applied", f"GTK 3/4 settings of {ctx.user.name}: {theme}")
+                Note(SETTING, Outcome.APPLIED, f"GTK 3/4 settings of {ctx.user.name}: {theme}")
             )
         if not machine:
             if KEYFILE in previous:
@@ -179,7 +180,7 @@ class ThemeHandler(BaseHandler):
             result.notes.append(
                 Note(
                     SETTING,
-                    "pending",
+                    Outcome.PENDING,
                     f"{PROFILE} does not list system-db:local: GNOME ignores the default "
                     "theme until it does",
                 )
@@ -201,9 +202,10 @@ class ThemeHandler(BaseHandler):
             result.notes.append(
                 Note(
                     SETTING,
-                    "pending",
+                    Outcome.PENDING,
                     "dconf not installed: GNOME reads the default theme once dconf is "
                     "installed and `dconf update` runs",
+                    reason=Reason.NOT_INSTALLED,
                 )
             )
             return

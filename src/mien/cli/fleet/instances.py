@@ -176,6 +176,16 @@ def show_cmd(
     out.print()
     cc.table(["", "desired (server)", "applied (agent reported)"], side_by_side(inst))
     out.print(f"\n  {esc(sync_sentence(inst))}\n")
+    not_applied = [s for s in inst.applied.settings if s.status != "applied"]
+    if not_applied:
+        cc.table(
+            ["setting", "outcome", "why", "message"],
+            [[s.setting, s.status, s.reason.replace("-", " "), s.message] for s in not_applied],
+            title=(
+                f"settings not in effect ({len(not_applied)} of "
+                f"{len(inst.applied.settings)} the agent reported)"
+            ),
+        )
     if activations:
         cc.table(
             ["activation", "persona", "status", "created", "by", "error"],

@@ -179,10 +179,7 @@ def apply_cmd(
     print_result(result)
     if result.applied:  # a no-op stays quiet; `mien status` shows the notes any time
         print_notes(
-            [
-                {"setting": n.setting, "status": n.status, "message": n.message}
-                for n in result.plan.notes
-            ],
+            result.plan.outcomes(),
             stderr=True,
         )
 

@@ -62,26 +62,23 @@ def print_plan(plan: Plan, *, diff: bool = True) -> None:
                 )
     for op in plan.operations:
         con.print(f"  [blue]*[/] run     {esc(op.summary)}  [dim]({op.handler})[/]")
-    print_notes(
-        [{"setting": n.setting, "status": n.status, "message": n.message} for n in plan.notes]
-    )
+    print_notes(plan.outcomes())
 
 
 def print_notes(notes: list[dict[str, str]], *, stderr: bool = False) -> None:
     if not notes:
         return
     con = common.console(stderr=stderr)
-    style = {"applied": "green", "pending": "yellow", "stored": "dim", "error": "red"}
-    for status in ("error", "pending", "stored"):
+    style = {"pending": "yellow", "stored": "dim", "failed": "red"}
+    label = {"failed": "not applied", "pending": "pending", "stored": "stored, not applied"}
+    for status in ("failed", "pending", "stored"):
         group = [n for n in notes if n["status"] == status]
         if not group:
             continue
-        label = {"error": "not applied", "pending": "pending", "stored": "stored, not applied"}[
-            status
-        ]
-        con.print(f"[{style[status]}]{label}:[/]")
+        con.print(f"[{style[status]}]{label[status]}:[/]")
         for n in group:
-            con.print(f"  {esc(n['setting'])}: {esc(n['message'])}")
+            reason = n.get("reason", "").replace("-", " ")
+            con.print(f"  {esc(n['setting'])}: {esc(n['message'])} [dim]({esc(reason)})[/]")
 
 
 def print_result(result: ApplyResult) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from mien.protocol import AppliedState, DesiredSummary, Instance
+from mien.protocol.outcomes import from_stored
 from mien.server.errors import not_found
 from mien.server.notify import Change
 from mien.server.state import ServerState
@@ -27,6 +28,7 @@ def applied_state(row: InstanceRow) -> AppliedState:
         activation_id=row.applied_activation_id,
         error=row.applied_error,
         at=row.applied_at,
+        settings=[from_stored(s) for s in row.applied_settings or ()],
     )
 
 

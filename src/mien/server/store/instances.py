@@ -34,6 +34,7 @@ class InstanceRow:
     applied_at: datetime | None
     history: list[dict[str, Any]] | None
     deleted_at: datetime | None
+    applied_settings: list[dict[str, Any]] | None = None
 
 
 @dataclass(frozen=True)
@@ -183,6 +184,7 @@ REPORT_COLUMNS = (
     "last_seen",
     "history",
     "agent_version",
+    "applied_settings",
 )
 
 

@@ -90,6 +90,8 @@ instances = Table(
     Column("applied_at", UTCDateTime, nullable=True),
     Column("history", JSONText, nullable=True),
     Column("deleted_at", UTCDateTime, nullable=True),
+    # What became of each setting of the applied persona, as the agent reported it.
+    Column("applied_settings", JSONText, nullable=True),
 )
 
 bindings = Table(

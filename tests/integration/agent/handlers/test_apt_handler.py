@@ -72,8 +72,8 @@ def test_plan_from_the_dpkg_database(driver) -> None:  # type: ignore[no-untyped
     assert [f.path for f in result.files] == [RECORD]
     assert result.files[0].meta == {"installed": ["jq", "nginx"]}
     notes = [(n.status, n.message) for n in result.notes]
-    assert ("pending", "no handler for npm packages: left-pad not installed") in notes
-    assert any(s == "error" and m.startswith("bad >=2") for s, m in notes)
+    assert ("stored", "no handler for npm packages: left-pad not installed") in notes
+    assert any(s == "failed" and m.startswith("bad >=2") for s, m in notes)
     assert ("applied", "apt: 1 package(s) present, 2 to install") in notes
 
 

@@ -208,7 +208,7 @@ def test_browser_policies_and_notes(driver) -> None:  # type: ignore[no-untyped-
         == "force_installed"
     )
     notes = [(n.status, n.message.split(":")[0]) for n in result.notes]
-    assert ("error", "'frobnicate' is not a browser extension mien knows") in notes
+    assert ("failed", "'frobnicate' is not a browser extension mien knows") in notes
     assert ("applied", "chromium") in notes
     assert ("pending", "google chrome not installed") in notes
     assert ("pending", "firefox not installed") in notes

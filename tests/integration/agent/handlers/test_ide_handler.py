@@ -69,7 +69,7 @@ def test_unknown_names_and_other_editors(driver) -> None:  # type: ignore[no-unt
         },
     )
     assert [(n.status, n.message.split(":")[0]) for n in result.notes] == [
-        ("error", "'nope' is not an editor extension mien knows"),
+        ("failed", "'nope' is not an editor extension mien knows"),
         ("pending", "editor 'vim' has no extension installer mien drives"),
     ]
 
