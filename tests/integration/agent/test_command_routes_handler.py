@@ -105,7 +105,7 @@ def test_plan_notes(root: Path) -> None:
     )
     assert "exit status 127" in notes[("command_overrides.git", "pending")]
     assert notes[("command_overrides.ls", "applied")] == "'ls' runs git --no-pager"
-    assert "the restriction wins" in notes[("command_overrides.mkfs.ext4", "error")]
+    assert "the restriction wins" in notes[("command_overrides.mkfs.ext4", "failed")]
     assert [n.message for n in plan.notes if n.setting == "restricted_commands"] == [
         "pattern 'mkfs*': shims for mkfs, mkfs.ext4, mkfs.vfat; mien exec refuses any match",
         "pattern 'zz*': shims for none installed now; mien exec refuses any match",

@@ -70,7 +70,7 @@ def test_unknown_names_and_other_editors(driver) -> None:  # type: ignore[no-unt
     )
     assert [(n.status, n.message.split(":")[0]) for n in result.notes] == [
         ("failed", "'nope' is not an editor extension mien knows"),
-        ("pending", "editor 'vim' has no extension installer mien drives"),
+        ("stored", "editor 'vim' has no extension installer mien drives"),
     ]
 
 
@@ -147,7 +147,7 @@ def test_a_broken_editor_is_reported_not_fatal(driver) -> None:  # type: ignore[
     assert result.operations == []
     assert [(n.status, n.message) for n in result.notes] == [
         (
-            "error",
+            "failed",
             "extensions not applied: /usr/bin/code --list-extensions: exited with status 3: cannot start",
         )
     ]
