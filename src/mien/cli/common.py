@@ -56,6 +56,11 @@ def console(stderr: bool = False) -> Any:
     )
 
 
+def plural(count: int, word: str) -> str:
+    """``1 file``, ``2 files``."""
+    return f"{count} {word}" if count == 1 else f"{count} {word}s"
+
+
 def esc(text: object) -> str:
     """Text from data (paths, messages, values) made safe to embed in Rich markup."""
     from rich.markup import escape

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from mien.cli import common
+from mien.cli.common import plural
 
 if TYPE_CHECKING:
     from mien.spec.catalog import Catalog
@@ -190,10 +191,6 @@ def check_file(path: Path, catalog: Catalog) -> tuple[Document | None, list[Prob
             seen.add(str(p))
             unique.append(p)
     return doc, unique
-
-
-def plural(count: int, word: str) -> str:
-    return f"{count} {word}" if count == 1 else f"{count} {word}s"
 
 
 def summary(reports: list[tuple[str, list[Problem]]]) -> str:

@@ -12,7 +12,7 @@ import json
 import re
 from typing import Any
 
-from mien.cli.language.commands import plural
+from mien.cli.common import plural
 from mien.spec.canonical import to_yaml
 from mien.spec.compose import DELETED, Resolved, lookup, parse_key
 from mien.spec.errors import format_path
