@@ -2,94 +2,58 @@
 
 A write goes to a temporary file in the same directory, is fsynced, given its mode and
 owner, renamed over the target and the directory fsynced, so a reader (or a crash) sees the
-old file or the new one, never half of either. Directories the write has to create are
-reported to a callback first, so the engine can journal them and remove them on rollback.
+old file or the new one, never half of either. Every path is an absolute path on the
+machine, opened under the root without following links (:mod:`mien.agent.safepath`): a
+link a user planted in a managed path is refused, never written through. Directories a
+write has to create are listed by :func:`missing_dirs`, so the engine can journal them
+and remove them on rollback.
 
-Used by :mod:`mien.agent.engine` only.
+Used by :mod:`mien.agent.transaction` and the handlers' operations.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
-import tempfile
-from collections.abc import Callable
 from pathlib import Path
 
+from mien.agent import safepath
 from mien.agent.handlers.base import FileState
 
 _IS_ROOT = os.geteuid() == 0
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def missing_dirs(path: Path) -> list[Path]:
+def missing_dirs(root: Path, path: str) -> list[str]:
     """Parent directories of ``path`` that do not exist yet, outermost first."""
-    out: list[Path] = []
-    parent = path.parent
-    while not parent.exists():
-        out.append(parent)
-        parent = parent.parent
-    return list(reversed(out))
+    return safepath.missing_dirs(root, path)
 
 
-def make_dirs(dirs: list[Path], before_each: Callable[[Path], None] | None = None) -> None:
-    for d in dirs:
-        if before_each is not None:
-            before_each(d)
-        with contextlib.suppress(FileExistsError):
-            d.mkdir(mode=0o755)
+def make_dir(root: Path, path: str, owner: tuple[int, int] | None = None) -> None:
+    """Create ``path`` (mode 0755, its parent exists), owned by ``owner`` when root."""
+    safepath.mkdir(root, path, 0o755, owner if _IS_ROOT else None)
 
 
-def write(path: Path, state: FileState) -> None:
+def write(root: Path, path: str, state: FileState) -> None:
     """Atomically make ``path`` hold ``state`` (content, mode, owner)."""
     if state.content is None:
-        remove(path)
+        remove(root, path)
         return
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".mien-tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(state.content)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, state.mode)
-        if _IS_ROOT:
-            os.chown(tmp, state.uid, state.gid)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(path.parent)
+    owner = (state.uid, state.gid) if _IS_ROOT else None
+    safepath.write(root, path, state.content, state.mode, owner)
 
 
-def remove(path: Path) -> None:
+def remove(root: Path, path: str) -> None:
     """Delete ``path`` if it exists (and make the deletion durable)."""
-    try:
-        path.unlink()
-    except FileNotFoundError:
-        return
-    _fsync_dir(path.parent)
+    safepath.remove(root, path)
 
 
-def remove_dir_if_empty(path: Path) -> None:
-    with contextlib.suppress(FileNotFoundError, OSError):
-        path.rmdir()
+def remove_dir_if_empty(root: Path, path: str) -> bool:
+    """Remove the directory ``path`` if empty; whether it is gone."""
+    return safepath.rmdir_if_empty(root, path)
 
 
-def sweep_temp_files(directory: Path) -> None:
+def sweep_temp_files(root: Path, directory: str) -> None:
     """Remove temporary files an interrupted write left behind in ``directory``."""
-    with contextlib.suppress(FileNotFoundError, NotADirectoryError):
-        for entry in directory.iterdir():
-            if entry.name.endswith(".mien-tmp") and entry.name.startswith("."):
-                with contextlib.suppress(FileNotFoundError):
-                    entry.unlink()
+    safepath.sweep_temp_files(root, directory)
 
 
 def same(a: FileState, b: FileState) -> bool:

@@ -211,7 +211,7 @@ class State:
         self.db.execute("INSERT OR IGNORE INTO created_dirs (path) VALUES (?)", (path,))
 
     def created_dirs(self) -> list[str]:
-        """Directories mien created (host paths), deepest first."""
+        """Directories mien created (paths on the machine), deepest first."""
         rows = [str(r[0]) for r in self.db.execute("SELECT path FROM created_dirs")]
         return sorted(rows, key=lambda p: (-p.count("/"), p))
 

@@ -18,6 +18,7 @@ backwards and the machine is byte for byte as before it started. ``MIEN_CRASH_AT
 from __future__ import annotations
 
 import os
+import posixpath
 import signal
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -103,20 +104,18 @@ def execute(
                 registry.by_name(step.handler).perform(ctx, step.data)
                 crash(f"performed:{seq}")
                 continue
-            host = ctx.host_path(step.path)
-            for d in fileops.missing_dirs(host):
+            for d in fileops.missing_dirs(ctx.root, step.path):
                 seq += 1
-                state.journal_other(txn, seq, "mkdir", str(d), {})
+                state.journal_other(txn, seq, "mkdir", d, {})
                 crash(f"journaled:{seq}")
-                fileops.make_dirs([d])
-                _own_if_in_home(ctx, d)
-                created.append(str(d))
+                fileops.make_dir(ctx.root, d, _owner_in_home(ctx, d))
+                created.append(d)
             before = ctx.read(step.path)
             seq += 1
             state.journal_file(txn, seq, step.path, before)
             first_before.setdefault(step.path, before)
             crash(f"journaled:{seq}")
-            fileops.write(host, step.after)
+            fileops.write(ctx.root, step.path, step.after)
             crash(f"written:{seq}")
     except (HandlerError, OSError) as exc:
         problems = undo(state, ctx, txn)
@@ -133,7 +132,7 @@ def execute(
     history_id = _commit(state, ctx, plan, targets, txn, first_before, created, kind, note)
     crash("committed")
     warnings = _finish(state, ctx, txn)
-    _prune_dirs(state)
+    _prune_dirs(state, ctx.root)
     return Outcome(history_id, len(plan.files), len(plan.operations), warnings)
 
 
@@ -166,12 +165,11 @@ def _steps(plan: Plan) -> list[FileChange | Operation]:
     return steps
 
 
-def _own_if_in_home(ctx: Context, directory: Path) -> None:
+def _owner_in_home(ctx: Context, directory: str) -> tuple[int, int] | None:
     # A directory mien creates inside the user's home (~/.config) belongs to the user,
     # or they could not create anything of their own in it.
-    home = ctx.host_path(ctx.user.home)
-    if os.geteuid() == 0 and directory != home and directory.is_relative_to(home):
-        os.chown(directory, ctx.user.uid, ctx.user.gid)
+    home = ctx.user.home.rstrip("/") + "/"
+    return (ctx.user.uid, ctx.user.gid) if directory.startswith(home) else None
 
 
 def _commit(
@@ -244,20 +242,20 @@ def _commit(
     return history_id
 
 
-def _prune_dirs(state: State) -> None:
+def _prune_dirs(state: State, root: Path) -> None:
     """Remove directories mien created that no longer hold anything (after unmanaging).
 
     Idempotent and after the commit: a crash here only leaves an empty directory until the
-    next apply prunes it.
+    next apply prunes it. A directory behind a link the user planted since is forgotten,
+    never removed through the link.
     """
     with state.transaction():
         for directory in state.created_dirs():
-            path = Path(directory)
-            if not path.exists():
-                state.forget_created_dir(directory)
-                continue
-            if not any(path.iterdir()):
-                fileops.remove_dir_if_empty(path)
+            try:
+                gone = fileops.remove_dir_if_empty(root, directory)
+            except OSError:
+                gone = True
+            if gone:
                 state.forget_created_dir(directory)
 
 
@@ -288,12 +286,10 @@ def undo(state: State, ctx: Context, txn: int, crash: CrashPoints | None = None)
         try:
             if entry.kind == "file":
                 assert entry.before is not None
-                host = ctx.host_path(entry.target)
-                if entry.before.content is not None or host.exists():
-                    fileops.write(host, entry.before)
-                fileops.sweep_temp_files(host.parent)
+                fileops.write(ctx.root, entry.target, entry.before)
+                fileops.sweep_temp_files(ctx.root, posixpath.dirname(entry.target))
             elif entry.kind == "mkdir":
-                fileops.remove_dir_if_empty(Path(entry.target))
+                fileops.remove_dir_if_empty(ctx.root, entry.target)
             elif entry.kind == "op":
                 registry.by_name(entry.data["handler"]).revert(ctx, entry.data["data"])
         except (HandlerError, OSError) as exc:

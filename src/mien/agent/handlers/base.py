@@ -28,9 +28,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
-from mien.protocol.outcomes import ALLOWED, DEFAULT_REASON, Outcome, Reason, SettingOutcome
+from mien.agent import safepath
 
 if TYPE_CHECKING:  # the router imports this module on every `mien exec`: keep pydantic out
+    from mien.protocol.outcomes import Outcome, Reason, SettingOutcome
     from mien.spec.models import Persona
 
 
@@ -102,6 +103,8 @@ class Note:
     reason: Reason | None = None
 
     def __post_init__(self) -> None:
+        from mien.protocol.outcomes import ALLOWED, DEFAULT_REASON, Outcome
+
         if not isinstance(self.status, Outcome):
             raise TypeError(f"{self.setting}: outcome {self.status!r} is not an Outcome")
         reason = self.reason if self.reason is not None else DEFAULT_REASON[self.status]
@@ -110,6 +113,8 @@ class Note:
         object.__setattr__(self, "reason", reason)
 
     def outcome(self) -> SettingOutcome:
+        from mien.protocol.outcomes import SettingOutcome
+
         assert self.reason is not None
         return SettingOutcome(
             setting=self.setting, status=self.status, reason=self.reason, message=self.message
@@ -229,16 +234,17 @@ class Context:
         return self._read(path)
 
     def _read(self, path: str) -> FileState:
-        host = self.host_path(path)
+        # Never through a link (a user's ~/.config/app.json -> /root/secret.json would
+        # hand them root's file) and never more than safepath.READ_CAP bytes.
+        self.host_path(path)
         try:
-            st = host.lstat()
-        except FileNotFoundError:
+            found = safepath.read(self.root, path)
+        except (safepath.UnsafePath, safepath.TooLarge) as exc:
+            raise HandlerError(str(exc)) from None
+        if found is None:
             return ABSENT
-        if stat.S_ISLNK(st.st_mode):
-            st = host.stat()
-        if not stat.S_ISREG(st.st_mode):
-            raise HandlerError(f"{path} exists and is not a regular file")
-        return FileState(host.read_bytes(), stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid)
+        content, st = found
+        return FileState(content, stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid)
 
     def exists(self, path: str) -> bool:
         return self.host_path(path).exists()

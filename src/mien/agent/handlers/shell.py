@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import posixpath
 from collections.abc import Callable, Collection, Mapping
-from pathlib import Path
 from typing import Any, ClassVar
 
 from mien.agent import fileops
@@ -218,7 +217,6 @@ class LoginShellHandler(BaseHandler):
     # --- operations --------------------------------------------------------------------
 
     def _set(self, ctx: Context, user: str, expect: str, shell: str) -> None:
-        host = ctx.host_path(PASSWD)
         current = ctx.read(PASSWD)
         text = text_of(current, PASSWD) or ""
         if passwd_shell(text, user) != expect:
@@ -226,7 +224,7 @@ class LoginShellHandler(BaseHandler):
         changed = FileState(
             with_shell(text, user, shell).encode(), current.mode, current.uid, current.gid
         )
-        fileops.write(Path(host), changed)
+        fileops.write(ctx.root, PASSWD, changed)
 
     def perform(self, ctx: Context, data: Mapping[str, Any]) -> None:
         self._set(ctx, str(data["user"]), str(data["old"]), str(data["new"]))

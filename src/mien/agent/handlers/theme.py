@@ -20,7 +20,6 @@ then writes to that user's GTK files only.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any, ClassVar
 
 from mien.agent import fileops
@@ -232,13 +231,13 @@ class ThemeHandler(BaseHandler):
         # The engine undoes operations before it restores files, so the keyfile still
         # holds the new theme here: put its old bytes back first (the engine then writes
         # the same bytes), so the compiled database matches the restored keyfile.
-        host = ctx.host_path(str(data["keyfile"]))
+        keyfile = str(data["keyfile"])
         before = data.get("before")
-        if host.parent.is_dir():
+        if ctx.host_path(keyfile).parent.is_dir():
             state = FileState(
                 None if before is None else str(before).encode(), int(data.get("mode", 0o644))
             )
-            fileops.write(Path(host), state)
+            fileops.write(ctx.root, keyfile, state)
         run_in_root(ctx.root, [str(data["dconf"]), "update"], what="dconf update")
 
     def finish(self, ctx: Context, data: Mapping[str, Any]) -> None:

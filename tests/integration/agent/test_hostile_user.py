@@ -1,0 +1,128 @@
+"""The agent against a hostile local user, through the real ``mien`` command on temp roots.
+
+The persona user (alice) owns her home, so she can plant symbolic links in it before an
+apply, or swap a directory for a link between two applies or in the middle of one. mien
+runs as root: it must never create, rewrite, delete or read a file through such a link.
+Every test puts a victim directory *outside* the root and checks it is left alone.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.support import make_machine, run_mien
+
+APP = """\
+name: {name}
+application_configuration:
+  app:
+    path: /home/{{user}}/.config/app/notes.txt
+    content: "persona {name}\\n"
+"""
+
+EMPTY = "name: empty\nenvironment_variables: {X: '1'}\n"
+
+
+@pytest.fixture
+def setup(tmp_path: Path) -> tuple[Path, Path, Path]:
+    root = make_machine(tmp_path / "root")
+    personas = tmp_path / "personas"
+    personas.mkdir()
+    (personas / "one.yaml").write_text(APP.format(name="one"))
+    (personas / "two.yaml").write_text(APP.format(name="two"))
+    (personas / "empty.yaml").write_text(EMPTY)
+    victim = tmp_path / "victim"  # outside the root: e.g. /etc on a real machine
+    (victim / "app").mkdir(parents=True)
+    (victim / "app" / "notes.txt").write_text("root's own file\n")
+    return root, personas, victim
+
+
+def apply(root: Path, personas: Path, name: str, env: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
+    return run_mien(
+        "apply", name, "--root", root, "--personas", personas, "--user", "alice", "--yes", env=env
+    )
+
+
+def victim_files(victim: Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(victim)): p.read_bytes() for p in sorted(victim.rglob("*")) if p.is_file()
+    }
+
+
+def test_a_planted_directory_link_is_not_written_through(
+    setup: tuple[Path, Path, Path],
+) -> None:
+    root, personas, victim = setup
+    (victim / "app" / "notes.txt").unlink()
+    (root / "home/alice/.config").symlink_to(victim)
+    result = apply(root, personas, "one")
+    assert result.returncode != 0
+    assert "/home/alice/.config is a symbolic link" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert victim_files(victim) == {}  # nothing created outside the root
+    assert (root / "home/alice/.config").is_symlink()
+
+
+def test_a_link_swapped_in_after_an_apply_is_not_deleted_through(
+    setup: tuple[Path, Path, Path],
+) -> None:
+    root, personas, victim = setup
+    assert apply(root, personas, "one").returncode == 0
+    config = root / "home/alice/.config"
+    assert (config / "app/notes.txt").read_text() == "persona one\n"
+    # The user moves her directory away and points the name at a directory of root's.
+    config.rename(root / "home/alice/.config-real")
+    config.symlink_to(victim)
+    for persona in ("empty", "two"):  # a switch would delete, then rewrite, the file
+        result = apply(root, personas, persona)
+        assert result.returncode != 0, persona
+        assert "is a symbolic link" in result.stderr
+        assert "Traceback" not in result.stderr
+        assert victim_files(victim) == {"app/notes.txt": b"root's own file\n"}
+    rollback = run_mien("rollback", "--to", "0", "--root", root, "--yes")
+    assert rollback.returncode != 0
+    assert victim_files(victim) == {"app/notes.txt": b"root's own file\n"}
+
+
+def test_an_undo_after_a_crash_does_not_follow_a_swapped_link(
+    setup: tuple[Path, Path, Path],
+) -> None:
+    root, personas, victim = setup
+    result = apply(root, personas, "one", env={"MIEN_CRASH_AT": "before-commit"})
+    assert result.returncode == -9, result.stderr
+    config = root / "home/alice/.config"
+    assert (config / "app/notes.txt").read_text() == "persona one\n"
+    # Before the next command recovers, the user swaps the directory for a link.
+    config.rename(root / "home/alice/.config-real")
+    config.symlink_to(victim)
+    status = run_mien("status", "--root", root, "--user", "alice")
+    assert "Traceback" not in status.stderr
+    assert "could not undo" in status.stderr
+    assert victim_files(victim) == {"app/notes.txt": b"root's own file\n"}
+
+
+def test_directories_mien_creates_in_the_home_belong_to_the_user(
+    setup: tuple[Path, Path, Path],
+) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("needs root to give directories to the user")
+    root, personas, _ = setup
+    assert apply(root, personas, "one").returncode == 0
+    for d in (".config", ".config/app"):
+        assert (root / "home/alice" / d).stat().st_uid == 1000, d
+    assert apply(root, personas, "empty").returncode == 0
+    assert not (root / "home/alice/.config").exists()  # created by mien, pruned when empty
+
+
+def test_a_link_deeper_in_the_path_is_refused(setup: tuple[Path, Path, Path]) -> None:
+    """``~/.config/app -> victim`` is refused as well as ``~/.config -> victim``."""
+    root, personas, victim = setup
+    (root / "home/alice/.config").mkdir()
+    (root / "home/alice/.config/app").symlink_to(victim / "app")
+    result = apply(root, personas, "one")
+    assert result.returncode != 0
+    assert "/home/alice/.config/app is a symbolic link" in result.stderr
+    assert victim_files(victim) == {"app/notes.txt": b"root's own file\n"}
