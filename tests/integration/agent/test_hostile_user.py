@@ -126,3 +126,64 @@ def test_a_link_deeper_in_the_path_is_refused(setup: tuple[Path, Path, Path]) ->
     assert result.returncode != 0
     assert "/home/alice/.config/app is a symbolic link" in result.stderr
     assert victim_files(victim) == {"app/notes.txt": b"root's own file\n"}
+
+
+SECRET = b'{"password": "hunter2"}\n'
+
+MERGED = """\
+name: merged
+application_configuration:
+  app:
+    path: /home/{user}/.config/app.json
+    values: {theme: dark}
+"""
+
+
+def files_holding(root: Path, needle: bytes) -> list[str]:
+    """Every file under ``root`` (mien's state database too) that contains ``needle``."""
+    found = []
+    for path in root.rglob("*"):
+        if path.is_file() and not path.is_symlink() and needle in path.read_bytes():
+            found.append(str(path.relative_to(root)))
+    return found
+
+
+@pytest.fixture
+def secret(setup: tuple[Path, Path, Path]) -> Path:
+    _, _, victim = setup
+    path = victim / "secret.json"  # e.g. /root/secret.json: only root may read it
+    path.write_bytes(SECRET)
+    path.chmod(0o600)
+    return path
+
+
+def test_a_planted_file_link_is_not_read_into_the_users_file(
+    setup: tuple[Path, Path, Path], secret: Path
+) -> None:
+    root, personas, _ = setup
+    (personas / "merged.yaml").write_text(MERGED)
+    (root / "home/alice/.config").mkdir()
+    (root / "home/alice/.config/app.json").symlink_to(secret)
+    result = apply(root, personas, "merged")
+    assert result.returncode != 0
+    assert "/home/alice/.config/app.json is a symbolic link" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert files_holding(root, b"hunter2") == []
+    assert secret.read_bytes() == SECRET
+
+
+def test_a_managed_file_swapped_for_a_link_is_not_captured(
+    setup: tuple[Path, Path, Path], secret: Path
+) -> None:
+    """The user's "edit" of a managed text file is a link to root's file: mien must not
+    keep its bytes as her customization (nor write them into a file she owns)."""
+    root, personas, _ = setup
+    assert apply(root, personas, "one").returncode == 0
+    notes = root / "home/alice/.config/app/notes.txt"
+    notes.unlink()
+    notes.symlink_to(secret)
+    for name in ("two", "empty", "one"):
+        result = apply(root, personas, name)
+        assert "Traceback" not in result.stderr
+        assert files_holding(root, b"hunter2") == [], name
+    assert secret.read_bytes() == SECRET
