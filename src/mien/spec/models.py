@@ -40,6 +40,7 @@ from mien.spec.values import (
     EnvVarName,
     Identifier,
     LogLevel,
+    ManagedPath,
     PersonaName,
     Size,
     TrustLevel,
@@ -140,7 +141,7 @@ class AppConfig(_Closed):
     existing file (keys the persona does not manage are kept); ``text`` writes ``content``.
     Without ``path`` the values are stored in the machine's settings file, not applied."""
 
-    path: AbsPath | None = None
+    path: ManagedPath | None = None
     format: ConfigFormat | None = None
     values: dict[str, Any] | None = None
     content: str | None = None

@@ -328,6 +328,37 @@ def _abs_path(value: str) -> str:
     return value
 
 
+MIEN_OWN_DIRS = (
+    "/etc/mien",
+    "/var/lib/mien",
+    "/var/log/mien",
+    "/usr/local/lib/mien",
+    "/run/mien",
+    "/var/run/mien",
+)
+"""Where mien keeps its own state, logs, routing table and shims. A persona managing a file
+there would overwrite the history and the means to roll back, so no persona may."""
+
+
+def mien_own_dir(path: str) -> str | None:
+    """The directory of mien's own that ``path`` (absolute, on the machine) is in, if any."""
+    normal = "/" + "/".join(p for p in path.split("/") if p not in ("", "."))
+    for directory in MIEN_OWN_DIRS:
+        if normal == directory or normal.startswith(directory + "/"):
+            return directory
+    return None
+
+
+def _managed_path(value: str) -> str:
+    value = _abs_path(value)
+    own = mien_own_dir(value)
+    if own is not None:
+        raise ValueError(
+            f"{value!r} is in {own}, where mien keeps its own files: a persona cannot manage it"
+        )
+    return value
+
+
 def _url(value: str) -> str:
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.netloc:
@@ -341,4 +372,6 @@ Identifier = Annotated[str, AfterValidator(_identifier)]
 CommandName = Annotated[str, AfterValidator(_command_name)]
 AbsPath = Annotated[str, AfterValidator(_abs_path)]
 """An absolute path; ``{user}`` and ``{home}`` are the persona user's name and home."""
+ManagedPath = Annotated[str, AfterValidator(_managed_path)]
+"""An absolute path of a file a persona manages: not one of mien's own (:data:`MIEN_OWN_DIRS`)."""
 Url = Annotated[str, AfterValidator(_url)]

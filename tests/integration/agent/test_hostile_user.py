@@ -187,3 +187,62 @@ def test_a_managed_file_swapped_for_a_link_is_not_captured(
         assert "Traceback" not in result.stderr
         assert files_holding(root, b"hunter2") == [], name
     assert secret.read_bytes() == SECRET
+
+
+OWN = """\
+name: own
+application_configuration:
+  db:
+    path: {path}
+    format: text
+    content: "gone\\n"
+"""
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/var/lib/mien/state.db",
+        "/var//lib/./mien/state.db",
+        "/var/log/mien/audit.jsonl",
+        "/etc/mien/routes.json",
+        "/run/mien/lock",
+    ],
+)
+def test_a_persona_cannot_manage_miens_own_files(setup: tuple[Path, Path, Path], path: str) -> None:
+    root, personas, _ = setup
+    assert apply(root, personas, "one").returncode == 0
+    (personas / "own.yaml").write_text(OWN.format(path=path))
+    checked = run_mien("validate", personas / "own.yaml")
+    assert checked.returncode != 0
+    assert "own.yaml:4:11: application_configuration.db.path:" in checked.stdout
+    assert "where mien keeps its own files" in checked.stdout
+    result = apply(root, personas, "own")
+    assert result.returncode != 0
+    assert "application_configuration.db.path" in result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    history = run_mien("history", "--root", root)
+    assert history.returncode == 0, history.stderr
+    assert "one" in history.stdout
+
+
+def test_a_home_in_miens_state_directory_is_refused_at_plan(
+    setup: tuple[Path, Path, Path],
+) -> None:
+    """The spec cannot know where ``{home}`` is; the plan checks the resolved path."""
+    root, personas, _ = setup
+    with (root / "etc/passwd").open("a") as fh:
+        fh.write("svc:x:1002:1002::/var/lib/mien:/bin/sh\n")
+    assert apply(root, personas, "one").returncode == 0
+    (personas / "own.yaml").write_text(OWN.format(path="'{home}/state.db'"))
+    assert run_mien("validate", personas / "own.yaml").returncode == 0
+    result = run_mien(
+        "apply", "own", "--root", root, "--personas", personas, "--user", "svc", "--yes"
+    )
+    assert result.returncode != 0
+    assert "application_configuration.db.path: /var/lib/mien/state.db is in /var/lib/mien" in (
+        result.stderr
+    )
+    history = run_mien("history", "--root", root, "--output", "json")
+    assert history.returncode == 0, history.stderr
+    assert '"one"' in history.stdout

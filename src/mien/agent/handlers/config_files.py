@@ -30,6 +30,7 @@ from mien.agent.handlers.base import (
 from mien.agent.handlers.support import edited, header, is_released, owner_of, text_of
 from mien.spec.compose import format_key
 from mien.spec.models import AppConfig, Persona
+from mien.spec.values import mien_own_dir
 
 MERGED_NOTE = "It sets some keys; other keys are yours and kept."
 
@@ -55,6 +56,12 @@ class ConfigFilesHandler(BaseHandler):
                 ctx.host_path(path)
             except HandlerError as exc:
                 raise HandlerError(f"{_setting(app)}.path: {exc}") from None
+            own = mien_own_dir(path)  # {home} may have led there
+            if own is not None:
+                raise HandlerError(
+                    f"{_setting(app)}.path: {path} is in {own}, where mien keeps its own"
+                    " files: a persona cannot manage it"
+                )
             if path in wanted:
                 raise HandlerError(
                     f"{_setting(app)} and {_setting(wanted[path][0])} both write {path}"
