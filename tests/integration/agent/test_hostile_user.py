@@ -246,3 +246,30 @@ def test_a_home_in_miens_state_directory_is_refused_at_plan(
     history = run_mien("history", "--root", root, "--output", "json")
     assert history.returncode == 0, history.stderr
     assert '"one"' in history.stdout
+
+
+def test_a_huge_sparse_file_is_neither_read_whole_nor_copied(
+    setup: tuple[Path, Path, Path],
+) -> None:
+    """64 MiB of holes costs nothing on disk; mien must not read it nor keep a copy."""
+    root, personas, _ = setup
+    notes = root / "home/alice/.config/app/notes.txt"
+    notes.parent.mkdir(parents=True)
+    with notes.open("wb") as fh:
+        fh.truncate(64 * 1024 * 1024)
+    result = apply(root, personas, "one")
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    assert "/home/alice/.config/app/notes.txt is 64.0 MiB" in result.stderr
+    assert "up to 16 MiB, so it neither read nor saved this one" in result.stderr
+    assert notes.stat().st_size == 64 * 1024 * 1024  # left as it was
+
+    # Once managed, the user swaps in a huge file: the next switch refuses the same way.
+    notes.unlink()
+    assert apply(root, personas, "one").returncode == 0
+    with notes.open("wb") as fh:
+        fh.truncate(100 * 1024 * 1024)
+    result = apply(root, personas, "two")
+    assert result.returncode != 0
+    assert "notes.txt is 100.0 MiB" in result.stderr
+    assert (root / "var/lib/mien/state.db").stat().st_size < 4 * 1024 * 1024
