@@ -72,9 +72,10 @@ def run_routed(
         return Completed(decision, REFUSED, decision.reason, audited=ok)
 
     target = decision.argv
-    if isinstance(decision, Override) and decision.replacement.inline:
-        executable = str(host_path(root, target[0]))
-        problem = "" if os.access(executable, os.X_OK) else "missing"
+    if isinstance(decision, Override) and target[0].startswith("/"):
+        # A replacement given as a path (or an inline script mien wrote) is a path on the
+        # machine, as every path of a persona: under --root, never the host's.
+        executable, problem = locate(str(host_path(root, target[0])), "", root)
     else:
         executable, problem = locate(target[0], environ.get("PATH", DEFAULT_PATH), root)
     ok = True

@@ -77,10 +77,10 @@ def apply_routes(root: Path, persona: Persona) -> None:
 
 @pytest.fixture
 def root(tmp_path: Path) -> Path:
-    """A machine with persona test-runner's routing applied; tools live under tmp_path."""
+    """A machine with persona test-runner's routing applied; tools live in its /opt/tools."""
     machine = make_machine(tmp_path / "root")
     State(machine).close()
-    tools = tmp_path / "tools"
+    tools = machine / "opt/tools"
     # Records its arguments and exits 7, so both are checked end to end.
     write_exe(
         tools / "recorder",
@@ -101,13 +101,15 @@ def root(tmp_path: Path) -> Path:
     )
     write_exe(machine / "usr/bin/selfish", '#!/bin/sh\necho "real selfish $* [${MIEN_ROUTED-}]"\n')
     write_exe(machine / "usr/sbin/mkfs.fake", "#!/bin/sh\necho formatted\n")
+    # The machine's env(1), for an override that names it by path (/usr/bin/env).
+    write_exe(machine / "usr/bin/env", '#!/bin/sh\nexec /usr/bin/env "$@"\n')
     persona = Persona.model_validate(
         {
             "name": "test-runner",
             "command_overrides": {
-                "tool": f"{tools / 'recorder'} --from-override",
+                "tool": "/opt/tools/recorder --from-override",
                 "deploy": "#!/bin/sh\necho 'deploy is a dry run:' \"$@\"\nexit 4\n",
-                "wrapped": str(tools / "wrapper"),
+                "wrapped": "/opt/tools/wrapper",
                 "viaenv": "/usr/bin/env wrapped --env",
                 "missing": "/nonexistent/replacement",
                 "selfish": "selfish --flag",
@@ -186,7 +188,27 @@ def test_exec_runs_the_override_with_the_same_arguments_and_status(
     event, detail = audit_events(root)[-1]
     assert event == "command.overridden"
     assert detail["argv"] == ["tool", *TRICKY]
-    assert detail["replacement"] == [str(tmp_path / "tools/recorder"), "--from-override"]
+    assert detail["replacement"] == ["/opt/tools/recorder", "--from-override"]
+
+
+def test_an_absolute_replacement_is_looked_up_under_the_root(tmp_path: Path) -> None:
+    """``/opt/tools/ls-audited`` is a path on the machine, as every path of a persona: with
+    ``--root R`` it is ``R/opt/tools/ls-audited``, never the host's."""
+    machine = make_machine(tmp_path / "machine")
+    State(machine).close()
+    write_exe(machine / "opt/tools/ls-audited", '#!/bin/sh\necho "audited ls $*"\n')
+    persona = Persona.model_validate(
+        {"name": "audited", "command_overrides": {"ls": "/opt/tools/ls-audited -l"}}
+    )
+    apply_routes(machine, persona)
+    result = run_mien("exec", "--root", machine, "--", "ls", "x")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "audited ls -l x\n"
+    (machine / "opt/tools/ls-audited").unlink()
+    write_exe(tmp_path / "opt/tools/ls-audited", "#!/bin/sh\necho host\n")  # not the machine's
+    result = run_mien("exec", "--root", machine, "--", "ls")
+    assert result.returncode != 0
+    assert "/opt/tools/ls-audited is not installed" in result.stderr
 
 
 def test_exec_runs_an_inline_override(root: Path) -> None:
@@ -287,7 +309,7 @@ def test_shim_runs_the_override(root: Path, tmp_path: Path) -> None:
     line = log_lines(root)[-1]
     assert line["event"] == "command.overridden"
     assert line["argv"] == ["tool", *TRICKY]
-    assert line["replacement"] == [str(tmp_path / "tools/recorder"), "--from-override"]
+    assert line["replacement"] == ["/opt/tools/recorder", "--from-override"]
     inline = sh(root, "deploy prod")
     assert (inline.returncode, inline.stdout) == (4, "deploy is a dry run: prod\n")
 

@@ -348,10 +348,8 @@ def override_shim(persona: str, command: str, replacement: Replacement) -> bytes
     args = " ".join(shlex.quote(a) for a in replacement.argv[1:])
     args = f"{args} " if args else ""
     first = replacement.argv[0]
-    if replacement.inline:
+    if replacement.inline or first.startswith("/"):  # a path on the machine: under its root
         launch = f'exec "$_mien_root"{shlex.quote(first)} {args}"$@"'
-    elif first.startswith("/"):
-        launch = f'exec {shlex.quote(first)} {args}"$@"'
     else:
         missing = shlex.quote(
             f"mien: '{command}' is overridden by persona '{persona}' with "
