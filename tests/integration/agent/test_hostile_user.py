@@ -207,6 +207,7 @@ application_configuration:
         "/var/log/mien/audit.jsonl",
         "/etc/mien/routes.json",
         "/run/mien/lock",
+        "/usr/local/lib/mien/shims/ls",
     ],
 )
 def test_a_persona_cannot_manage_miens_own_files(setup: tuple[Path, Path, Path], path: str) -> None:
