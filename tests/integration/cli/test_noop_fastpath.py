@@ -58,7 +58,7 @@ def setup(machine: Path, tmp_path: Path) -> tuple[Path, Path]:
     return machine, personas
 
 
-def apply(root: Path, personas: Path, *extra: str) -> tuple[str, str]:
+def apply(root: Path, personas: Path, *extra: str, ok: bool = True) -> tuple[str, str]:
     """Run ``mien apply quiet``; return (which path answered, stderr)."""
     proc = subprocess.run(
         [
@@ -82,7 +82,7 @@ def apply(root: Path, personas: Path, *extra: str) -> tuple[str, str]:
         check=False,
         timeout=120,
     )
-    assert proc.returncode == 0, proc.stderr
+    assert (proc.returncode == 0) is ok, proc.stderr
     return proc.stdout.strip(), proc.stderr
 
 
@@ -147,7 +147,8 @@ def test_symlink_in_place_of_a_file_is_noticed(setup: tuple[Path, Path], tmp_pat
     shutil.copy2(motd, elsewhere)
     motd.unlink()
     motd.symlink_to(elsewhere)
-    assert apply(root, personas)[0] == "full"
+    path, err = apply(root, personas, ok=False)  # planned in full: a link is refused
+    assert path == "full" and "link" in err
 
 
 def test_symlink_in_place_of_a_directory_is_noticed(
@@ -160,7 +161,8 @@ def test_symlink_in_place_of_a_directory_is_noticed(
     shutil.copytree(config, moved, symlinks=True)
     shutil.rmtree(config)
     config.symlink_to(moved)
-    assert apply(root, personas)[0] == "full"
+    path, err = apply(root, personas, ok=False)  # planned in full: a link is refused
+    assert path == "full" and "link" in err
 
 
 def test_deleted_file_is_put_back(setup: tuple[Path, Path]) -> None:
