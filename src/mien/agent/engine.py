@@ -18,13 +18,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from mien.agent import registry, sources
+from mien.agent import kept_files, registry, sources
 from mien.agent.handlers.base import Context, Handler, HandlerError, UserInfo, lookup_user
 from mien.agent.outcomes import ApplyResult, Cancelled, EngineError, Refused, Status
 from mien.agent.plan import Plan
 from mien.agent.planner import PlanError, Target, build_plan, engine_notes, find_drift
 from mien.agent.sources import Source
-from mien.agent.state import HistoryEntry, State, exclusive, sha256
+from mien.agent.state import HistoryEntry, State, exclusive
 from mien.agent.transaction import ApplyFailed, CrashPoints, execute, recover
 from mien.protocol.outcomes import from_stored
 from mien.spec.catalog import Catalog
@@ -170,6 +170,33 @@ class Engine:
             for item in drift:
                 for captured in item.captured:
                     custom[captured.key] = captured.value
+        origins = kept_files.origins(state, drift) if snapshot is None else {}
+        kept = kept_files.kept_with_drift(state, drift) if snapshot is None else None
+        misplaced: list[tuple[str, str]] = []
+        while True:
+            plan, targets = self._plan(state, ctx, source, custom, drift, snapshot, kept)
+            # A value captured from one user's file is never written into another's file.
+            specs = [spec for _, spec in plan.managed_specs.values()]
+            wrong = [w for w in kept_files.misplaced(specs, origins) if w[0] in custom]
+            if not wrong:
+                break
+            for key, reason in wrong:
+                del custom[key]
+                misplaced.append((key, reason))
+        plan.skipped_customizations.extend(misplaced)
+        plan.notes.extend(engine_notes(plan))
+        return plan, targets, ctx
+
+    def _plan(
+        self,
+        state: State,
+        ctx: Context,
+        source: Source,
+        custom: dict[str, Any],
+        drift: list[Any],
+        snapshot: Mapping[str, Any] | None,
+        kept: Mapping[str, tuple[int, int, bytes]] | None,
+    ) -> tuple[Plan, dict[str, Target]]:
         try:
             resolved = self._effective(source, custom)
         except SpecError as exc:
@@ -185,12 +212,12 @@ class Engine:
             previous=state.get_meta("active") or None,
             resolved=resolved,
             base_document=source.data,
-            customizations=custom,
+            customizations=dict(custom),
             drift=drift,
             skipped_customizations=list(resolved.skipped),
         )
         try:
-            targets = build_plan(plan, ctx, state, self.handlers, snapshot=snapshot)
+            targets = build_plan(plan, ctx, state, self.handlers, snapshot=snapshot, kept=kept)
         except PlanError as exc:
             raise EngineError(
                 "cannot apply persona "
@@ -198,40 +225,7 @@ class Engine:
                 + ":\n"
                 + "\n".join(f"  {r}" for r in exc.reasons)
             ) from None
-        plan.notes.extend(engine_notes(plan))
-        return plan, targets, ctx
-
-    def _keep_drift(self, state: State, plan: Plan, *, capture: bool) -> None:
-        """Store what the user changed in managed files before anything overwrites it."""
-        if not plan.drift:
-            return
-        skipped = {key for key, _ in plan.skipped_customizations}
-        with state.transaction():
-            for item in plan.drift:
-                keys = [c.key for c in item.captured]
-                if capture:
-                    for captured in item.captured:
-                        state.set_customization(
-                            captured.key, captured.value, "captured", origin=item.path
-                        )
-                lost = not capture or any(k in skipped for k in keys)
-                current = item.content if (item.saved or (lost and item.captured)) else None
-                if current is not None:
-                    saved_id = state.save_file(item.path, current, plan.previous or "")
-                    state.audit(
-                        "drift.saved",
-                        persona=plan.previous,
-                        path=item.path,
-                        saved=saved_id,
-                        sha256=sha256(current),
-                    )
-                if item.captured and capture:
-                    state.audit(
-                        "drift.captured",
-                        persona=plan.previous,
-                        path=item.path,
-                        keys=keys,
-                    )
+        return plan, targets
 
     # --- public operations -------------------------------------------------------------
 
@@ -281,7 +275,7 @@ class Engine:
             return ApplyResult(plan, False, None, _ms(started), self.recovered)
         if confirm is not None and not confirm(plan):
             raise Cancelled("nothing changed")
-        self._keep_drift(state, plan, capture=True)
+        kept_files.keep_drift(state, plan, capture=True)
         outcome = self._execute(state, ctx, plan, targets, kind=kind, note=note)
         return ApplyResult(
             plan, True, outcome.history_id, _ms(started), self.recovered, outcome.warnings
@@ -329,7 +323,7 @@ class Engine:
             plan, targets, ctx = self._prepare(
                 state, source, snapshot=snapshot, customizations=customs
             )
-            self._keep_drift(state, plan, capture=False)
+            kept_files.keep_drift(state, plan, capture=False)
             outcome = self._execute(
                 state, ctx, plan, targets, kind="rollback", note=f"to #{target}"
             )
@@ -433,9 +427,38 @@ class Engine:
             current = state.get_meta("active_history")
             return state.history(limit), int(current) if current else None
 
-    def customizations(self) -> tuple[list[Any], list[Any]]:
+    def keep_saved(self, number: int, keep: bool = True) -> ApplyResult | None:
+        """Keep saved file ``number`` as its path's version (or stop), then apply."""
+        started = time.perf_counter()
         with self.session() as state:
-            return state.customizations(), state.saved_files()
+            try:
+                with state.transaction():
+                    item = kept_files.set_kept(state, number, keep)
+                    state.audit(
+                        "saved_file.adopted" if keep else "saved_file.dropped",
+                        path=item.path,
+                        saved=number,
+                        uid=item.uid,
+                    )
+            except KeyError as exc:
+                raise Refused(str(exc.args[0])) from None
+            source = self._active_source(state)
+            if source is None:
+                return None
+            note = f"saved file #{number}"
+            return self._apply_prepared(state, source, started, kind="customize", note=note)
+
+    def saved_content(self, number: int) -> tuple[kept_files.SavedFile, bytes]:
+        with self.session() as state:
+            try:
+                item = kept_files.saved_file(state, number)
+            except KeyError as exc:
+                raise Refused(str(exc.args[0])) from None
+            return item, state.blob(item.hash)
+
+    def customizations(self) -> tuple[list[Any], list[kept_files.SavedFile]]:
+        with self.session() as state:
+            return state.customizations(), kept_files.saved_files(state)
 
 
 def _ms(started: float) -> float:

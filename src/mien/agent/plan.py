@@ -62,6 +62,8 @@ class Drift:
     captured: tuple[Captured, ...]  # per-key customizations
     saved: bool  # whole file saved (nothing mapped it to keys)
     content: bytes | None = None  # the file as the user left it (None: deleted)
+    uid: int | None = None  # who owned it as the user left it
+    kept: bool = False  # a whole text file: kept as the user's version of that path
 
 
 @dataclass
@@ -131,6 +133,7 @@ class Plan:
                     "path": d.path,
                     "captured": {c.key: c.value for c in d.captured},
                     "saved": d.saved,
+                    "kept": d.kept,
                 }
                 for d in self.drift
             ],

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from mien.agent import fileops
+from mien.agent import fileops, kept_files
 from mien.agent.handlers.base import (
     ABSENT,
     Captured,
@@ -89,7 +89,10 @@ def find_drift(
     for path, current in sorted(changed.items()):
         items = tuple(captured.get(path, ()))
         saved = not items and current.content is not None
-        out.append(Drift(path, items, saved, current.content))
+        # A whole text file whose edit no key explains is kept whole, for its owner.
+        kept = capture and saved and bool(ctx.managed[path].capture_as)
+        uid = current.uid if current.exists else None
+        out.append(Drift(path, items, saved, current.content, uid, kept))
     return out
 
 
@@ -117,11 +120,13 @@ def build_plan(
     handlers: Sequence[Handler],
     *,
     snapshot: Mapping[str, tuple[ManagedRecord, FileState]] | None = None,
+    kept: Mapping[str, tuple[int, int, bytes]] | None = None,
 ) -> dict[str, Target]:
     """Fill ``plan`` with file changes, operations and notes; return every file's target.
 
     With ``snapshot`` (a rollback), files are restored to exactly the snapshot's bytes and
-    handlers are consulted only for operations and notes.
+    handlers are consulted only for operations and notes. ``kept`` are the user's kept
+    whole files (:func:`mien.agent.kept_files.overlay` decides where they apply).
     """
     persona = plan.resolved.persona
     plan.handler_order = [h.name for h in handlers]
@@ -143,6 +148,10 @@ def build_plan(
         plan.notes.extend(decided.notes)
     if errors:
         raise PlanError(errors)
+    if kept and snapshot is None:
+        mine = kept_files.overlay(ctx, (spec for _, spec in specs.values()), kept)
+        for path, spec in mine.items():
+            specs[path] = (specs[path][0], spec)
     plan.managed_specs = specs
 
     targets: dict[str, Target] = {}

@@ -56,8 +56,9 @@ class Customization:
     key: str
     value: Any
     source: str  # "user" (mien customize set) | "captured" (from an edited file)
-    origin: str
+    origin: str  # the file a captured value came from
     created_at: float
+    origin_uid: int | None = None  # who owned that file: the value applies only to their files
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,10 +116,14 @@ class State:
                 f"{self.path} was written by a newer mien (schema {version}); upgrade mien"
             )
         for number in range(version, len(SCHEMA)):
+            step = SCHEMA[number]
             with self.transaction():
-                for statement in SCHEMA[number].split(";"):
-                    if statement.strip():
-                        self.db.execute(statement)
+                if callable(step):
+                    step(self.db)
+                else:
+                    for statement in step.split(";"):
+                        if statement.strip():
+                            self.db.execute(statement)
                 self.db.execute(f"PRAGMA user_version={number + 1}")
 
     @contextmanager
@@ -366,19 +371,23 @@ class State:
 
     def customizations(self) -> list[Customization]:
         rows = self.db.execute(
-            "SELECT key, value, source, origin, created_at FROM customizations ORDER BY key"
+            "SELECT key, value, source, origin, created_at, origin_uid FROM customizations "
+            "ORDER BY key"
         )
-        return [Customization(k, json.loads(v), s, o, t) for k, v, s, o, t in rows]
+        return [Customization(k, json.loads(v), s, o, t, u) for k, v, s, o, t, u in rows]
 
     def customization_map(self) -> dict[str, Any]:
         return {c.key: c.value for c in self.customizations()}
 
-    def set_customization(self, key: str, value: Any, source: str, origin: str = "") -> None:
+    def set_customization(
+        self, key: str, value: Any, source: str, origin: str = "", origin_uid: int | None = None
+    ) -> None:
         self.db.execute(
-            "INSERT INTO customizations (key, value, source, origin, created_at) "
-            "VALUES (?, ?, ?, ?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value, "
-            "source = excluded.source, origin = excluded.origin, created_at = excluded.created_at",
-            (key, json.dumps(value), source, origin, time.time()),
+            "INSERT INTO customizations (key, value, source, origin, created_at, origin_uid) "
+            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value, "
+            "source = excluded.source, origin = excluded.origin, "
+            "created_at = excluded.created_at, origin_uid = excluded.origin_uid",
+            (key, json.dumps(value), source, origin, time.time(), origin_uid),
         )
 
     def unset_customization(self, key: str) -> bool:
@@ -386,17 +395,25 @@ class State:
         return cur.rowcount > 0
 
     def replace_customizations(self, items: Mapping[str, Any], source: str = "restored") -> None:
+        # A value captured from a file keeps its origin (and so its scope) when it comes
+        # back unchanged; history records values only.
+        known = {c.key: c for c in self.customizations()}
         self.db.execute("DELETE FROM customizations")
         for key, value in items.items():
-            self.set_customization(key, value, source)
+            was = known.get(key)
+            if was is not None and was.origin and was.value == value:
+                self.set_customization(key, value, source, was.origin, was.origin_uid)
+            else:
+                self.set_customization(key, value, source)
 
     # --- files saved from drift --------------------------------------------------------
 
-    def save_file(self, path: str, content: bytes, persona: str) -> int:
+    def save_file(self, path: str, content: bytes, persona: str, uid: int | None = None) -> int:
+        """Save a copy of a file as a user left it (``uid``: who owned it)."""
         digest = self.put_blob(content)
         cur = self.db.execute(
-            "INSERT INTO saved_files (path, hash, persona, saved_at) VALUES (?, ?, ?, ?)",
-            (path, digest, persona, time.time()),
+            "INSERT INTO saved_files (path, hash, persona, saved_at, uid) VALUES (?, ?, ?, ?, ?)",
+            (path, digest, persona, time.time(), uid),
         )
         return int(cur.lastrowid or 0)
 

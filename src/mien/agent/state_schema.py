@@ -1,13 +1,71 @@
 """The schema of the agent's state database, one entry per version.
 
 ``State`` applies the entries past the database's ``PRAGMA user_version`` in order when it
-opens a database, so a newer mien upgrades an older state in place. Add a version by
-appending an entry; never edit a released one.
+opens a database, so a newer mien upgrades an older state in place. An entry is SQL, or a
+function of the connection when a version must move data (it runs inside the version's
+transaction). Add a version by appending an entry; never edit a released one.
 """
 
 from __future__ import annotations
 
-SCHEMA: list[str] = [
+import hashlib
+import json
+import sqlite3
+from collections.abc import Callable
+
+Step = str | Callable[[sqlite3.Connection], None]
+
+
+def _v2_scope_captures(db: sqlite3.Connection) -> None:
+    """Version 2: what a user's edit left is scoped to the file and owner it came from.
+
+    Version 1 kept the edited text of a whole file as the customization
+    ``application_configuration.APP.content``, keyed by the application's *name*: another
+    persona using that name for a system file received the user's bytes, written as root.
+    From version 2 such an edit is a saved file kept for its path and the uid that owned it
+    (``saved_files.kept``, ``saved_files.uid``), and a captured key remembers the owner of
+    the file it came from (``customizations.origin_uid``). The owner of an old capture is
+    the owner mien last gave that path (``history_files``); where none is known, the bytes
+    are kept as a saved copy that is never restored on its own.
+    """
+    db.execute("ALTER TABLE customizations ADD COLUMN origin_uid INTEGER")
+    db.execute("ALTER TABLE saved_files ADD COLUMN uid INTEGER")
+    db.execute("ALTER TABLE saved_files ADD COLUMN kept INTEGER NOT NULL DEFAULT 0")
+
+    def owner(path: str) -> int | None:
+        row = db.execute(
+            "SELECT uid FROM history_files WHERE path = ? ORDER BY history_id DESC LIMIT 1",
+            (path,),
+        ).fetchone()
+        return None if row is None else int(row[0])
+
+    rows = db.execute(
+        "SELECT key, value, origin, created_at FROM customizations WHERE source = 'captured'"
+    ).fetchall()
+    for key, value, origin, created_at in rows:
+        uid = owner(origin) if origin else None
+        if not (key.startswith("application_configuration.") and key.endswith(".content")):
+            db.execute("UPDATE customizations SET origin_uid = ? WHERE key = ?", (uid, key))
+            continue
+        text = json.loads(value)
+        data = text.encode() if isinstance(text, str) else b""
+        digest = hashlib.sha256(data).hexdigest()
+        db.execute("INSERT OR IGNORE INTO blobs (hash, data) VALUES (?, ?)", (digest, data))
+        if origin:
+            db.execute("UPDATE saved_files SET kept = 0 WHERE path = ?", (origin,))
+        db.execute(
+            "INSERT INTO saved_files (path, hash, persona, saved_at, uid, kept) "
+            "VALUES (?, ?, '', ?, ?, ?)",
+            (origin or key, digest, created_at, uid, int(uid is not None and bool(origin))),
+        )
+        db.execute("DELETE FROM customizations WHERE key = ?", (key,))
+        db.execute(
+            "DELETE FROM customizations WHERE key = ? AND source = 'captured'",
+            (key[: -len(".content")] + ".format",),
+        )
+
+
+SCHEMA: list[Step] = [
     # version 1
     """
     CREATE TABLE blobs (hash TEXT PRIMARY KEY, data BLOB NOT NULL);
@@ -96,4 +154,6 @@ SCHEMA: list[str] = [
         detail TEXT NOT NULL
     );
     """,
+    # version 2
+    _v2_scope_captures,
 ]

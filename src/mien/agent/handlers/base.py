@@ -71,7 +71,9 @@ class FileSpec:
     meta: Mapping[str, Any] = field(default_factory=dict)
     summary: str = ""
     setting: str = ""  # persona key path this file realises, for status ("os_settings.theme")
-    capture_as: str = ""  # customization key for a whole-file user edit (text files)
+    # Non-empty for a whole text file: a user's edit no key explains is kept whole, for
+    # this path and its owner, under this setting (see mien.agent.kept_files).
+    capture_as: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,8 +2,8 @@
 
 Each entry with a ``path`` is one file (``{home}`` and ``{user}`` are the persona user's;
 files under the user's home belong to the user). A ``text`` file is the entry's
-``content``, whole; the user's edit of it becomes the customization
-``application_configuration.<app>.content``. A structured file (json, yaml, toml, ini,
+``content``, whole; the user's edit of it is kept whole by the engine for that path and its
+owner (:mod:`mien.agent.kept_files`). A structured file (json, yaml, toml, ini,
 env) is shared with its user: mien merges the persona's ``values`` into it, keeps every
 key it does not manage, and records per key what was there before (see
 :mod:`.shared_files`), so a persona switch puts the file back key by key, and a user's
@@ -27,7 +27,7 @@ from mien.agent.handlers.base import (
     ManagedRecord,
     lookup_user,
 )
-from mien.agent.handlers.support import edited, header, is_released, owner_of, text_of
+from mien.agent.handlers.support import header, owner_of
 from mien.spec.compose import format_key
 from mien.spec.models import AppConfig, Persona
 from mien.spec.values import mien_own_dir
@@ -132,21 +132,10 @@ class ConfigFilesHandler(BaseHandler):
         out: list[Captured] = []
         for path, record in sorted(ctx.previous(self.name).items()):
             app = str(record.meta.get("app", ""))
+            # A text file's edit is kept whole by the engine, for its path and owner
+            # (never as a value another persona could write into another file).
             if record.meta.get("format", "text") != "text":
                 for key_path, value in shared_files.user_changes(ctx, path, record):
                     key = format_key(("application_configuration", app, "values", *key_path))
                     out.append(Captured(key, value, path))
-                continue
-            found = None if is_released(record) else edited(ctx, path)
-            if found is None:
-                continue
-            try:
-                text = text_of(found[1], path)
-            except HandlerError:
-                continue  # binary now: the engine keeps a copy of the whole file
-            if text is not None:
-                # The format goes with the content, so the customization stays a valid
-                # entry under a persona that has no such file (there it is stored).
-                out.append(Captured(f"{_setting(app)}.format", "text", path))
-                out.append(Captured(f"{_setting(app)}.content", text, path))
         return out

@@ -45,20 +45,6 @@ OVERLAYS = typer.Option(
 )
 OUTPUT = typer.Option(OutputFormat.table, "--output", help="table for people, json for scripts.")
 
-customize_app = typer.Typer(
-    name="customize",
-    help=(
-        "Your own layer over any persona, kept across switches.\n\n"
-        "  mien customize set os_settings.theme light\n"
-        "  mien customize unset os_settings.theme\n"
-        "  mien customize list\n\n"
-        "Keys are persona key paths (quote parts containing dots: "
-        'application_configuration.app.values."a.b"). Values are read as YAML, so 8080 is a '
-        "number and '[a, b]' a list. Keys a persona locks are refused."
-    ),
-    no_args_is_help=True,
-)
-
 
 def _engine(root: Path, user: str | None, personas: list[Path] | None = None) -> Engine:
     from mien.agent.engine import Engine, EngineError
@@ -338,88 +324,12 @@ def rollback_cmd(
     )
 
 
-@customize_app.command("set")
-def customize_set(
-    key: str = typer.Argument(..., help="Persona key path, e.g. os_settings.theme"),
-    value: str = typer.Argument(..., help="Value (YAML: 8080, true, '[a, b]', text)."),
-    root: Path = ROOT,
-    user: str | None = USER,
-) -> None:
-    """Set KEY to VALUE over any persona and apply it now."""
-    import yaml
-
-    try:
-        parsed = yaml.safe_load(value) if value.strip() else value
-    except yaml.YAMLError:
-        parsed = value
-    engine = _engine(root, user)
-    result = _guard(engine.customize, key, parsed)
-    common.info(f"customization {key} = {parsed!r} stored")
-    if result is not None:
-        print_result(result)
-
-
-@customize_app.command("unset")
-def customize_unset(
-    key: str = typer.Argument(...), root: Path = ROOT, user: str | None = USER
-) -> None:
-    """Remove a customization (the persona's value applies again)."""
-    engine = _engine(root, user)
-    result = _guard(engine.customize, key, unset=True)
-    common.info(f"customization {key} removed")
-    if result is not None:
-        print_result(result)
-
-
-@customize_app.command("list")
-def customize_list(root: Path = ROOT, output: OutputFormat = OUTPUT) -> None:
-    """Show your customizations and the files saved from your edits."""
-    import datetime as dt
-    import json
-
-    engine = _engine(root, None)
-    items, saved = _guard(engine.customizations)
-    if output is OutputFormat.json:
-        common.print_json(
-            {
-                "customizations": [
-                    {"key": c.key, "value": c.value, "source": c.source, "origin": c.origin}
-                    for c in items
-                ],
-                "saved_files": [
-                    {"id": s[0], "path": s[1], "sha256": s[2], "persona": s[3], "saved_at": s[4]}
-                    for s in saved
-                ],
-            }
-        )
-        return
-    if not items and not saved:
-        common.info("no customizations")
-        return
-    if items:
-        common.table(
-            ["key", "value", "from"],
-            [
-                [c.key, json.dumps(c.value), c.source + (f" ({c.origin})" if c.origin else "")]
-                for c in items
-            ],
-            title="customizations",
-        )
-    if saved:
-        common.table(
-            ["#", "path", "saved", "persona"],
-            [
-                [s[0], s[1], dt.datetime.fromtimestamp(s[4]).isoformat(timespec="seconds"), s[3]]
-                for s in saved
-            ],
-            title="saved files (your edits of files a persona then overwrote)",
-        )
-
-
 def register(app: typer.Typer) -> None:
     app.command("plan")(plan_cmd)
     app.command("apply")(apply_cmd)
     app.command("status")(status_cmd)
     app.command("history")(history_cmd)
     app.command("rollback")(rollback_cmd)
+    from mien.cli.machine.customize import customize_app
+
     app.add_typer(customize_app)

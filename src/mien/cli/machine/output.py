@@ -38,6 +38,10 @@ def print_plan(plan: Plan, *, diff: bool = True) -> None:
         if item.captured:
             keys = ", ".join(c.key for c in item.captured)
             con.print(f"  [magenta]![/] {esc(item.path)} was edited: kept as customization {keys}")
+        elif item.kept:
+            con.print(
+                f"  [magenta]![/] {esc(item.path)} was edited: kept whole as your version (mien customize list)"
+            )
         elif item.saved:
             con.print(
                 f"  [magenta]![/] {esc(item.path)} was edited: your version is saved (mien customize list)"

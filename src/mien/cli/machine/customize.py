@@ -1,0 +1,185 @@
+"""``mien customize``: your own layer over any persona, and the files saved from your edits.
+
+Thin over :class:`mien.agent.engine.Engine` (``customize``, ``customizations``,
+``saved_content``, ``keep_saved``); registered by :mod:`mien.cli.machine.commands`.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import typer
+
+from mien.cli import common
+from mien.cli.common import OutputFormat
+from mien.cli.machine.commands import OUTPUT, ROOT, USER, _engine, _guard
+from mien.cli.machine.output import print_result
+
+customize_app = typer.Typer(
+    name="customize",
+    help=(
+        "Your own layer over any persona, kept across switches.\n\n"
+        "  mien customize set os_settings.theme light\n"
+        "  mien customize unset os_settings.theme\n"
+        "  mien customize list\n"
+        "  mien customize show 3     # print saved file #3\n"
+        "  mien customize adopt 3    # keep it as your version of its file, and apply\n"
+        "  mien customize drop 3     # stop keeping it (the persona's content returns)\n\n"
+        "Keys are persona key paths (quote parts containing dots: "
+        'application_configuration.app.values."a.b"). Values are read as YAML, so 8080 is a '
+        "number and '[a, b]' a list. Keys a persona locks are refused."
+    ),
+    no_args_is_help=True,
+)
+
+
+@customize_app.command("set")
+def customize_set(
+    key: str = typer.Argument(..., help="Persona key path, e.g. os_settings.theme"),
+    value: str = typer.Argument(..., help="Value (YAML: 8080, true, '[a, b]', text)."),
+    root: Path = ROOT,
+    user: str | None = USER,
+) -> None:
+    """Set KEY to VALUE over any persona and apply it now."""
+    import yaml
+
+    try:
+        parsed = yaml.safe_load(value) if value.strip() else value
+    except yaml.YAMLError:
+        parsed = value
+    engine = _engine(root, user)
+    result = _guard(engine.customize, key, parsed)
+    common.info(f"customization {key} = {parsed!r} stored")
+    if result is not None:
+        print_result(result)
+
+
+@customize_app.command("unset")
+def customize_unset(
+    key: str = typer.Argument(...), root: Path = ROOT, user: str | None = USER
+) -> None:
+    """Remove a customization (the persona's value applies again)."""
+    engine = _engine(root, user)
+    result = _guard(engine.customize, key, unset=True)
+    common.info(f"customization {key} removed")
+    if result is not None:
+        print_result(result)
+
+
+@customize_app.command("list")
+def customize_list(root: Path = ROOT, output: OutputFormat = OUTPUT) -> None:
+    """Show your customizations and the files saved from your edits."""
+    import datetime as dt
+    import json
+
+    engine = _engine(root, None)
+    items, saved = _guard(engine.customizations)
+    if output is OutputFormat.json:
+        common.print_json(
+            {
+                "customizations": [
+                    {
+                        "key": c.key,
+                        "value": c.value,
+                        "source": c.source,
+                        "origin": c.origin,
+                        "origin_uid": c.origin_uid,
+                    }
+                    for c in items
+                ],
+                "saved_files": [
+                    {
+                        "id": s.id,
+                        "path": s.path,
+                        "sha256": s.hash,
+                        "persona": s.persona,
+                        "saved_at": s.saved_at,
+                        "uid": s.uid,
+                        "kept": s.kept,
+                        "size": s.size,
+                    }
+                    for s in saved
+                ],
+            }
+        )
+        return
+    if not items and not saved:
+        common.info("no customizations")
+        return
+    if items:
+        common.table(
+            ["key", "value", "from"],
+            [
+                [c.key, json.dumps(c.value), c.source + (f" ({c.origin})" if c.origin else "")]
+                for c in items
+            ],
+            title="customizations",
+        )
+    if saved:
+        common.table(
+            ["#", "path", "owner", "bytes", "saved", "persona", "status"],
+            [
+                [
+                    s.id,
+                    s.path,
+                    "?" if s.uid is None else f"uid {s.uid}",
+                    s.size,
+                    dt.datetime.fromtimestamp(s.saved_at).isoformat(timespec="seconds"),
+                    s.persona,
+                    "kept: written whenever mien writes this file for its owner"
+                    if s.kept
+                    else "copy (`mien customize adopt N` keeps it)",
+                ]
+                for s in saved
+            ],
+            title="saved files (your edits of managed files; `mien customize show N` prints one)",
+        )
+
+
+@customize_app.command("show")
+def customize_show(
+    number: int = typer.Argument(..., help="Saved file number (from `mien customize list`)."),
+    root: Path = ROOT,
+) -> None:
+    """Print saved file N as it was saved (at most 64 KiB; the rest is counted)."""
+    from mien.agent.kept_files import SHOW_CAP
+
+    engine = _engine(root, None)
+    item, data = _guard(engine.saved_content, number)
+    sys.stdout.buffer.write(data[:SHOW_CAP])
+    sys.stdout.buffer.flush()
+    if len(data) > SHOW_CAP:
+        common.info(f"... {len(data) - SHOW_CAP} more bytes not shown (saved file #{item.id})")
+
+
+@customize_app.command("adopt")
+def customize_adopt(
+    number: int = typer.Argument(..., help="Saved file number (from `mien customize list`)."),
+    root: Path = ROOT,
+    user: str | None = USER,
+) -> None:
+    """Keep saved file N as your version of its file, and apply it now.
+
+    It is written whenever a persona manages that path, while the user who owned it when
+    it was saved owns the file.
+    """
+    engine = _engine(root, user)
+    result = _guard(engine.keep_saved, number, True)
+    common.info(f"saved file #{number} is kept")
+    if result is not None:
+        print_result(result)
+
+
+@customize_app.command("drop")
+def customize_drop(
+    number: int = typer.Argument(..., help="Saved file number (from `mien customize list`)."),
+    root: Path = ROOT,
+    user: str | None = USER,
+) -> None:
+    """Stop keeping saved file N (the persona's content applies again; the copy stays)."""
+    engine = _engine(root, user)
+    result = _guard(engine.keep_saved, number, False)
+    common.info(f"saved file #{number} is no longer kept")
+    if result is not None:
+        print_result(result)
