@@ -37,7 +37,8 @@ if TYPE_CHECKING:
 ROUTES_PATH = "/etc/mien/routes.json"
 SHIMS_DIR = "/usr/local/lib/mien/shims"
 OVERRIDES_DIR = "/usr/local/lib/mien/overrides"
-COMMANDS_LOG = "/var/log/mien/commands.jsonl"
+COMMANDS_LOG_DIR = "/var/log/mien/commands"  # one <uid>.jsonl per account (see command_log)
+LEGACY_COMMANDS_LOG = "/var/log/mien/commands.jsonl"  # shared by all users before: root-only now
 ROUTED_ENV = "MIEN_ROUTED"
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -57,6 +58,11 @@ class RouteError(Exception):
 def host_path(root: Path, path: str) -> Path:
     """``/etc/x`` on the machine → ``ROOT/etc/x``."""
     return root / path.lstrip("/")
+
+
+def commands_log(uid: int) -> str:
+    """The command log the shims and ``mien exec`` of ``uid`` append to."""
+    return f"{COMMANDS_LOG_DIR}/{int(uid)}.jsonl"
 
 
 def refusal_message(command: str, persona: str | None) -> str:

@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 from mien.agent.router import (
-    COMMANDS_LOG,
     DEFAULT_PATH,
     NOT_FOUND,
     OUTPUT_LIMIT,
@@ -39,6 +38,7 @@ from mien.agent.router import (
     PassThrough,
     Refuse,
     RoutingTable,
+    commands_log,
     host_path,
     load_table,
     routed_from,
@@ -341,7 +341,7 @@ def _pidfd(pid: int) -> Iterator[int | None]:
 
 
 def local_actor() -> str:
-    """Who runs this, from the real uid (the shims, being shell, go by ``$USER``)."""
+    """Who runs this, from the real uid (as the shims, which ask ``id``)."""
     uid = os.getuid()
     if uid == 0:
         return f"local:{os.environ.get('SUDO_USER') or 'root'}"
@@ -374,11 +374,15 @@ def audit(
             return True
         except (OSError, sqlite3.Error, RuntimeError):
             pass
-    line = {"ts": round(time.time(), 6), "event": event, "actor": who, "persona": persona}
-    line.update(detail)
+    # Only into the log of the real uid, which root created for it (see
+    # mien.agent.handlers.command_log); root's own is created here when missing.
+    uid = os.getuid()
+    line = {"ts": round(time.time(), 6), "event": event, "actor": who, "uid": uid}
+    line.update(persona=persona, **detail)
     data = (json.dumps(line, default=str) + "\n").encode()
+    flags = os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW | (os.O_CREAT if uid == 0 else 0)
     try:
-        fd = os.open(host_path(root, COMMANDS_LOG), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o622)
+        fd = os.open(host_path(root, commands_log(uid)), flags, 0o600)
     except OSError:
         return False
     try:

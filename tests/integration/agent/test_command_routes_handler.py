@@ -13,15 +13,18 @@ from pathlib import Path
 import pytest
 
 from mien.agent.engine import Engine
+from mien.agent.handlers import command_log
 from mien.agent.handlers.base import Context, HandlerError, UserInfo
 from mien.agent.handlers.commands import CommandRoutesHandler
 from mien.agent.router import (
-    COMMANDS_LOG,
+    COMMANDS_LOG_DIR,
+    LEGACY_COMMANDS_LOG,
     OVERRIDES_DIR,
     ROUTES_PATH,
     SHIMS_DIR,
     Replacement,
     RoutingTable,
+    commands_log,
 )
 from mien.spec.models import Persona
 from tests.support import make_machine
@@ -85,7 +88,11 @@ def test_plan_files(root: Path) -> None:
     script = files[f"{OVERRIDES_DIR}/deploy"]
     assert script is not None and script.content == b"#!/bin/sh\necho a\necho b\n"
     assert [(op.handler, op.key, dict(op.data)) for op in plan.operations] == [
-        ("commands", COMMANDS_LOG, {"path": COMMANDS_LOG, "mode": 0o622})
+        (
+            "commands",
+            COMMANDS_LOG_DIR,
+            {"path": COMMANDS_LOG_DIR, "uids": [0, 1, 1000, 1001], "legacy_mode": None},
+        )
     ]
 
 
@@ -122,11 +129,32 @@ def test_persona_without_routes_only_writes_the_table(root: Path) -> None:
     assert plan.operations == [] and plan.notes == []
 
 
-def test_existing_log_needs_no_operation(root: Path) -> None:
-    log = root / COMMANDS_LOG.lstrip("/")
-    log.parent.mkdir(parents=True)
-    log.write_text("")
+def _all_logs(root: Path) -> None:
+    for uid in command_log.accounts(context(root)):
+        log = root / commands_log(uid).lstrip("/")
+        log.parent.mkdir(parents=True, exist_ok=True)
+        log.write_text("")
+
+
+def test_existing_logs_need_no_operation(root: Path) -> None:
+    _all_logs(root)
     assert HANDLER.plan(context(root), persona(restricted_commands=["dd"])).operations == []
+
+
+def test_the_shared_log_of_older_mien_is_made_root_only(root: Path) -> None:
+    _all_logs(root)
+    legacy = root / LEGACY_COMMANDS_LOG.lstrip("/")
+    legacy.write_text('{"event": "old"}\n')
+    legacy.chmod(0o622)
+    ops = HANDLER.plan(context(root), persona(restricted_commands=["dd"])).operations
+    assert [dict(op.data) for op in ops] == [
+        {"path": COMMANDS_LOG_DIR, "uids": [], "legacy_mode": 0o622}
+    ]
+    HANDLER.perform(context(root), ops[0].data)
+    assert stat.S_IMODE(legacy.stat().st_mode) == 0o600
+    assert legacy.read_text() == '{"event": "old"}\n'
+    HANDLER.revert(context(root), ops[0].data)
+    assert stat.S_IMODE(legacy.stat().st_mode) == 0o622
 
 
 @pytest.mark.parametrize(
@@ -144,25 +172,31 @@ def test_bad_overrides_refuse_the_plan(root: Path, overrides: dict[str, str], me
 
 def test_log_operation_perform_and_revert(root: Path) -> None:
     ctx = context(root)
-    data = {"path": COMMANDS_LOG, "mode": 0o622}
-    log = root / COMMANDS_LOG.lstrip("/")
+    data = {"path": COMMANDS_LOG_DIR, "uids": [0, 1000], "legacy_mode": None}
+    log = root / commands_log(1000).lstrip("/")
     old = os.umask(0o077)
     try:
         HANDLER.perform(ctx, data)
     finally:
         os.umask(old)
-    assert stat.S_IMODE(log.stat().st_mode) == 0o622
+    assert stat.S_IMODE(log.stat().st_mode) == 0o200
+    assert stat.S_IMODE(log.parent.stat().st_mode) == 0o711
+    if os.geteuid() == 0:
+        assert log.stat().st_uid == 1000
     log.write_text('{"event": "x"}\n')
     HANDLER.perform(ctx, data)  # never truncates
     assert log.read_text() == '{"event": "x"}\n'
     HANDLER.revert(ctx, data)  # never deletes what was logged
     assert log.exists()
+    assert not (root / commands_log(0).lstrip("/")).exists()
     log.write_text("")
     HANDLER.revert(ctx, data)
     assert not log.exists()
     HANDLER.revert(ctx, data)  # idempotent
     with pytest.raises(HandlerError):
         HANDLER.perform(ctx, {"path": "/etc/passwd"})
+    with pytest.raises(HandlerError):
+        HANDLER.perform(ctx, {"path": COMMANDS_LOG_DIR, "uids": ["../x"], "legacy_mode": None})
 
 
 # --- through the engine -------------------------------------------------------------------------
@@ -187,9 +221,7 @@ def test_switching_personas_replaces_the_shims(root: Path, tmp_path: Path) -> No
         (personas / f"{doc['name']}.json").write_text(json.dumps(doc))
     # The log exists already, so the plan has no operation (operations are performed
     # through the handler registry, which this test does not depend on).
-    log = root / COMMANDS_LOG.lstrip("/")
-    log.parent.mkdir(parents=True)
-    log.write_text("")
+    _all_logs(root)
     engine = Engine(root, user="alice", personas=[personas], handlers=[HANDLER])
 
     engine.apply("one")
@@ -209,4 +241,4 @@ def test_switching_personas_replaces_the_shims(root: Path, tmp_path: Path) -> No
     engine.rollback(0)
     assert shims(root) == {}
     assert not (root / ROUTES_PATH.lstrip("/")).exists()
-    assert log.exists()  # the log is not a managed file: rollback keeps the audit trail
+    assert (root / commands_log(0).lstrip("/")).exists()  # not managed: rollback keeps it

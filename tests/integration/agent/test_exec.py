@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
 import shutil
 import signal
 import stat
@@ -25,12 +26,13 @@ import pytest
 from mien.agent.handlers.base import Context, UserInfo
 from mien.agent.handlers.commands import CommandRoutesHandler
 from mien.agent.router import (
-    COMMANDS_LOG,
+    COMMANDS_LOG_DIR,
     ROUTES_PATH,
     SHIMS_DIR,
     Override,
     PassThrough,
     Refuse,
+    commands_log,
     run,
 )
 from mien.agent.state import State
@@ -139,8 +141,8 @@ def sh(root: Path, script: str, *args: str, **env: str) -> subprocess.CompletedP
     )
 
 
-def log_lines(root: Path) -> list[dict[str, object]]:
-    text = (root / COMMANDS_LOG.lstrip("/")).read_text()
+def log_lines(root: Path, uid: int = 0) -> list[dict[str, object]]:
+    text = (root / commands_log(uid).lstrip("/")).read_text()
     return [json.loads(line) for line in text.splitlines()]
 
 
@@ -289,7 +291,8 @@ def test_shim_refuses_like_mien_exec(root: Path) -> None:
     assert line["event"] == "command.refused"
     assert line["argv"] == ["dd", *TRICKY]
     assert line["persona"] == "test-runner"
-    assert line["actor"] == "local:tester"
+    # The real uid, never $USER (which says "tester" here).
+    assert (line["actor"], line["uid"]) == ("local:root", 0)
     assert line["via"] == "shim" and line["pattern"] == "dd"
     assert isinstance(line["ts"], int) and line["ts"] > 1_600_000_000
 
@@ -339,7 +342,7 @@ def test_shims_work_under_bash_too(root: Path) -> None:
 
 
 def test_shim_never_fails_because_of_the_log(root: Path) -> None:
-    log = root / COMMANDS_LOG.lstrip("/")
+    log = root / commands_log(0).lstrip("/")
     log.unlink()
     log.mkdir()  # cannot be appended to
     result = sh(root, "dd; echo after=$?")
@@ -348,14 +351,17 @@ def test_shim_never_fails_because_of_the_log(root: Path) -> None:
 
 
 def test_shim_creates_a_missing_log(root: Path) -> None:
-    (root / COMMANDS_LOG.lstrip("/")).unlink()
+    (root / commands_log(0).lstrip("/")).unlink()
     sh(root, "dd")
     assert [line["command"] for line in log_lines(root)] == ["dd"]
 
 
-def test_commands_log_is_appendable_not_readable_by_users(root: Path) -> None:
-    mode = stat.S_IMODE((root / COMMANDS_LOG.lstrip("/")).stat().st_mode)
-    assert mode == 0o622
+def test_command_logs_are_one_per_uid_appendable_by_that_uid_only(root: Path) -> None:
+    directory = root / COMMANDS_LOG_DIR.lstrip("/")
+    assert stat.S_IMODE(directory.stat().st_mode) == 0o711  # nobody lists or adds files
+    for uid in (0, 1, 1000, 1001):  # every account of the machine's /etc/passwd
+        st = (root / commands_log(uid).lstrip("/")).stat()
+        assert (stat.S_IMODE(st.st_mode), st.st_uid) == (0o200, uid)
 
 
 # --- non-root users -----------------------------------------------------------------------------
@@ -370,6 +376,9 @@ def world_root() -> Iterator[Path]:
     base.chmod(0o755)
     try:
         machine = make_machine(base / "root")
+        nobody = pwd.getpwnam("nobody")
+        with (machine / "etc/passwd").open("a") as passwd:
+            passwd.write(f"nobody:x:{nobody.pw_uid}:{nobody.pw_gid}:nobody:/:/bin/sh\n")
         State(machine).close()
         persona = Persona.model_validate({"name": "locked", "restricted_commands": ["dd"]})
         apply_routes(machine, persona)
@@ -377,9 +386,14 @@ def world_root() -> Iterator[Path]:
             if d.is_dir():
                 d.chmod(d.stat().st_mode | 0o755)
         (machine / "var/lib/mien").chmod(0o700)
+        (machine / COMMANDS_LOG_DIR.lstrip("/")).chmod(0o711)
         yield machine
     finally:
         shutil.rmtree(base)
+
+
+NOBODY = pwd.getpwnam("nobody").pw_uid
+PLAIN = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
 
 
 def as_nobody(*argv: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -397,11 +411,49 @@ def test_non_root_shim_is_refused_and_logged(world_root: Path) -> None:
     shim = as_nobody("/bin/sh", "-c", "dd", env=env)
     assert shim.returncode == 126
     assert shim.stderr == "mien: 'dd' is restricted by persona 'locked'\n"
-    assert [(line["via"], line["actor"]) for line in log_lines(world_root)] == [
+    assert [(line["via"], line["actor"]) for line in log_lines(world_root, NOBODY)] == [
         ("shim", "local:nobody")
     ]
-    # Users may append to the command log, not read what others ran.
-    assert as_nobody("cat", str(world_root / COMMANDS_LOG.lstrip("/")), env=env).returncode != 0
+    # Users may append to their command log, not read what others ran.
+    assert as_nobody("cat", str(world_root / commands_log(0).lstrip("/")), env=env).returncode
+    assert as_nobody("ls", str(world_root / COMMANDS_LOG_DIR.lstrip("/")), env=env).returncode
+
+
+def test_a_user_cannot_forge_or_erase_anyone_elses_command_log_lines(world_root: Path) -> None:
+    logs = world_root / "var/log/mien"
+    assert sh(world_root, "dd").returncode == 126  # root runs dd ($USER says "tester")
+    # nobody runs dd claiming to be root: the lines say who really ran it.
+    env = {**shell_env(world_root), "HOME": "/"}
+    claim = as_nobody("/bin/sh", "-c", "USER=root LOGNAME=root dd", env=env)
+    assert claim.returncode == 126
+    lines = [
+        json.loads(line)
+        for path in sorted(logs.rglob("*.jsonl"))
+        if path.name != "audit.jsonl"
+        for line in path.read_text().splitlines()
+    ]
+    assert sorted(str(line["actor"]) for line in lines) == ["local:nobody", "local:root"]
+    # Every log file the user can write holds only their own lines; the others they
+    # can neither write, nor replace, nor add to the directory.
+    writable = [
+        p
+        for p in sorted(logs.rglob("*"))
+        if as_nobody("test", "-w", str(p), env=PLAIN).returncode == 0
+    ]
+    assert [p.relative_to(world_root) for p in writable] == [Path(commands_log(NOBODY).lstrip("/"))]
+    forged = '{"event": "command.refused", "actor": "local:root", "uid": 0}'
+    for target in (commands_log(0), commands_log(1000), f"{COMMANDS_LOG_DIR}/x.jsonl"):
+        attempt = as_nobody(
+            "/bin/sh",
+            "-c",
+            'printf "%s\\n" "$1" >> "$2"',
+            "sh",
+            forged,
+            f"{world_root}{target}",
+            env=PLAIN,
+        )
+        assert attempt.returncode != 0
+    assert [line["uid"] for line in log_lines(world_root, 0)] == [0]
 
 
 def test_non_root_mien_exec_falls_back_to_the_command_log(world_root: Path) -> None:
@@ -412,7 +464,7 @@ def test_non_root_mien_exec_falls_back_to_the_command_log(world_root: Path) -> N
     result = as_nobody(*mien, env=env)
     assert result.returncode == 126, result.stderr
     assert result.stderr == "mien: 'dd' is restricted by persona 'locked'\n"
-    line = log_lines(world_root)[-1]
+    line = log_lines(world_root, NOBODY)[-1]
     assert (line["event"], line["via"], line["actor"]) == (
         "command.refused",
         "mien exec",

@@ -7,9 +7,9 @@ It decides (never writes; the engine does, through its journal):
   POSIX ``sh`` script (no Python per command) that refuses the command with exit status 126,
   or logs the override and ``exec``\\ s the replacement with the same arguments;
 * inline override scripts in ``/usr/local/lib/mien/overrides/<command>``;
-* an operation that creates the command log ``/var/log/mien/commands.jsonl`` (mode 0622: any
-  user may append, only root may read) when it is missing. The log grows, so it is never a
-  managed file; a shim run as root also creates it if it is missing.
+* an operation that creates the per-uid command logs ``/var/log/mien/commands/<uid>.jsonl``
+  that are missing (:mod:`.command_log` says why per uid, and what that does not prevent).
+  The logs grow, so they are never managed files; a shim run as root creates root's.
 
 A restricted *pattern* (``mkfs*``) gets shims for the matching commands installed in the
 root's standard bin directories at apply time; ``mien exec`` matches the pattern itself, so
@@ -33,6 +33,7 @@ import shlex
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
+from mien.agent.handlers import command_log
 from mien.agent.handlers.base import (
     BaseHandler,
     Context,
@@ -41,10 +42,10 @@ from mien.agent.handlers.base import (
     HandlerError,
     HandlerPlan,
     Note,
-    Operation,
 )
 from mien.agent.router import (
-    COMMANDS_LOG,
+    COMMANDS_LOG_DIR,
+    LEGACY_COMMANDS_LOG,
     REFUSED,
     ROUTED_ENV,
     ROUTES_PATH,
@@ -59,7 +60,6 @@ from mien.protocol.outcomes import Outcome, Reason
 from mien.spec.models import Persona
 
 BIN_DIRS = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin")
-LOG_MODE = 0o622
 # Installed files a pattern may shim: plain names only (a shim's name is also shell text).
 _SHIMMABLE = re.compile(r"^[A-Za-z0-9_+@%,=][A-Za-z0-9._+@%,:=-]*$")
 
@@ -121,44 +121,24 @@ class CommandRoutesHandler(BaseHandler):
             )
             out.notes.append(override_note(ctx, command, replacement))
         has_shims = any(f.path.startswith(SHIMS_DIR + "/") for f in out.files)
-        if has_shims and not ctx.exists(COMMANDS_LOG):
-            out.operations.append(
-                Operation(
-                    self.name,
-                    COMMANDS_LOG,
-                    f"create the command log {COMMANDS_LOG} (mode {LOG_MODE:04o})",
-                    {"path": COMMANDS_LOG, "mode": LOG_MODE},
-                )
-            )
+        if has_shims:
+            operation = command_log.plan(ctx, self.name)
+            if operation is not None:
+                out.operations.append(operation)
         return out
 
     def perform(self, ctx: Context, data: Mapping[str, Any]) -> None:
-        """Create the command log if it is still missing (``O_EXCL``: never truncate)."""
-        path = ctx.host_path(_log_path(data))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, LOG_MODE)
-        except FileExistsError:
-            return
-        try:
-            os.fchmod(fd, LOG_MODE)  # the umask must not narrow who may append
-        finally:
-            os.close(fd)
+        """Create the per-uid command logs that are missing (never truncating one)."""
+        command_log.perform(ctx, data)
 
     def revert(self, ctx: Context, data: Mapping[str, Any]) -> None:
-        """Undo of a failed apply: remove the log only while nothing was written to it."""
-        path = ctx.host_path(_log_path(data))
-        try:
-            if path.stat().st_size == 0:
+        """Undo of a failed apply: remove only the logs nothing was written to."""
+        if data.get("path") == LEGACY_COMMANDS_LOG:  # journaled by an older mien
+            path = ctx.host_path(LEGACY_COMMANDS_LOG)
+            if path.is_file() and not path.is_symlink() and path.stat().st_size == 0:
                 path.unlink()
-        except FileNotFoundError:
             return
-
-
-def _log_path(data: Mapping[str, Any]) -> str:
-    if data.get("path") != COMMANDS_LOG:
-        raise HandlerError(f"commands: unexpected operation data {data!r}")
-    return COMMANDS_LOG
+        command_log.revert(ctx, data)
 
 
 def restricted_names(ctx: Context, table: RoutingTable, notes: list[Note]) -> dict[str, str]:
@@ -273,22 +253,32 @@ _mien_json() {{
   _mien_j=\\"$_mien_j$_mien_s\\"
 }}
 
-# Append one JSON line to the command log, if it can be written; never fails the command.
+# Append one JSON line to the command log of the real uid, if it can be written; never
+# fails the command. The uid and name come from `id` ($USER is whatever the caller says).
 _mien_log() {{
   _mien_ev=$1
   shift
+  _mien_id=$(LC_ALL=C id 2>/dev/null)
+  _mien_uid=${{_mien_id#uid=}}
+  _mien_uid=${{_mien_uid%%[!0-9]*}}
+  [ -n "$_mien_uid" ] || return 0
+  _mien_who=${{_mien_id#uid=$_mien_uid}}
+  case $_mien_who in
+    \\(*) _mien_who=${{_mien_who#?}} _mien_who=${{_mien_who%%\\)*}} ;;
+    *) _mien_who=$_mien_uid ;;
+  esac
   _mien_json "$_mien_cmd"
   _mien_a=$_mien_j
   for _mien_x in "$@"; do
     _mien_json "$_mien_x"
     _mien_a=$_mien_a,$_mien_j
   done
-  _mien_json "local:${{USER:-${{LOGNAME:-$(id -un 2>/dev/null)}}}}"
+  _mien_json "local:$_mien_who"
   _mien_ts=$(date +%s 2>/dev/null)
   case $_mien_ts in ''|*[!0-9]*) _mien_ts=null ;; esac
-  printf '{{"ts": %s, "event": "%s", "actor": %s, "persona": %s, "command": %s, "argv": [%s], %s"via": "shim", "pid": %s}}\\n' \\
-    "$_mien_ts" "$_mien_ev" "$_mien_j" {persona_json_q} {cmd_json_q} "$_mien_a" {extra_q} "$$" \\
-    2>/dev/null >>"$_mien_root{log}"
+  printf '{{"ts": %s, "event": "%s", "actor": %s, "uid": %s, "persona": %s, "command": %s, "argv": [%s], %s"via": "shim", "pid": %s}}\\n' \\
+    "$_mien_ts" "$_mien_ev" "$_mien_j" "$_mien_uid" {persona_json_q} {cmd_json_q} "$_mien_a" {extra_q} "$$" \\
+    2>/dev/null >>"$_mien_root{log_dir}/$_mien_uid.jsonl"
 }}
 """
 
@@ -326,7 +316,7 @@ def _prelude(persona: str, command: str, what: str, extra: dict[str, object]) ->
         persona_json_q=shlex.quote(json.dumps(persona)),
         cmd_json_q=shlex.quote(json.dumps(command)),
         extra_q=shlex.quote(fragment),
-        log=COMMANDS_LOG,
+        log_dir=COMMANDS_LOG_DIR,
     )
 
 
