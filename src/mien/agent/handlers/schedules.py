@@ -168,6 +168,7 @@ class SchedulesHandler(BaseHandler):
                     {"schedule": schedule, "command": command, "job": job.log},
                     f"{job.log}: {schedule} ({freq})",
                     job.setting,
+                    capture_as=job.setting,  # an edit no setting explains is kept whole
                 )
             )
             result.notes.append(

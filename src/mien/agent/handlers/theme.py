@@ -161,7 +161,12 @@ class ThemeHandler(BaseHandler):
         keyfile = dconf_keyfile(ctx.persona_name, machine).encode()
         result.files.append(
             FileSpec(
-                KEYFILE, FileState(keyfile, 0o644, 0, 0), {}, f"GNOME default: {machine}", SETTING
+                KEYFILE,
+                FileState(keyfile, 0o644, 0, 0),
+                {},
+                f"GNOME default: {machine}",
+                SETTING,
+                capture_as=SETTING,  # root's edit of the keyfile is kept whole
             )
         )
         profile = ctx.read(PROFILE)
