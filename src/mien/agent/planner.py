@@ -89,9 +89,11 @@ def find_drift(
     for path, current in sorted(changed.items()):
         items = tuple(captured.get(path, ()))
         saved = not items and current.content is not None
+        # Whose edit it is: the owner, unless anyone may write the file (then nobody knows,
+        # and what it holds is neither kept nor applied anywhere by itself).
+        uid = current.uid if current.exists and not current.mode & 0o002 else None
         # A whole text file whose edit no key explains is kept whole, for its owner.
-        kept = capture and saved and bool(ctx.managed[path].capture_as)
-        uid = current.uid if current.exists else None
+        kept = capture and saved and uid is not None and bool(ctx.managed[path].capture_as)
         out.append(Drift(path, items, saved, current.content, uid, kept))
     return out
 

@@ -106,3 +106,16 @@ def test_kept_edit_is_not_restored_once_another_uid_owns_the_file(
     )
     _apply(root, personas, "rooted")
     assert bashrc.read_text() == "# root's bashrc\n"
+
+
+def test_a_file_anyone_may_write_is_nobody_s_edit(machine: tuple[Path, Path]) -> None:
+    root, personas = machine
+    _apply(root, personas, "home")
+    bashrc = root / "home/alice/.bashrc"
+    _as_alice(bashrc, "# written by someone\n")
+    bashrc.chmod(0o666)  # any user could have written this
+    _apply(root, personas, "home")
+    listed = json.loads(run_mien("customize", "list", "--root", root, "--output", "json").stdout)
+    saved = [f for f in listed["saved_files"] if f["path"] == "/home/alice/.bashrc"]
+    assert [(f["kept"], f["uid"]) for f in saved] == [(False, None)]
+    assert bashrc.read_text() == "# persona bashrc\n"
