@@ -160,7 +160,6 @@ def misplaced(specs: Iterable[FileSpec], origins: Mapping[str, Origin]) -> list[
         related = [s for s in wanted if _related(key, s.setting)]
         if not related:
             continue
-        assert all(s.desired is not None for s in related)
         foreign = [s for s in related if s.desired is None or s.desired.uid != origin.uid]
         if origin.uid is None:
             out.append((key, f"captured from {origin.path}, whose owner is not known"))

@@ -96,8 +96,12 @@ def test_edited_text_file_survives_a_switch_to_a_persona_without_it(tmp_path: Pa
     switched = apply(root, "two", personas)
     assert switched.returncode == 0, switched.stderr
     assert (root / "etc/motd").read_text() == "the original\n"  # two does not manage it
-    stored = json.loads((root / "etc/mien/settings.json").read_text())["settings"]
-    assert stored["application_configuration.motd"]["content"] == "edited by the admin\n"
+    # Kept for /etc/motd and its owner (never a value another persona's `motd` could carry).
+    listed = json.loads(run_mien("customize", "list", "--root", root, "--output", "json").stdout)
+    assert [(f["path"], f["uid"], f["kept"]) for f in listed["saved_files"]] == [
+        ("/etc/motd", 0, True)
+    ]
+    assert "application_configuration.motd" not in (root / "etc/mien/settings.json").read_text()
     back = apply(root, "one", personas)
     assert back.returncode == 0, back.stderr
     assert (root / "etc/motd").read_text() == "edited by the admin\n"  # the edit is kept
