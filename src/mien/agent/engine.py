@@ -160,6 +160,7 @@ class Engine:
         *,
         snapshot: Mapping[str, Any] | None = None,
         customizations: Mapping[str, Any] | None = None,
+        origins: Mapping[str, Any] | None = None,
     ) -> tuple[Plan, dict[str, Target], Context]:
         ctx = self._context(state, source.name)
         drift = find_drift(
@@ -170,19 +171,28 @@ class Engine:
             for item in drift:
                 for captured in item.captured:
                     custom[captured.key] = captured.value
-        origins = kept_files.origins(state, drift) if snapshot is None else {}
+        where = (
+            kept_files.origins(state, drift)
+            if origins is None
+            else {k: kept_files.Origin(str(v[0]), v[1]) for k, v in origins.items()}
+        )
         kept = kept_files.kept_with_drift(state, drift) if snapshot is None else None
         misplaced: list[tuple[str, str]] = []
+        every = dict(custom)
         while True:
             plan, targets = self._plan(state, ctx, source, custom, drift, snapshot, kept)
             # A value captured from one user's file is never written into another's file.
             specs = [spec for _, spec in plan.managed_specs.values()]
-            wrong = [w for w in kept_files.misplaced(specs, origins) if w[0] in custom]
+            wrong = [w for w in kept_files.misplaced(specs, where) if w[0] in custom]
             if not wrong:
                 break
             for key, reason in wrong:
                 del custom[key]
                 misplaced.append((key, reason))
+        # History keeps every customization, with where captured ones came from, so a
+        # rollback restores them scoped as they were.
+        plan.customizations = every
+        plan.origins = {k: [o.path, o.uid] for k, o in where.items() if k in every}
         plan.skipped_customizations.extend(misplaced)
         plan.notes.extend(engine_notes(plan))
         return plan, targets, ctx
@@ -314,6 +324,7 @@ class Engine:
                 source = Source("", {}, {}, "(no persona)")
                 snapshot: dict[str, Any] = {}
                 customs: dict[str, Any] = {}
+                extra: dict[str, Any] = {}
             else:
                 entry, document, customs, extra = state.history_entry(target)
                 source = Source(
@@ -321,7 +332,11 @@ class Engine:
                 )
                 snapshot = state.history_files(target)
             plan, targets, ctx = self._prepare(
-                state, source, snapshot=snapshot, customizations=customs
+                state,
+                source,
+                snapshot=snapshot,
+                customizations=customs,
+                origins=dict(extra.get("origins") or {}),
             )
             kept_files.keep_drift(state, plan, capture=False)
             outcome = self._execute(

@@ -82,6 +82,8 @@ class Plan:
     managed_specs: dict[str, tuple[str, FileSpec]] = field(default_factory=dict)
     skipped_customizations: list[tuple[str, str]] = field(default_factory=list)
     handler_order: list[str] = field(default_factory=list)
+    # Captured customization → [file, uid] it came from (kept in history for rollbacks).
+    origins: dict[str, list[Any]] = field(default_factory=dict)
 
     @property
     def hash(self) -> str:

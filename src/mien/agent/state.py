@@ -394,17 +394,20 @@ class State:
         cur = self.db.execute("DELETE FROM customizations WHERE key = ?", (key,))
         return cur.rowcount > 0
 
-    def replace_customizations(self, items: Mapping[str, Any], source: str = "restored") -> None:
-        # A value captured from a file keeps its origin (and so its scope) when it comes
-        # back unchanged; history records values only.
-        known = {c.key: c for c in self.customizations()}
+    def replace_customizations(
+        self,
+        items: Mapping[str, Any],
+        source: str = "restored",
+        origins: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Replace every customization; a captured one keeps the file and uid it came from
+        (``origins``: key → [path, uid], as history records them), and so its scope."""
+        known = {c.key: (c.origin, c.origin_uid) for c in self.customizations() if c.origin}
+        known.update({k: (str(v[0]), v[1]) for k, v in (origins or {}).items()})
         self.db.execute("DELETE FROM customizations")
         for key, value in items.items():
-            was = known.get(key)
-            if was is not None and was.origin and was.value == value:
-                self.set_customization(key, value, source, was.origin, was.origin_uid)
-            else:
-                self.set_customization(key, value, source)
+            origin, uid = known.get(key, ("", None))
+            self.set_customization(key, value, source, origin, uid)
 
     # --- files saved from drift --------------------------------------------------------
 

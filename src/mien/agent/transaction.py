@@ -205,6 +205,7 @@ def _commit(
                 for op in plan.operations
             ],
             "user": ctx.user.name,
+            "origins": plan.origins,
         }
         history_id = state.add_history(
             plan.persona,
@@ -217,7 +218,9 @@ def _commit(
             note,
         )
         if kind == "rollback":  # the restored state includes the customizations of its day
-            state.replace_customizations(plan.customizations, source="rollback")
+            state.replace_customizations(
+                plan.customizations, source="rollback", origins=plan.origins
+            )
         state.set_meta("active", plan.persona)
         state.set_meta("active_hash", plan.hash)
         state.set_meta("active_history", str(history_id))

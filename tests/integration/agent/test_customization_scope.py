@@ -119,3 +119,19 @@ def test_a_file_anyone_may_write_is_nobody_s_edit(machine: tuple[Path, Path]) ->
     saved = [f for f in listed["saved_files"] if f["path"] == "/home/alice/.bashrc"]
     assert [(f["kept"], f["uid"]) for f in saved] == [(False, None)]
     assert bashrc.read_text() == "# persona bashrc\n"
+
+
+def test_a_rollback_restores_captured_values_with_their_scope(machine: tuple[Path, Path]) -> None:
+    root, personas = machine
+    _apply(root, personas, "home")
+    _as_alice(root / "home/alice/.config/app.env", "COLOR=green\n")
+    _apply(root, personas, "home")  # history #2 holds the captured COLOR
+    key = "application_configuration.app.values.COLOR"
+    assert run_mien("customize", "unset", key, "--root", root).returncode == 0
+    back = run_mien("rollback", "--to", "2", "--root", root, "--yes")
+    assert back.returncode == 0, back.stderr
+    listed = json.loads(run_mien("customize", "list", "--root", root, "--output", "json").stdout)
+    color = {c["key"]: c for c in listed["customizations"]}[key]
+    assert (color["value"], color["origin_uid"]) == ("green", 1000)
+    _apply(root, personas, "system")
+    assert "green" not in (root / "etc/app.env").read_text()
