@@ -165,7 +165,10 @@ class ThemeHandler(BaseHandler):
                 FileState(keyfile, 0o644, 0, 0),
                 {},
                 f"GNOME default: {machine}",
-                SETTING,
+                # No setting: the machine default never carries a customization (a user's
+                # theme stays theirs), so kept_files.misplaced must not count it as a file
+                # a user's theme would be written to.
+                "",
                 capture_as=SETTING,  # root's edit of the keyfile is kept whole
             )
         )
@@ -177,7 +180,7 @@ class ThemeHandler(BaseHandler):
                     FileState(PROFILE_TEXT.encode(), 0o644, 0, 0),
                     {},
                     "dconf profile reading the local database",
-                    SETTING,
+                    "",  # fixed content, no setting of the persona in it
                 )
             )
         elif "system-db:local" not in (text_of(profile, PROFILE) or ""):
