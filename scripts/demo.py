@@ -247,13 +247,13 @@ def part_fleet(processes: list[subprocess.Popen[bytes]]) -> None:
         "developer",
         "--wait",
         "--timeout",
-        "60",
+        "60s",
     )
     say("Activate the test-runner persona explicitly on the db machine (waits until applied)")
     instances = json.loads(admin("instance", "list", "--output", "json", show=False).stdout)
     ids = {i["hostname"]: i["id"] for i in instances}
     db, web = ids["db1"], ids["web1"]
-    admin("instance", "activate", db, "test-runner", "--timeout", "60")
+    admin("instance", "activate", db, "test-runner", "--timeout", "60s")
     admin("instance", "list")
     admin("instance", "show", db)
     say("Remote commands go through the instance's routing table")

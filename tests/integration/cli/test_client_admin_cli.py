@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -137,3 +138,15 @@ def test_enrollment_tokens(cli: Cli, admin: Client) -> None:
     assert bad_role.returncode == 2 and "root" in bad_role.stderr
     bad_expiry = cli("token", "create", "--role", "viewer", "--expires", "forever")
     assert bad_expiry.returncode == 2 and "--expires 'forever'" in bad_expiry.stderr
+    # A bare number once meant seconds: a token "for 90" expired before anyone used it.
+    bare = cli("token", "create", "--role", "viewer", "--name", "bare", "--expires", "90")
+    assert bare.returncode == 2, bare.out
+    assert "--expires '90'" in bare.stderr and "90d" in bare.stderr
+    assert "Traceback" not in bare.out
+    names = [t["name"] for t in json.loads(cli("token", "list", "-o", "json").stdout)]
+    assert "bare" not in names
+    words = cli("token", "create", "--role", "viewer", "--name", "words", "--expires",
+                "1 day and 12 hours", "-o", "json")  # fmt: skip
+    assert words.returncode == 0, words.out
+    made_at = datetime.fromisoformat(json.loads(words.stdout)["expires_at"])
+    assert timedelta(hours=35) < made_at - datetime.now(UTC) <= timedelta(hours=36)

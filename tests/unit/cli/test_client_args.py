@@ -89,16 +89,26 @@ def test_parse_tag_changes() -> None:
 
 @pytest.mark.parametrize(
     ("text", "seconds"),
-    [("90", 90), ("1.5", 1.5), ("30s", 30), ("5m", 300), ("2h", 7200), ("1d", 86400),
-     ("1w", 604800), ("1h30m", 5400), ("1m 30s", 90), ("250ms", 0.25), ("2H", 7200)],
+    [("1.5s", 1.5), ("30s", 30), ("5m", 300), ("2h", 7200), ("1d", 86400), ("90d", 7776000),
+     ("1w", 604800), ("1h30m", 5400), ("1m 30s", 90), ("250ms", 0.25), ("2H", 7200),
+     ("5 minutes", 300), ("1 hour and 30 minutes", 5400)],
 )  # fmt: skip
 def test_parse_duration(text: str, seconds: float) -> None:
+    """The persona language's syntax, so a duration reads the same in a persona and on
+    the command line."""
     assert args.parse_duration(text, "--timeout") == pytest.approx(seconds)
 
 
-@pytest.mark.parametrize("text", ["soon", "5 minutes", "-5m", "0", "0s", "5x", ""])
+@pytest.mark.parametrize("text", ["soon", "-5m", "0s", "5x", "5 fortnights", ""])
 def test_parse_duration_refuses(text: str) -> None:
     assert "--timeout" in usage_error(args.parse_duration, text, "--timeout")
+
+
+@pytest.mark.parametrize("text", ["90", " 90 ", "1.5", "0"])
+def test_parse_duration_wants_a_unit(text: str) -> None:
+    message = usage_error(args.parse_duration, text, "--expires")
+    assert f"--expires {text!r}: give a unit" in message
+    assert f"{text.strip()}d" in message
 
 
 @pytest.mark.parametrize(

@@ -2,7 +2,7 @@
 (``5m``) and times (``2026-03-01``, ``2h`` ago).
 
 Pure functions used by the ``mien persona|instance|bind|audit|token`` commands and
-unit-tested on their own. A bad argument fails with the option's name and exit status 2.
+unit-tested on their own; durations are read as the persona language reads them. A bad argument fails with the option's name and exit status 2.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 from mien.cli.common import fail
+from mien.spec.values import Duration
 
 TAG_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,62}$")
 TAG_VALUE = re.compile(r"^[A-Za-z0-9._:/@+-]{0,128}$")
@@ -86,23 +87,33 @@ def parse_tag_changes(set_values: Sequence[str], remove: Sequence[str]) -> dict[
     return changes
 
 
-_SPAN = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)")
-_SPANS = re.compile(r"^(?:\s*\d+(?:\.\d+)?\s*(?:ms|s|m|h|d|w))+\s*$")
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
+_NUMBER = re.compile(r"^\d+(?:\.\d+)?$")
 
 
 def parse_duration(text: str, option: str) -> float:
-    """``90`` (seconds), ``30s``, ``5m``, ``2h``, ``1d``, ``1h30m`` → seconds (exit 2 if not)."""
-    value = text.strip().lower()
-    if re.fullmatch(r"\d+(?:\.\d+)?", value):
-        total = float(value)
-    elif _SPANS.match(value):
-        total = sum(float(n) * _UNITS[u] for n, u in _SPAN.findall(value))
-    else:
+    """A duration in the persona language's syntax (``30s``, ``5m``, ``2h``, ``90d``,
+    ``1h30m``, ``5 minutes``) → seconds; exit 2 naming ``option`` if it is not one.
+
+    A bare number is refused as the language refuses it: ``--expires 90`` reads as days
+    to one person and as seconds to another."""
+    value = text.strip()
+    if _NUMBER.match(value):
+        fail(f"{option} {text!r}: give a unit, e.g. {value}d, {value}h, {value}m or {value}s", 2)
+    try:
+        total = Duration.parse(value).seconds
+    except ValueError:
         fail(f"{option} {text!r}: write a duration such as 30s, 5m, 2h, 1d or 1h30m", 2)
     if total <= 0:
         fail(f"{option} {text!r}: must be more than zero", 2)
     return total
+
+
+def _is_span(text: str) -> bool:
+    try:
+        Duration.parse(text)
+    except ValueError:
+        return False
+    return True
 
 
 def parse_time(text: str, option: str, now: datetime | None = None) -> datetime:
@@ -110,7 +121,7 @@ def parse_time(text: str, option: str, now: datetime | None = None) -> datetime:
     (``30m``, ``2h``, ``7d``)."""
     now = now or datetime.now(UTC)
     value = text.strip()
-    if _SPANS.match(value.lower()):
+    if _is_span(value):
         return now - timedelta(seconds=parse_duration(value, option))
     try:
         when = datetime.fromisoformat(value)
