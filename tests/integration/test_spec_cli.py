@@ -348,6 +348,19 @@ BAD_FILES: list[tuple[str, bytes, str]] = [
         b"adaptation_rules:\n  - when: metrics.cpu_percent > && true\n    then: [{action: notify}]\n",
         "cel.yaml:2:33: adaptation_rules[0].when: Syntax error: unexpected '&&'",
     ),
+    (
+        "surrogate.json",
+        b'{"name": "s",\n "environment_variables": {"A": "\\ud800"}}',
+        "surrogate.json:2:33: environment_variables.A: \\ud800 is half of a UTF-16 surrogate "
+        "pair, not a character: write the character itself (or \\U0001F600 for one beyond "
+        "\\uFFFF)",
+    ),
+    (
+        "huge.yaml",
+        b"name: h\nos_settings:\n  swappiness: " + b"9" * 5000 + b"\n",
+        "huge.yaml:3:15: os_settings.swappiness: an integer of 5,000 digits is out of range "
+        "(at most 64 bits)",
+    ),
 ]
 
 

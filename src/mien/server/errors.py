@@ -111,6 +111,29 @@ def json_number_problems(data: Any, source: str, path: str = "") -> list[Problem
 def _validation_problems(exc: RequestValidationError) -> list[Problem]:
     out = []
     for error in exc.errors():
+        if error.get("type") == "json_invalid":
+            # FastAPI's own words are "JSON decode error" at a character offset: say what
+            # the parser said, where (and, for a value no one can hold, which field).
+            # (An offset of -1 comes from mien.server.api.body: the message names a field.)
+            offset = next((p for p in error.get("loc", ())[1:] if isinstance(p, int)), -1)
+            message = str((error.get("ctx") or {}).get("error") or "not valid JSON")
+            if offset < 0:
+                out.append(Problem(path="body", message=message, text=f"body: {message}"))
+                continue
+            text = exc.body if isinstance(exc.body, str) else ""
+            line = text.count("\n", 0, offset) + 1
+            column = offset - text.rfind("\n", 0, offset)
+            where = f"body:{line}:{column}"
+            out.append(
+                Problem(
+                    path="body",
+                    message=message,
+                    line=line,
+                    column=column,
+                    text=f"{where}: {message}",
+                )
+            )
+            continue
         loc = [str(p) for p in error.get("loc", ())]
         path = ".".join(loc) or "request"
         message = str(error.get("msg", "invalid")).replace("Input should be ", "must be ", 1)

@@ -269,3 +269,28 @@ def test_plan_touches_nothing_and_shows_diffs(setup: tuple[Path, Path]) -> None:
         run_mien("plan", "two", "--root", root, "--personas", personas, "--output", "json").stdout
     )
     assert {f["path"] for f in data["files"]} >= {"/etc/two/notes.ini", "/etc/motd"}
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "line"),
+    [
+        ("surrogate.json", '{"name": "surrogate",\n "environment_variables": {"A": "\\ud800"}}',
+         "surrogate.json:2:33: environment_variables.A: \\ud800 is half of a UTF-16 surrogate pair"),
+        ("huge.yaml", "name: huge\nos_settings:\n  swappiness: " + "9" * 5000 + "\n",
+         "huge.yaml:3:15: os_settings.swappiness: an integer of 5,000 digits is out of range"),
+    ],
+)  # fmt: skip
+def test_apply_refuses_values_nothing_can_hold(
+    setup: tuple[Path, Path], name: str, text: str, line: str
+) -> None:
+    """A lone surrogate or an integer of thousands of digits is a problem line naming the
+    file, line and field, and the machine is left as it was (a traceback before)."""
+    root, personas = setup
+    assert apply(root, personas, "one").returncode == 0
+    before = snapshot(root, include_state=True)
+    (personas / name).write_text(text)
+    refused = apply(root, personas, str(personas / name))
+    assert refused.returncode != 0
+    assert "Traceback" not in refused.stderr, refused.stderr
+    assert line in refused.stderr
+    assert tree_diff(before, snapshot(root, include_state=True)) == []

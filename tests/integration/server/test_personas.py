@@ -175,3 +175,51 @@ def test_yaml_rendering_and_raw_http(admin: Client, server) -> None:  # type: ig
         headers={"Authorization": f"Bearer {server.admin_token}", "If-Match": '"v9-nope"'},
     )
     assert r.status_code == 412 and r.json()["code"] == "stale_version"
+
+
+BIG = "9" * 5000
+SURROGATE_HINT = "is half of a UTF-16 surrogate pair, not a character"
+
+
+UNHOLDABLE = [
+        ("POST", "/personas", "application/json", '{"name": "s", "description": "\\ud800"}',
+         f"body.json:1:30: description: \\ud800 {SURROGATE_HINT}"),
+        ("POST", "/personas", "application/yaml", f"name: b\nos_settings:\n  swappiness: {BIG}\n",
+         "body.yaml:3:15: os_settings.swappiness: an integer of 5,000 digits is out of range"),
+        ("PUT", "/personas/base", "application/json", '{"environment_variables": {"A": "\\udfff"}}',
+         f"environment_variables.A: \\udfff {SURROGATE_HINT}"),
+        ("PUT", "/personas/base", "application/json", f'{{"os_settings": {{"swappiness": {BIG}}}}}',
+         "os_settings.swappiness: an integer of 5,000 digits is out of range"),
+        ("POST", "/bindings", "application/json",
+         '{"name": "b", "selector": {"role": "web"}, "persona": "base",'
+         ' "override": {"environment_variables": {"A": "\\ud800"}}}',
+         f"body: override.environment_variables.A: \\ud800 {SURROGATE_HINT}"),
+        ("POST", "/bindings", "application/json",
+         '{"name": "b", "selector": {"role": "web"}, "persona": "base",'
+         f' "override": {{"environment_variables": {{"A": {BIG}}}}}}}',
+         "body: override.environment_variables.A: an integer of 5,000 digits is out of range"),
+        ("PUT", "/bindings/web", "application/json",
+         '{"name": "web", "selector": {"role": "web"}, "persona": "base",'
+         ' "override": {"description": "\\ud800"}}',
+         f"body: override.description: \\ud800 {SURROGATE_HINT}"),
+]  # fmt: skip
+
+
+def test_values_nothing_can_hold_get_422_naming_the_field(admin: Client, server) -> None:  # type: ignore[no-untyped-def]
+    """A lone UTF-16 surrogate (a 500: the encoder and the database refuse it) and an
+    integer of thousands of digits (a bare 400, or "unreadable document") are refused
+    with a 422 that names the field, and nothing is stored."""
+    admin.create_persona(BASE)
+    admin.create_binding("web", {"role": "web"}, "base")
+    before = admin.persona_versions("base")
+    for method, path, ctype, body, detail in UNHOLDABLE:
+        r = httpx.request(
+            method,
+            f"{server.url}/api/v1{path}",
+            content=body.encode(),
+            headers={"Authorization": f"Bearer {server.admin_token}", "Content-Type": ctype},
+        )
+        assert r.status_code == 422, (method, path, r.text)
+        assert detail in r.json()["detail"], r.json()
+    assert admin.persona_versions("base") == before
+    assert [b.name for b in admin.list_bindings()] == ["web"]

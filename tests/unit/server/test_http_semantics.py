@@ -79,3 +79,16 @@ def test_diff_changes() -> None:
         ("restricted_commands", "changed", ["a"], ["a", "b"]),
         ("labels.t", "added", None, "1"),
     ]
+
+
+def test_every_route_reads_json_bodies_through_the_checked_request() -> None:
+    """A router built without ``route_class=CheckedRoute`` would let a lone surrogate or a
+    5,000-digit integer through to the encoder and the database again."""
+    from fastapi.routing import APIRoute
+
+    from mien.server.api import health, routers
+    from mien.server.api.body import CheckedRoute
+
+    routes = [r for router in (*routers(), health.router) for r in router.routes]
+    assert len(routes) > 20 and all(isinstance(r, APIRoute) for r in routes)
+    assert [r.path for r in routes if not isinstance(r, CheckedRoute)] == []

@@ -265,3 +265,69 @@ def test_spec_error_sorts_errors_first_in_document_order() -> None:
         parse_document("restricted_commands: [a b]\nnmae: x\n", "p.yaml")
     assert [p.line for p in info.value.problems] == [1, 2]
     assert info.value.errors == info.value.problems
+
+
+# --- values nothing can hold: lone surrogates, integers past 64 bits -------------------------
+
+SURROGATE_HINT = "write the character itself"
+BIG = "9" * 5000
+
+
+@pytest.mark.parametrize(
+    ("source", "raw", "start"),
+    [
+        ("p.yaml", 'name: a\ndescription: "x \\ud800"\n', "p.yaml:2:14: description: "),
+        ("p.yaml", 'name: a\nlabels:\n  "\\udfff": v\n', "p.yaml:3:3: labels"),
+        ("p.yaml", 'name: a\ndescription: "\\U0000d800"\n', "p.yaml:2:14: description: "),
+        ("p.json", '{"name": "a",\n "description": "\\ud800"}', "p.json:2:17: description: \\ud800 "),
+        ("p.json", '{"name": "a", "labels": {"\\udc00": "v"}}', "p.json:1:25: labels.\\udc00: "),
+        ("p.json", '{"name": "a", "tags": ["ok", "\\ud83d"]}', "p.json:1:"),
+    ],
+)  # fmt: skip
+def test_a_lone_surrogate_is_a_positioned_problem(source: str, raw: str, start: str) -> None:
+    """A ``\\ud800`` escape is half a character: no file, database or HTTP answer can hold
+    it, so the reader refuses it where it is written."""
+    found = problem(raw, source)
+    assert found.startswith(start) and SURROGATE_HINT in found, found
+
+
+def test_surrogate_pairs_and_escaped_backslashes_are_text() -> None:
+    assert (
+        doc('{"name": "a", "description": "\\ud83d\\ude00"}', "p.json").data["description"]
+        == "\U0001f600"
+    )
+    assert (
+        doc('{"name": "a", "description": "C:\\\\ud800"}', "p.json").data["description"]
+        == "C:\\ud800"
+    )
+    assert doc("name: a\ndescription: C:\\ud800\n").data["description"] == "C:\\ud800"
+
+
+@pytest.mark.parametrize(
+    ("source", "raw", "line"),
+    [
+        ("p.yaml", f"name: a\nsettings:\n  swappiness: {BIG}\n",
+         "p.yaml:3:15: settings.swappiness: an integer of 5,000 digits is out of range (at most 64 bits)"),
+        ("p.yaml", f"name: a\nlabels:\n  {'9' * 40}: v\n",
+         f"p.yaml:3:3: labels.{'9' * 40}: an integer of 40 digits is out of range (at most 64 bits)"),
+        ("p.yaml", "name: a\nsettings:\n  swappiness: 0x" + "f" * 5000 + "\n",
+         "p.yaml:3:15: settings.swappiness: integer out of range (at most 64 bits: "
+         "-9223372036854775808 to 9223372036854775807)"),
+        ("p.yaml", "name: a\nsettings:\n  swappiness: !!int " + BIG + "\n",
+         "p.yaml:3:15: settings.swappiness: an integer of 5,000 digits is out of range (at most 64 bits)"),
+        ("p.json", '{"name": "a",\n "settings": {"swappiness": ' + BIG + "}}",
+         "p.json:2:29: settings.swappiness: an integer of 5,000 digits is out of range (at most 64 bits)"),
+        ("p.json", '{"name": "a", "settings": {"swappiness": -9223372036854775809}}',
+         "p.json:1:42: settings.swappiness: integer out of range (at most 64 bits: "
+         "-9223372036854775808 to 9223372036854775807)"),
+    ],
+)  # fmt: skip
+def test_an_integer_past_64_bits_is_a_positioned_problem(source: str, raw: str, line: str) -> None:
+    assert problem(raw, source) == line
+
+
+def test_integers_at_the_64_bit_limits_are_read() -> None:
+    text = '{"name": "a", "labels": {"x": "y"}, "application_configuration": {"app": {"values": '
+    text += '{"lo": -9223372036854775808, "hi": 9223372036854775807, "zeros": 000000000000000000000001}}}}'
+    values = parse_text(text, "p.yaml", json_format=False).data["application_configuration"]
+    assert values["app"]["values"] == {"lo": -(2**63), "hi": 2**63 - 1, "zeros": 1}

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Path, Query, Response
 
 from mien.protocol import Activation, ActivationStatus, ErrorBody, Page
 from mien.server import resolve
+from mien.server.api.body import CheckedRoute
 from mien.server.api.deps import INSTANCE_RE, NAME_RE, UUID_RE, Limit, Operator, State, Viewer
 from mien.server.errors import ApiError, not_found
 from mien.server.fleet import Member
@@ -22,6 +23,7 @@ from mien.server.store import instances as instances_q
 from mien.server.store import personas as personas_q
 
 router = APIRouter(
+    route_class=CheckedRoute,
     tags=["activations"],
     responses={
         401: {"model": ErrorBody, "description": "missing or invalid token"},

@@ -30,6 +30,7 @@ from mien.protocol import (
     Heartbeat,
     ReportAck,
 )
+from mien.server.api.body import CheckedRoute
 from mien.server.api.deps import UUID_RE, Agent, State
 from mien.server.api.views import ensure_cached
 from mien.server.errors import ApiError, json_number_problems, not_found
@@ -38,6 +39,7 @@ from mien.server.store import commands as commands_q
 from mien.server.store import instances as instances_q
 
 router = APIRouter(
+    route_class=CheckedRoute,
     prefix="/agent",
     tags=["agent protocol"],
     responses={

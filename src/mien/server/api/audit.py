@@ -10,12 +10,14 @@ from fastapi import APIRouter, Query
 
 from mien.protocol import AuditRecord, AuditVerification, ErrorBody, Page
 from mien.server import audit as chain
+from mien.server.api.body import CheckedRoute
 from mien.server.api.deps import Admin, Limit, State, Viewer
 from mien.server.errors import ApiError
 from mien.server.store import audit as q
 from mien.server.store.audit import AuditRow
 
 router = APIRouter(
+    route_class=CheckedRoute,
     prefix="/audit",
     tags=["audit"],
     responses={

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Header, Path, Response
 
 from mien.protocol import Binding, BindingIn, ErrorBody, Page
 from mien.server import resolve
+from mien.server.api.body import CheckedRoute
 from mien.server.api.deps import NAME_RE, Operator, State, Viewer, etag, etag_matches
 from mien.server.errors import ApiError, json_number_problems, not_found, spec_problems
 from mien.server.resolve import BindingDoc
@@ -18,6 +19,7 @@ from mien.server.store import bindings as q
 from mien.server.store.bindings import BindingRow, StaleBinding
 
 router = APIRouter(
+    route_class=CheckedRoute,
     prefix="/bindings",
     tags=["bindings"],
     responses={

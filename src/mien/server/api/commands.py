@@ -17,6 +17,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Response
 
 from mien.protocol import CommandRecord, CommandRequest, ErrorBody, Page
+from mien.server.api.body import CheckedRoute
 from mien.server.api.deps import INSTANCE_RE, UUID_RE, Operator, State
 from mien.server.errors import not_found
 from mien.server.state import ServerState
@@ -25,6 +26,7 @@ from mien.server.store import instances as instances_q
 from mien.server.store.commands import CommandRow
 
 router = APIRouter(
+    route_class=CheckedRoute,
     tags=["commands"],
     responses={
         401: {"model": ErrorBody, "description": "missing or invalid token"},

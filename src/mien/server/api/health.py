@@ -13,12 +13,13 @@ from fastapi import APIRouter, Response
 
 from mien import __version__
 from mien.protocol import Health
+from mien.server.api.body import CheckedRoute
 from mien.server.api.deps import State
 from mien.server.metrics import CONTENT_TYPE
 from mien.server.store import activations as activations_q
 from mien.server.store import instances as instances_q
 
-router = APIRouter(tags=["health"])
+router = APIRouter(route_class=CheckedRoute, tags=["health"])
 _GAUGE_TTL = 5.0
 
 

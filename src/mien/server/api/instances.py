@@ -22,6 +22,7 @@ from mien.protocol import (
     TagPatch,
 )
 from mien.server import resolve
+from mien.server.api.body import CheckedRoute
 from mien.server.api.deps import INSTANCE_RE, InstanceReader, Limit, Operator, State, Viewer
 from mien.server.api.views import (
     applied_state,
@@ -37,6 +38,7 @@ from mien.server.store import instances as q
 from mien.server.store import tokens as tokens_q
 
 router = APIRouter(
+    route_class=CheckedRoute,
     tags=["instances"],
     responses={
         401: {"model": ErrorBody, "description": "missing or invalid token"},

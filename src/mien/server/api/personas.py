@@ -23,6 +23,7 @@ from mien.protocol import (
     VersionSummary,
 )
 from mien.server import diff as diffs
+from mien.server.api.body import CheckedRoute
 from mien.server.api.deps import NAME_RE, Limit, Operator, Reader, State, etag, etag_matches
 from mien.server.api.documents import (
     DOCUMENT_BODY,
@@ -39,6 +40,7 @@ from mien.server.store import personas as q
 from mien.server.store.personas import PersonaRow, StaleVersion, VersionRow
 
 router = APIRouter(
+    route_class=CheckedRoute,
     prefix="/personas",
     tags=["personas"],
     responses={

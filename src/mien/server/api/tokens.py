@@ -20,6 +20,7 @@ from mien.protocol import (
     TokenInfo,
     WhoAmI,
 )
+from mien.server.api.body import CheckedRoute
 from mien.server.api.deps import UUID_RE, Admin, State, allow
 from mien.server.auth import Principal, bearer, check_row, hash_secret, new_secret
 from mien.server.errors import ApiError, not_found
@@ -28,6 +29,7 @@ from mien.server.store import tokens as q
 from mien.server.store.tokens import TokenRow
 
 router = APIRouter(
+    route_class=CheckedRoute,
     tags=["tokens"],
     responses={
         401: {"model": ErrorBody, "description": "missing or invalid token"},
