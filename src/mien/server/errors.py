@@ -62,7 +62,7 @@ def error_response(
 
 
 def spec_problems(problems: Sequence[Any]) -> list[Problem]:
-    """Problems of the persona language (``mien.spec.Problem``) on the wire."""
+    """Problems of the persona language (``mien.spec.errors.Problem``) on the wire."""
     from mien.spec.errors import format_path
 
     return [

@@ -12,7 +12,7 @@ Order (seed 001, seed 004, DESIGN.md "The server"):
 
 Whatever chose the persona, the overrides of every matching binding that names that same
 persona are composed over it as overlays, lowest priority first (so the highest wins),
-with :func:`mien.spec.compose` — the same composition ``mien render`` uses. ``extends``
+with :func:`mien.spec.compose.compose` — the same composition ``mien render`` uses. ``extends``
 resolves against the latest version of each parent. An override that no longer composes
 (its persona changed under it) is skipped and named in the explanation, never fatal.
 

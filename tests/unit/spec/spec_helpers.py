@@ -35,7 +35,7 @@ def problem(text: str | bytes, source: str = "p.yaml") -> str:
 
 
 def finder(*texts: tuple[str, str]) -> Callable[[str, Layer], Layer]:
-    """A ``find`` for :func:`mien.spec.resolve` over ``(source, text)`` documents, by name."""
+    """A ``find`` for :func:`mien.spec.compose.resolve` over ``(source, text)`` documents, by name."""
     docs = {d.name: d for d in (parse_document(text, source) for source, text in texts)}
 
     def find(name: str, child: Layer) -> Layer:

@@ -1,5 +1,5 @@
 """Reading persona documents sent to the API: JSON or YAML in any spelling of the persona
-language, validated with :func:`mien.spec.parse_document`, checked to compose against the
+language, validated with :func:`mien.spec.document.parse_document`, checked to compose against the
 stored personas when they ``extend`` one, and stored in canonical form.
 
 Used by the persona routes; every refusal is a 422 with the language's own problem list.
@@ -41,7 +41,7 @@ SourceQuery = Annotated[
 
 
 async def parse_body(request: Request, stem: str, source: str | None = None) -> Any:
-    """The request body as a validated :class:`mien.spec.Document` (422 otherwise)."""
+    """The request body as a validated :class:`mien.spec.document.Document` (422 otherwise)."""
     from mien.spec.document import parse_document
     from mien.spec.errors import SpecError
 

@@ -1,7 +1,7 @@
 """``/personas``: create, list, read, update (``If-Match``), soft-delete, versions, diff.
 
 Bodies are persona documents in JSON or YAML (any spelling the persona language reads),
-validated with :func:`mien.spec.parse_document` and, when they ``extend`` another persona,
+validated with :func:`mien.spec.document.parse_document` and, when they ``extend`` another persona,
 composed against the latest stored versions. Each create or update that changes content
 stores a new immutable version with its content hash.
 """
