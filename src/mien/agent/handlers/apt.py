@@ -5,7 +5,10 @@ installing what is missing (``version: latest`` or none → the newest; another 
 ``name=version``, which apt matches against the Debian version). Packages mien installed
 for an earlier persona and no longer wanted are removed; packages that were on the
 machine before mien are never removed. What mien installed is kept in
-``/var/lib/mien/records/apt-packages.json`` (a managed file, so it follows rollbacks).
+``/var/lib/mien/records/apt-packages.json`` (a managed file, so it follows rollbacks),
+with the packages that were there before mien's first install: when mien removes what it
+installed, the dependencies apt brought in with it (installed since, and no longer needed
+by anything, as ``apt-get autoremove`` decides) go too, and only those.
 
 On ``/`` apt-get runs directly; on another root only when that root is a Debian system
 (``var/lib/dpkg/status`` and ``usr/bin/apt-get``), through chroot. Undoing an install
@@ -107,8 +110,8 @@ def apt_env(ctx_env: Mapping[str, str]) -> dict[str, str]:
     return child_env(ctx_env, None, extra)
 
 
-def _apt(ctx: Context, *args: str, timeout: float = 1800) -> None:
-    run_in_root(
+def _apt(ctx: Context, *args: str, timeout: float = 1800) -> str:
+    return run_in_root(
         ctx.root,
         [
             "apt-get",
@@ -127,7 +130,12 @@ def _apt(ctx: Context, *args: str, timeout: float = 1800) -> None:
         env=apt_env(ctx.env),
         timeout=timeout,
         what=f"apt-get {args[0]}",
-    )
+    ).stdout
+
+
+def autoremovable(simulation: str) -> list[str]:
+    """The packages ``apt-get -s autoremove`` would remove (its ``Remv NAME ...`` lines)."""
+    return [line.split()[1] for line in simulation.splitlines() if line.startswith("Remv ")]
 
 
 class AptHandler(BaseHandler):
@@ -176,21 +184,32 @@ class AptHandler(BaseHandler):
             wanted.append(pkg)
         record = ctx.managed.get(RECORD)
         before = [str(n) for n in (record.meta.get("installed", []) if record else [])]
+        # What was on the machine before mien's first install, carried from apply to apply.
+        earlier = record.meta.get("before") if record else None
         if not wanted and not before:
             return result
         if not wanted and not (ctx.host_path(STATUS).is_file()):
             return result  # nothing to install, nothing we could remove
         self._check_root(ctx)
         installed, provided = parse_status(text_of(ctx.read(STATUS), STATUS) or "")
+        snapshot = sorted(str(n) for n in earlier) if earlier is not None else sorted(installed)
         names = {base_name(p.name) for p in wanted}
         remove = [n for n in before if n not in names and n in installed]
         if remove:
+            # Candidates only: perform removes those apt's autoremove then finds unneeded
+            # (a user's own installs are marked manual, and never are).
+            since = sorted(set(installed) - set(snapshot) - set(remove) - names)
             result.operations.append(
                 Operation(
                     self.name,
                     "apt:remove",
-                    f"apt-get remove {' '.join(remove)} (installed by mien, no longer wanted)",
-                    {"remove": remove, "versions": {n: installed[n] for n in remove}},
+                    f"apt-get remove {' '.join(remove)} (installed by mien, no longer wanted)"
+                    + (", and what apt brought in with it" if since else ""),
+                    {
+                        "remove": remove,
+                        "brought_in": since,
+                        "versions": {n: installed[n] for n in (*remove, *since)},
+                    },
                 )
             )
         missing = [p for p in wanted if not satisfied(p, installed, provided)]
@@ -217,12 +236,17 @@ class AptHandler(BaseHandler):
             | {base_name(p.name) for p in missing if base_name(p.name) not in installed}
         )
         if kept:
-            doc = {"managed_by": "mien", "persona": ctx.persona_name, "installed_by_mien": kept}
+            doc = {
+                "managed_by": "mien",
+                "persona": ctx.persona_name,
+                "installed_by_mien": kept,
+                "present_before_mien": snapshot,
+            }
             result.files.append(
                 FileSpec(
                     RECORD,
                     FileState((json.dumps(doc, indent=2) + "\n").encode(), 0o644, 0, 0),
-                    {"installed": kept},
+                    {"installed": kept, "before": snapshot},
                     f"apt packages mien installed: {len(kept)}",
                     SETTING,
                 )
@@ -245,6 +269,13 @@ class AptHandler(BaseHandler):
             _apt(ctx, "install", "--allow-downgrades", *[str(s) for s in data["install"]])
         else:
             _apt(ctx, "remove", *[str(n) for n in data["remove"]])
+            brought_in = {str(n) for n in data.get("brought_in", [])}
+            if brought_in:
+                unneeded = [
+                    n for n in autoremovable(_apt(ctx, "-s", "autoremove")) if n in brought_in
+                ]
+                if unneeded:
+                    _apt(ctx, "remove", *unneeded)
 
     def revert(self, ctx: Context, data: Mapping[str, Any]) -> None:
         installed, _ = parse_status(text_of(ctx.read(STATUS), STATUS) or "")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from mien.agent.handlers.apt import RECORD, STATUS, AptHandler, parse_status
+from mien.agent.handlers.apt import RECORD, STATUS, AptHandler, autoremovable, parse_status
 from mien.agent.handlers.base import Context, HandlerError, lookup_user
 
 from .conftest import install_program
@@ -70,7 +70,7 @@ def test_plan_from_the_dpkg_database(driver) -> None:  # type: ignore[no-untyped
     assert data["install"] == ["jq", "nginx=1.22.1-9"]
     assert data["before"] == ["leftover", "ripgrep"]
     assert [f.path for f in result.files] == [RECORD]
-    assert result.files[0].meta == {"installed": ["jq", "nginx"]}
+    assert result.files[0].meta == {"installed": ["jq", "nginx"], "before": ["leftover", "ripgrep"]}
     notes = [(n.status, n.message) for n in result.notes]
     assert ("stored", "no handler for npm packages: left-pad not installed") in notes
     assert any(s == "failed" and m.startswith("bad >=2") for s, m in notes)
@@ -86,9 +86,54 @@ def test_switch_removes_only_what_mien_installed(driver) -> None:  # type: ignor
     driver.managed[RECORD] = ManagedRecord(RECORD, handler.name, None, record)
     result = driver.plan(handler, {"required_applications": [{"name": "ripgrep"}]})
     assert [(op.key, dict(op.data)) for op in result.operations] == [
-        ("apt:remove", {"remove": ["leftover"], "versions": {"leftover": "2.0-1"}})
+        (
+            "apt:remove",
+            {"remove": ["leftover"], "brought_in": [], "versions": {"leftover": "2.0-1"}},
+        )
     ]
     assert result.files == []  # mien installed nothing that stays
+
+
+def test_removal_takes_back_what_apt_brought_in(driver) -> None:  # type: ignore[no-untyped-def]
+    """jq came with libjq1 and libonig5: removing jq offers them too (perform removes those
+    apt's autoremove finds unneeded); what was there before mien's first install stays."""
+    debian(driver)
+    driver.path(STATUS).write_text(
+        DPKG_STATUS
+        + "".join(
+            f"\nPackage: {name}\nStatus: install ok installed\nVersion: {version}\n"
+            for name, version in (("jq", "1.6-2.1"), ("libjq1", "1.6-2.1"), ("libonig5", "6.9.8-1"))
+        )
+    )
+    handler = AptHandler()
+    from mien.agent.handlers.base import ManagedRecord
+
+    record = {"installed": ["jq"], "before": ["leftover", "ripgrep"]}
+    driver.managed[RECORD] = ManagedRecord(RECORD, handler.name, None, record)
+    result = driver.plan(handler, {"required_applications": [{"name": "ripgrep"}]})
+    assert [(op.key, dict(op.data)) for op in result.operations] == [
+        (
+            "apt:remove",
+            {
+                "remove": ["jq"],
+                "brought_in": ["libjq1", "libonig5"],
+                "versions": {"jq": "1.6-2.1", "libjq1": "1.6-2.1", "libonig5": "6.9.8-1"},
+            },
+        )
+    ]
+    # A second apply keeps the first snapshot, so a later switch still knows what came in.
+    again = driver.plan(handler, {"required_applications": [{"name": "jq"}]})
+    assert again.files[0].meta == record
+
+
+def test_autoremovable_reads_apts_simulation() -> None:
+    simulation = (
+        "NOTE: This is only a simulation!\n"
+        "Reading package lists...\n"
+        "The following packages will be REMOVED:\n  libjq1 libonig5\n"
+        "Remv libjq1 [1.6-2.1]\nRemv libonig5 [6.9.8-1]\n"
+    )
+    assert autoremovable(simulation) == ["libjq1", "libonig5"]
 
 
 CONTROL = """\
