@@ -78,6 +78,23 @@ async def _preflight(settings: Any) -> None:
         await db.dispose()
 
 
+_data_lock: list[int] = []  # the lock's descriptor, held for the life of the process
+
+
+def _lock_data_dir(settings: Any) -> None:
+    """Refuse to serve an SQLite data directory that another server already serves."""
+    if not settings.is_sqlite:
+        return
+    from mien.server.datalock import DataDirInUse, lock_data_dir
+
+    try:
+        _data_lock.append(lock_data_dir(settings.data_dir))
+    except DataDirInUse as exc:
+        fail(str(exc), 1)
+    except OSError as exc:
+        fail(f"--data {settings.data_dir}: cannot lock it: {exc.strerror or exc}", 1)
+
+
 def _check_tls(cert: Path | None, key: Path | None) -> None:
     if cert is None or key is None:
         return
@@ -146,6 +163,7 @@ def serve(settings: Any, *, access_log: bool = False) -> None:
         settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     except OSError as exc:
         fail(f"--data {settings.data_dir}: cannot create it: {exc.strerror or exc}", 1)
+    _lock_data_dir(settings)
     _check_tls(settings.tls_cert, settings.tls_key)
     _open_database(settings)
 
