@@ -23,6 +23,7 @@ from mien.protocol import (
     CommandRecord,
     CommandRequest,
     CommandResult,
+    DefaultPersona,
     DesiredState,
     EffectivePersona,
     Enrollment,
@@ -118,6 +119,14 @@ def list_personas(include_deleted: bool, after: str | None) -> Call[Page[Persona
 
 def delete_persona(name: str, force: bool) -> Call[None]:
     return Call("DELETE", f"{API}/personas/{_p(name)}", nothing, params={"force": force or None})
+
+
+def set_default_persona(name: str) -> Call[DefaultPersona]:
+    return Call("PUT", f"{API}/personas/{_p(name)}/default", model(DefaultPersona))
+
+
+def unset_default_persona(name: str) -> Call[DefaultPersona]:
+    return Call("DELETE", f"{API}/personas/{_p(name)}/default", model(DefaultPersona))
 
 
 def persona_versions(name: str) -> Call[Page[VersionSummary]]:

@@ -32,6 +32,7 @@ from mien.protocol import (
     ActivePersona,
     Binding,
     BindingIn,
+    DefaultPersona,
     EffectivePersona,
     FleetSummary,
     Health,
@@ -143,6 +144,15 @@ class Client(AdminCalls):
     def delete_persona(self, name: str, *, force: bool = False) -> None:
         """Soft-delete (every version is kept). :class:`Conflict` if in use, unless ``force``."""
         self.send(ops.delete_persona(name, force))
+
+    def set_default_persona(self, name: str) -> DefaultPersona:
+        """Make ``name`` the fleet's default persona (what an instance with no activation
+        and no matching binding runs); any other default is cleared."""
+        return self.send(ops.set_default_persona(name))
+
+    def unset_default_persona(self, name: str) -> DefaultPersona:
+        """Stop ``name`` being the fleet's default (nothing happens if it is not)."""
+        return self.send(ops.unset_default_persona(name))
 
     def persona_versions(self, name: str) -> list[VersionSummary]:
         return self.send(ops.persona_versions(name)).items

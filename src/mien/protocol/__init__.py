@@ -70,6 +70,7 @@ from mien.protocol.fleet import (
 from mien.protocol.personas import (
     Binding,
     BindingIn,
+    DefaultPersona,
     DiffChange,
     PersonaDiff,
     PersonaSummary,
@@ -98,6 +99,7 @@ __all__ = [
     "CommandRequest",
     "CommandResult",
     "CommandStatus",
+    "DefaultPersona",
     "DesiredSource",
     "DesiredState",
     "DesiredSummary",

@@ -51,6 +51,15 @@ class PersonaSummary(WireModel):
     deleted_at: datetime | None = None
 
 
+class DefaultPersona(WireModel):
+    """The fleet's default persona after a change of it (``PUT|DELETE
+    /personas/{name}/default``): what an instance with no activation and no matching
+    binding runs."""
+
+    persona: str | None = Field(description="the default now (null: none)")
+    previous: str | None = Field(description="the default before the change (null: none)")
+
+
 class VersionSummary(WireModel):
     name: str
     version: int

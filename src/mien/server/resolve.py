@@ -6,8 +6,9 @@ Order (seed 001, seed 004, DESIGN.md "The server"):
    the version that was latest when it was made (or the one asked for);
 2. else the bindings whose tag selector matches the instance: the highest-priority one
    chooses the persona (ties: the more specific selector, then the name);
-3. else the persona marked ``default_persona`` (the most recently marked one, if several),
-   so a new machine gets it on its first contact;
+3. else the fleet's default persona (marked only by ``PUT /personas/{name}/default``; the
+   most recently marked one, should an older database have several), so a new machine
+   gets it on its first contact;
 4. else nothing: the agent keeps what it has.
 
 Whatever chose the persona, the overrides of every matching binding that names that same

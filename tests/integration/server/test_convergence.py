@@ -127,7 +127,8 @@ def test_activation_pending_to_applied_and_failed(
     assert admin.get_activation(activation.id).status == "applied"
 
     # A newer activation supersedes an open one; clearing falls back to bindings/default.
-    admin.create_persona({"name": "fallback", "default_persona": True})
+    admin.create_persona({"name": "fallback"})
+    admin.set_default_persona("fallback")
     admin.clear_activation(iid)
     wait_until(lambda: converged(admin, agent, "fallback"), what="default persona applied")
     assert admin.active_persona(iid).desired.source == "default"
@@ -154,6 +155,8 @@ def test_activation_pins_the_version(
 
 def test_default_persona_on_first_contact(server: ServerProcess, admin: Client) -> None:
     admin.create_persona({"name": "starter", "default_persona": True})
+    assert api_default(admin) is None  # a document's own mark does not make it the default
+    admin.set_default_persona("starter")
     token = admin.create_token("one", kind="enroll", uses=1, tags={"site": "lab"}).token
     with AgentClient(server.url) as api:
         enrolled = api.enroll(token, tags={"site": "elsewhere", "role": "x"}, hostname="vm1")
@@ -214,3 +217,7 @@ def test_long_poll_returns_at_once_on_change(server: ServerProcess, admin: Clien
     latency, answer = asyncio.run(scenario())
     assert answer is not None and answer.persona == "web"  # type: ignore[attr-defined]
     assert latency < 2.0
+
+
+def api_default(admin: Client) -> str | None:
+    return next((p.name for p in admin.list_personas() if p.default_persona), None)

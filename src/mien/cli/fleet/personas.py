@@ -1,4 +1,4 @@
-"""``mien persona push|list|show|versions|diff|delete``: the server's persona catalogue.
+"""``mien persona push|list|show|versions|diff|default|delete``: the server's persona catalogue.
 
 Thin over :class:`mien.client.Client`. ``push`` (creating personas and their versions,
 then following the rollout) is in :mod:`mien.cli.fleet.push`; the commands that read and
@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import sys
 from enum import Enum
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from mien.cli.common import OutputFormat, console, esc, fail, info
 from mien.cli.fleet import common as cc
 from mien.cli.fleet.config import Connection
+
+if TYPE_CHECKING:
+    from mien.protocol import DefaultPersona
 
 app = typer.Typer(
     name="persona",
@@ -29,6 +32,7 @@ app = typer.Typer(
           mien persona push personas/*.yaml --wait
           mien persona list
           mien persona diff web --from 3 --to 4
+          mien persona default kiosk       # what machines with nothing else run
         """),
 )
 
@@ -205,6 +209,46 @@ def print_diff(text: str) -> None:
         elif line.startswith("@@"):
             style = "cyan"
         out.print(f"[{style}]{esc(line)}[/{style}]" if style else esc(line))
+
+
+def announce_default(changed: DefaultPersona) -> None:
+    """One line saying what the fleet's default is now, and what it was."""
+    was = f" (it was {changed.previous})" if changed.previous else ""
+    if changed.persona is None:
+        info(f"the fleet has no default persona now{was}")
+    elif changed.persona == changed.previous:
+        info(f"{changed.persona} is the fleet's default persona (unchanged)")
+    else:
+        info(f"{changed.persona} is now the fleet's default persona{was}")
+
+
+@app.command("default")
+@cc.connected
+def default_cmd(
+    name: Annotated[str, typer.Argument(help="Persona name.")],
+    unset: Annotated[
+        bool, typer.Option("--unset", help="Stop NAME being the default (then there is none).")
+    ] = False,
+    output: cc.OutputOpt = OutputFormat.table,
+    *,
+    conn: Connection,
+) -> None:
+    """Make a persona the fleet's default: what every instance with no activation and no
+    matching binding runs (at once, on every such machine). There is one default; setting
+    one replaces the other. A persona's own default_persona field does not change it.
+
+    Examples:
+
+      mien persona default kiosk
+
+      mien persona default kiosk --unset
+    """
+    with cc.client(conn) as api:
+        changed = api.unset_default_persona(name) if unset else api.set_default_persona(name)
+    if output is OutputFormat.json:
+        cc.dump(changed)
+        return
+    announce_default(changed)
 
 
 @app.command("delete")

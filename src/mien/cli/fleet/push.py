@@ -151,6 +151,14 @@ def push_cmd(
     timeout: Annotated[
         str, typer.Option("--timeout", metavar="DURATION", help="How long --wait waits.")
     ] = "5m",
+    default: Annotated[
+        bool,
+        typer.Option(
+            "--default",
+            help="Then make it the fleet's default persona (one file only); a push never "
+            "changes the default otherwise.",
+        ),
+    ] = False,
     output: cc.OutputOpt = OutputFormat.table,
     *,
     conn: Connection,
@@ -170,6 +178,8 @@ def push_cmd(
       mien persona push personas/ --wait --timeout 10m
 
       mien persona push web.yaml --if-match '"v3-1a2b3c4d5e6f"'
+
+      mien persona push kiosk.yaml --default
     """
     from mien.client import ClientError, InvalidDocument, PreconditionFailed
 
@@ -177,6 +187,8 @@ def push_cmd(
     paths = _expand(files)
     if if_match and len(paths) > 1:
         fail("--if-match applies to one persona: push one file with it", 2)
+    if default and len(paths) > 1:
+        fail("--default makes one persona the fleet's default: push one file with it", 2)
     peeked = [(p, *_peek(p)) for p in paths]
     results: list[dict[str, Any]] = []
     changed: dict[str, int] = {}
@@ -206,9 +218,16 @@ def push_cmd(
             results.append({"file": str(path), "action": action, **_summary(stored)})
             if output is OutputFormat.table:
                 _push_report(action, stored, path)
+        failed = [r for r in results if "error" in r]
+        if default and not failed and results:
+            from mien.cli.fleet.personas import announce_default
+
+            made = api.set_default_persona(str(results[0]["name"]))
+            results[0]["default"] = made.model_dump(mode="json")
+            if output is OutputFormat.table:
+                announce_default(made)
         if output is OutputFormat.json:
             cc.dump(results)
-        failed = [r for r in results if "error" in r]
         if len(paths) > 1:
             info(f"{len(paths) - len(failed)} of {len(paths)} file(s) stored")
         if wait and changed:

@@ -17,6 +17,7 @@ def routers() -> list[APIRouter]:
         audit,
         bindings,
         commands,
+        defaults,
         instances,
         personas,
         tokens,
@@ -24,6 +25,7 @@ def routers() -> list[APIRouter]:
 
     return [
         personas.router,
+        defaults.router,
         instances.router,
         activations.router,
         bindings.router,

@@ -78,7 +78,7 @@ def version_model(
         etag=etag("v", ver.version, ver.content_hash),
         created_at=ver.created_at,
         created_by=ver.created_by,
-        default_persona=bool(ver.document.get("default_persona", False)),
+        default_persona=row is not None and row.default_persona,
         description=ver.document.get("description"),
         extends=ver.document.get("extends"),
         latest=row is not None and row.latest_version == ver.version,
@@ -89,15 +89,17 @@ def version_model(
     )
 
 
-def _default_note(state: ServerState, name: str, default: bool) -> list[str]:
-    previous = state.fleet.default_persona
-    if default and previous and previous != name:
-        return [f"{name!r} is now the default persona (it was {previous!r})"]
-    if default and previous != name:
-        return [f"{name!r} is now the default persona"]
-    if not default and previous == name:
-        return [f"{name!r} is no longer the default persona"]
-    return []
+def _default_note(state: ServerState, name: str, marked: bool) -> list[str]:
+    """A document marked ``default_persona`` does not change the fleet's default (see
+    :mod:`mien.server.api.defaults`): say so, and how to change it."""
+    current = state.fleet.default_persona
+    if not marked or current == name:
+        return []
+    now = f"the fleet's default is {current!r}" if current else "the fleet has no default"
+    return [
+        f"the document says default_persona: true, which a push does not act on ({now}); "
+        f"to make it the fleet's default: mien persona default {name}"
+    ]
 
 
 def _audit_version(tx: Tx, actor: str, action: str, ver: VersionRow) -> None:
@@ -142,7 +144,6 @@ async def create_persona(
             doc.name,
             canonical_data(doc),
             document_hash(doc),
-            default=doc.persona.default_persona,
             actor=who.actor,
             now=tx.now,
         )
@@ -249,7 +250,6 @@ async def update_persona(
                 name,
                 canonical_data(doc),
                 document_hash(doc),
-                default=doc.persona.default_persona,
                 expected=current.latest_version,
                 actor=who.actor,
                 now=tx.now,

@@ -92,11 +92,11 @@ async def create(
     document: dict[str, Any],
     content_hash: str,
     *,
-    default: bool,
     actor: str,
     now: datetime,
 ) -> tuple[PersonaRow, VersionRow] | None:
-    """Create ``name`` (or re-create a deleted one); ``None`` when it already exists."""
+    """Create ``name`` (or re-create a deleted one); ``None`` when it already exists. A
+    created persona is never the fleet's default: that takes :func:`set_default`."""
     existing = await get(s, name, include_deleted=True)
     if existing is not None and existing.deleted_at is None:
         return None
@@ -107,8 +107,8 @@ async def create(
                 name=name,
                 latest_version=version,
                 content_hash=content_hash,
-                default_persona=default,
-                default_since=now if default else None,
+                default_persona=False,
+                default_since=None,
                 created_at=now,
                 updated_at=now,
             )
@@ -121,8 +121,8 @@ async def create(
             .values(
                 latest_version=version,
                 content_hash=content_hash,
-                default_persona=default,
-                default_since=now if default else None,
+                default_persona=False,
+                default_since=None,
                 updated_at=now,
                 deleted_at=None,
                 deleted_by=None,
@@ -137,7 +137,6 @@ async def add_version(
     document: dict[str, Any],
     content_hash: str,
     *,
-    default: bool,
     expected: int | None,
     actor: str,
     now: datetime,
@@ -158,7 +157,6 @@ async def add_version(
         same = await get_version(s, name, current.latest_version)
         assert same is not None
         return current, same, False
-    was_default = current.default_persona
     q = (
         update(p)
         .where(
@@ -169,8 +167,6 @@ async def add_version(
         .values(
             latest_version=current.latest_version + 1,
             content_hash=content_hash,
-            default_persona=default,
-            default_since=(current.default_since if was_default else now) if default else None,
             updated_at=now,
         )
     )
@@ -215,6 +211,50 @@ async def soft_delete(s: AsyncSession, name: str, *, actor: str, now: datetime) 
         .values(deleted_at=now, deleted_by=actor, updated_at=now)
     )
     return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+
+async def defaults(s: AsyncSession) -> list[str]:
+    """The live personas marked as the fleet's default, the one that counts first (older
+    databases may have several marked; the most recently marked one wins)."""
+    q = (
+        select(p.c.name)
+        .where(p.c.default_persona.is_(True), p.c.deleted_at.is_(None))
+        .order_by(p.c.default_since.desc(), p.c.name)
+    )
+    return [str(name) for name in (await s.execute(q)).scalars()]
+
+
+async def set_default(s: AsyncSession, name: str, *, now: datetime) -> list[str] | None:
+    """Make ``name`` the fleet's one default persona; the personas that were marked before
+    (``None`` when ``name`` is not a live persona)."""
+    target = await get(s, name)
+    if target is None:
+        return None
+    previous = await defaults(s)
+    await s.execute(
+        update(p)
+        .where(p.c.default_persona.is_(True), p.c.name != name)
+        .values(default_persona=False, default_since=None)
+    )
+    if not target.default_persona:
+        await s.execute(
+            update(p).where(p.c.name == name).values(default_persona=True, default_since=now)
+        )
+    return previous
+
+
+async def unset_default(s: AsyncSession, name: str) -> bool | None:
+    """Stop ``name`` being the fleet's default: whether it was (``None`` when ``name`` is not
+    a persona at all)."""
+    target = await get(s, name, include_deleted=True)
+    if target is None:
+        return None
+    if not target.default_persona:
+        return False
+    await s.execute(
+        update(p).where(p.c.name == name).values(default_persona=False, default_since=None)
+    )
+    return True
 
 
 @dataclass(frozen=True)
