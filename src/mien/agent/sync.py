@@ -89,10 +89,12 @@ def enroll(
     *,
     tags: Mapping[str, str] | None = None,
     hostname: str | None = None,
+    instance_id: str | None = None,
     verify: bool | str = True,
     user: str | None = None,
 ) -> Credentials:
-    """Trade a limited-use enrollment token for this instance's own credential."""
+    """Trade a limited-use enrollment token for this instance's own credential, as
+    ``instance_id`` when given (else the server picks one)."""
     from mien.client import AgentClient
 
     with AgentClient(server, verify=verify) as api:
@@ -100,6 +102,7 @@ def enroll(
             enroll_token,
             tags=tags,
             hostname=hostname or socket.gethostname(),
+            instance_id=instance_id,
             agent_version=__version__,
         )
     creds = Credentials(server, enrollment.instance_id, enrollment.token, verify, user)

@@ -155,10 +155,12 @@ def list_instances(
     include_deleted: bool,
     after: str | None,
     limit: int,
+    hostname: str | None = None,
 ) -> Call[Page[Instance]]:
     params: list[tuple[str, Any]] = [("tag", f"{k}={v}") for k, v in (tags or {}).items()]
     params += [
         ("persona", persona),
+        ("hostname", hostname),
         ("include_deleted", include_deleted or None),
         ("after", after),
         ("limit", limit),

@@ -172,23 +172,51 @@ class Client(AdminCalls):
         *,
         tags: Mapping[str, str] | None = None,
         persona: str | None = None,
+        hostname: str | None = None,
         include_deleted: bool = False,
         page_size: int = 500,
     ) -> Iterator[Instance]:
         after: str | None = None
         while True:
-            page = self.send(ops.list_instances(tags, persona, include_deleted, after, page_size))
+            page = self.send(
+                ops.list_instances(tags, persona, include_deleted, after, page_size, hostname)
+            )
             yield from page.items
             if not page.next:
                 return
             after = page.next
 
     def list_instances(self, **filters: Any) -> list[Instance]:
-        """Every instance matching ``tags`` (all must match) and desired ``persona``."""
+        """Every instance matching ``tags`` (all must match), desired ``persona`` and
+        ``hostname``."""
         return list(self.iter_instances(**filters))
 
     def get_instance(self, instance_id: str) -> Instance:
         return self.send(ops.get_instance(instance_id))
+
+    def find_instance(self, ref: str) -> Instance:
+        """The instance whose id is ``ref``, else the one whose host name is ``ref``.
+        :class:`NotFound` when none is; :class:`Conflict` (code ``ambiguous``, the
+        candidates' ids in its message) when the host name names several."""
+        try:
+            return self.get_instance(ref)
+        except errors.NotFound:
+            pass
+        found = list(self.iter_instances(hostname=ref, page_size=20))
+        if len(found) == 1:
+            return found[0]
+        if not found:
+            raise errors.NotFound(
+                f"instance {ref!r} not found (no instance has that id or host name)",
+                code="not_found",
+                status=404,
+            )
+        ids = ", ".join(sorted(i.id for i in found))
+        raise errors.Conflict(
+            f"host name {ref!r} names {len(found)} instances: {ids}; name one by its id",
+            code="ambiguous",
+            status=409,
+        )
 
     def set_tags(self, instance_id: str, tags: Mapping[str, str | None]) -> Instance:
         """Merge ``tags`` into the instance's: a value sets a tag, ``None`` removes it."""

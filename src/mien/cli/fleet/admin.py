@@ -71,7 +71,10 @@ def audit_cmd(
         str | None,
         typer.Option("--action", help="What: an action or its prefix (persona., activation.)."),
     ] = None,
-    instance: Annotated[str | None, typer.Option("--instance", "-i", help="Instance id.")] = None,
+    instance: Annotated[
+        str | None,
+        typer.Option("--instance", "-i", help="Instance id (or its host name, when unique)."),
+    ] = None,
     persona: Annotated[str | None, typer.Option("--persona", "-p", help="Persona name.")] = None,
     since: Annotated[
         str | None,
@@ -109,6 +112,14 @@ def audit_cmd(
     kept: deque[Any] = deque(maxlen=limit)
     total = 0
     with cc.client(conn, timeout=120) as api:
+        if instance:
+            import contextlib
+
+            from mien.client import NotFound
+
+            # A deleted instance's id is not found, and its records are still there.
+            with contextlib.suppress(NotFound):
+                instance = api.find_instance(instance).id
         for record in api.audit(
             actor=actor,
             action=action,

@@ -6,6 +6,7 @@ container's main process); it logs one line per event to stderr.
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
@@ -70,7 +71,16 @@ def enroll_cmd(
     ),
     user: str | None = typer.Option(None, "--user", "-u", help="The persona user on this machine."),
     hostname: str | None = typer.Option(
-        None, "--hostname", help="Name to show in the fleet (default: this host's name)."
+        None,
+        "--hostname",
+        help="Name to show in the fleet (default: this host's name); operators can use it "
+        "in place of the instance id while it is unique.",
+    ),
+    instance_id: str | None = typer.Option(
+        None,
+        "--instance-id",
+        help="The instance id to enroll as (letters, digits, '.', '_', ':', '-'; default: a "
+        "random i-…); refused if an instance has it already.",
     ),
     ca_cert: Path | None = typer.Option(
         None, "--ca-cert", help="CA bundle for a server with a private certificate."
@@ -83,8 +93,15 @@ def enroll_cmd(
     """Trade an enrollment token for this machine's own credential (stored 0600)."""
     from mien.agent.sync import enroll
     from mien.client import ClientError
+    from mien.protocol import INSTANCE_ID_PATTERN
 
     tags = _tags(tag)
+    if instance_id is not None and not re.match(INSTANCE_ID_PATTERN, instance_id):
+        common.fail(
+            f"--instance-id {instance_id!r}: 1-128 letters, digits, '.', '_', ':' or '-', "
+            "starting with a letter or digit",
+            2,
+        )
     try:
         creds = enroll(
             root.absolute(),
@@ -92,6 +109,7 @@ def enroll_cmd(
             token,
             tags=tags,
             hostname=hostname,
+            instance_id=instance_id,
             verify=_verify(ca_cert, insecure),
             user=user,
         )

@@ -47,7 +47,7 @@ def effective_cmd(
       mien instance effective vm-0042 --document > effective.yaml
     """
     with cc.client(conn) as api:
-        eff = api.effective_persona(instance_id)
+        eff = api.effective_persona(api.find_instance(instance_id).id)
     if output is OutputFormat.json:
         cc.dump(eff)
         return

@@ -36,7 +36,12 @@ app = typer.Typer(
         """),
 )
 
-ID = Annotated[str, typer.Argument(metavar="ID", help="Instance id.")]
+ID = Annotated[
+    str,
+    typer.Argument(
+        metavar="INSTANCE", help="Instance id, or its host name when only one instance has it."
+    ),
+]
 
 
 # --- how an instance stands ----------------------------------------------------------------
@@ -156,9 +161,9 @@ def show_cmd(
       mien instance show vm-0042
     """
     with cc.client(conn) as api:
-        inst = api.get_instance(instance_id)
-        activations = api.list_activations(instance=instance_id, limit=limit)
-        history = api.instance_history(instance_id)
+        inst = api.find_instance(instance_id)
+        activations = api.list_activations(instance=inst.id, limit=limit)
+        history = api.instance_history(inst.id)
     if output is OutputFormat.json:
         cc.dump({"instance": inst, "activations": activations, "history": history})
         return
@@ -287,7 +292,7 @@ def tag_cmd(
     """
     changes = parse_tag_changes(tags or [], remove or [])
     with cc.client(conn) as api:
-        inst = api.set_tags(instance_id, changes)
+        inst = api.set_tags(api.find_instance(instance_id).id, changes)
     if output is OutputFormat.json:
         cc.dump(inst)
         return
@@ -306,5 +311,6 @@ def delete_cmd(instance_id: ID, *, conn: Connection) -> None:
       mien instance delete vm-0042
     """
     with cc.client(conn) as api:
+        instance_id = api.find_instance(instance_id).id
         api.delete_instance(instance_id)
     info(f"deleted instance {instance_id!r}; its agent token is revoked")

@@ -64,6 +64,7 @@ def activate_cmd(
     """
     wait_for = parse_duration(timeout, "--timeout")
     with cc.client(conn) as api:
+        instance_id = api.find_instance(instance_id).id
         if wait:
             _warn_offline(api, instance_id)
         activation = api.activate(instance_id, persona, version=version)
@@ -133,6 +134,7 @@ def clear_cmd(instance_id: ID, *, conn: Connection) -> None:
     from mien.cli.fleet.instances import desired_text
 
     with cc.client(conn) as api:
+        instance_id = api.find_instance(instance_id).id
         api.clear_activation(instance_id)
         inst = api.get_instance(instance_id)
     info(f"{instance_id}: activation cleared; desired now {desired_text(inst.desired)}")
@@ -209,6 +211,7 @@ def _run(
     # One request waits at most this long (the server caps it too); then ask again.
     step = 25.0
     with cc.client(conn, timeout=step + 30) as api:
+        instance_id = api.find_instance(instance_id).id
         record = api.run_command(instance_id, name, args, timeout=run_for, wait=min(step, wait_for))
         while record.status not in ("done", "expired"):
             remaining = deadline - time.monotonic()
@@ -255,7 +258,7 @@ def commands_cmd(
       mien instance commands vm-0042 --limit 5
     """
     with cc.client(conn) as api:
-        items = api.list_commands(instance_id, limit=limit)
+        items = api.list_commands(api.find_instance(instance_id).id, limit=limit)
     if output is OutputFormat.json:
         cc.dump(items)
         return

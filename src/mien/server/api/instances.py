@@ -69,6 +69,9 @@ async def list_instances(
         list[str], Query(description="KEY=VALUE; repeat for several (all must match)")
     ] = [],  # noqa: B006
     persona: Annotated[str | None, Query(max_length=63, description="desired persona")] = None,
+    hostname: Annotated[
+        str | None, Query(max_length=255, description="host name given at enrollment")
+    ] = None,
     include_deleted: bool = False,
 ) -> Page[Instance]:
     wanted = _tag_filter(tag)
@@ -80,6 +83,8 @@ async def list_instances(
             for row in rows:
                 cursor = row.id
                 if any(row.tags.get(k) != v for k, v in wanted.items()):
+                    continue
+                if hostname is not None and row.hostname != hostname:
                     continue
                 model = instance_model(state, row)
                 if persona is not None and model.desired.persona != persona:
