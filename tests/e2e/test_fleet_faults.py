@@ -5,7 +5,9 @@ flight when it died still arrives."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -60,3 +62,35 @@ def test_clearing_a_failed_activation_shows_the_applied_fallback_at_once(
         assert active.applied.error is None
     finally:
         assert agent.stop() == 0, agent.log()
+
+
+def test_after_a_server_restart_every_agent_is_back_within_seconds(
+    tmp_path: Path, server: ServerProcess, admin: Client
+) -> None:
+    roots = [make_machine(tmp_path / f"m{i}") for i in range(4)]
+    instances = [enroll(server, admin, root) for root in roots]
+    agents = [AgentProcess(root, tmp_path / f"agent{i}.log") for i, root in enumerate(roots)]
+    try:
+        until(
+            lambda: all(admin.get_instance(i).connected for i in instances),
+            what="every agent connected",
+        )
+        server.kill()  # a crash: no goodbye to the parked long-polls
+        time.sleep(15)  # long enough for an unbounded backoff to grow past a minute's worth
+        server.start()
+        back_at = datetime.now(UTC)
+        t0 = time.monotonic()
+        with Client(server.url, server.admin_token) as fresh:
+
+            def all_back() -> bool:
+                seen = [fresh.get_instance(i).last_seen for i in instances]
+                return all(s is not None and s >= back_at for s in seen)
+
+            until(all_back, timeout=60, what="every agent back")
+        took = time.monotonic() - t0
+        # The reconnect delay is capped at 4 s (jittered); allow for a loaded machine.
+        logs = "\n".join(a.log()[-600:] for a in agents)
+        assert took <= 7.0, f"the fleet took {took:.1f}s to come back:\n{logs}"
+    finally:
+        for agent in agents:
+            assert agent.stop() == 0, agent.log()

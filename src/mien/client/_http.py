@@ -160,15 +160,30 @@ def base_url(server: str) -> str:
     return url
 
 
+RECONNECT_BASE = 0.25
+RECONNECT_CAP = 4.0
+
+
 def backoff(
-    attempt: int, *, base: float = 0.5, cap: float = 60.0, retry_after: float | None = None
+    attempt: int,
+    *,
+    base: float = RECONNECT_BASE,
+    cap: float = RECONNECT_CAP,
+    retry_after: float | None = None,
 ) -> float:
     """Seconds to wait before retry number ``attempt`` (1, 2, …): exponential with full
-    jitter, so that thousands of agents losing the server do not come back in step."""
-    ceiling = min(cap, base * (2 ** max(0, attempt - 1)))
+    jitter (uniform between 0 and ``base * 2**(attempt-1)``), never above ``cap``.
+
+    The cap is a few seconds, not a minute: a retry against a server that is down costs a
+    refused connection, while a long cap keeps agents away for up to that long after it is
+    back (a minute with the old 60 s). With full jitter under a 4 s cap a whole fleet is back
+    within about 4 s of a restart, spread evenly over that time rather than in one burst;
+    a server that needs them slower says so with ``Retry-After``, which is honoured (plus
+    up to half again of jitter)."""
+    ceiling = min(cap, base * (2 ** min(max(0, attempt - 1), 32)))
     delay = random.uniform(0, ceiling)
     if retry_after is not None:
-        delay = max(delay, retry_after * (1 + random.random() * 0.5))
+        delay = max(delay, retry_after * (1 + random.uniform(0, 0.5)))
     return delay
 
 

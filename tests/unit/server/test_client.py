@@ -3,6 +3,8 @@ in-memory transport (httpx.MockTransport)."""
 
 from __future__ import annotations
 
+import random
+
 import httpx
 import pytest
 
@@ -128,6 +130,30 @@ def test_backoff_is_jittered_and_capped() -> None:
     delays = [backoff(n, base=1, cap=8) for n in range(1, 10) for _ in range(50)]
     assert all(0 <= d <= 8 for d in delays) and len(set(delays)) > 100
     assert backoff(1, retry_after=5) >= 5
+
+
+def test_reconnect_schedule_is_fast_capped_and_spread() -> None:
+    """After a restart a whole fleet is back within seconds, not in one burst: each delay is
+    uniform under a ceiling that doubles from a quarter second to a cap of a few seconds."""
+    random.seed(7)
+    for attempt in range(1, 200):
+        ceiling = min(4.0, 0.25 * 2 ** (attempt - 1))
+        draws = [backoff(attempt) for _ in range(200)]
+        assert all(0 <= d <= ceiling for d in draws), attempt
+        assert max(draws) > ceiling * 0.9  # the whole window is used
+    assert backoff(1) <= 0.25 and backoff(3) <= 1.0
+
+    # 10,000 agents that lost the server long ago: when it is back, the next try of each is
+    # within the cap, and no half second gets much more than its share of them.
+    fleet = sorted(backoff(50) for _ in range(10_000))
+    assert fleet[-1] <= 4.0
+    buckets = [0] * 8
+    for delay in fleet:
+        buckets[min(int(delay / 0.5), 7)] += 1
+    assert max(buckets) < 1.2 * 10_000 / 8, buckets
+
+    # A server that asks for patience gets it (Retry-After, plus up to half again).
+    assert all(5.0 <= backoff(1, retry_after=5) <= 7.5 for _ in range(100))
 
 
 @pytest.mark.parametrize(
