@@ -94,3 +94,36 @@ def test_after_a_server_restart_every_agent_is_back_within_seconds(
     finally:
         for agent in agents:
             assert agent.stop() == 0, agent.log()
+
+
+def test_an_applied_report_in_flight_when_the_server_dies_still_arrives(
+    tmp_path: Path, server: ServerProcess, admin: Client
+) -> None:
+    root = make_machine(tmp_path / "m")
+    instance = enroll(server, admin, root)
+    admin.create_persona(
+        "name: slow\nenvironment_variables: {X: '1'}\n"
+        "post_activation_script: |\n  #!/bin/sh\n  sleep 5\n"
+    )
+    agent = AgentProcess(root, tmp_path / "agent.log")
+    try:
+        until(lambda: admin.get_instance(instance).connected, what="the agent connected")
+        activation = admin.activate(instance, "slow")
+        until(
+            lambda: admin.get_activation(activation.id).status == "applying",
+            what="the agent applying",
+        )
+        server.kill()  # while the agent applies: its "applied" report finds no server
+        until(lambda: "not delivered" in agent.log(), what="the report failing", timeout=40)
+        time.sleep(16)  # longer than any retrying of one report in place
+        server.start()
+        with Client(server.url, server.admin_token) as fresh:
+            done = fresh.wait_activation(activation.id, timeout=20)
+            assert done.status == "applied", agent.log()
+            assert fresh.active_persona(instance).in_sync
+            applied = [
+                r for r in fresh.audit(action="instance.applied") if r.instance_id == instance
+            ]
+            assert len(applied) == 1, applied  # at least once, recorded once
+    finally:
+        assert agent.stop() == 0, agent.log()

@@ -3,9 +3,9 @@
 The agent pulls (it works through NAT and firewalls): it long-polls the server for its
 desired state, which answers at once when anything changed; applies a new persona through
 the same :class:`~mien.agent.engine.Engine` as ``mien apply``; reports applying → applied |
-failed (with the error, and its history); runs remote commands through the command router;
-and reconnects with jittered exponential backoff when the server is away. The long-poll is
-also its heartbeat.
+failed (with the error, and its history), at least once (:mod:`mien.agent.outbox`); runs
+remote commands through the command router; and reconnects with jittered backoff capped at
+a few seconds when the server is away. The long-poll is also its heartbeat.
 
 Its credential (server, instance id, token) lives in ``ROOT/var/lib/mien/agent.json``, mode
 0600. Every persona it received stays in the local history, so ``mien rollback`` works
@@ -17,7 +17,6 @@ Used by ``mien agent enroll|run|status`` (:mod:`mien.cli.fleet.agent`).
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
@@ -30,6 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mien import __version__
+from mien.agent.outbox import Outbox
 from mien.agent.state import STATE_DIR, State
 
 if TYPE_CHECKING:
@@ -147,6 +147,7 @@ class Agent:
         # One connection for the agent's life: every poll reads a little of the state, and
         # the engine's own commits are visible to it (WAL).
         self.state = State(root)
+        self.outbox = Outbox(self.state)
 
     def close(self) -> None:
         self.api.close()
@@ -214,11 +215,14 @@ class Agent:
         try:
             while not self.stopping.is_set():
                 try:
+                    # Reports the server has not acknowledged go first, in order.
+                    self.outbox.flush(self._deliver, self.log)
                     desired = self.api.desired(self.known, wait=0 if once else self.wait)
                 except RetryableError as exc:
                     attempt += 1
                     delay = backoff(attempt, retry_after=exc.retry_after)
-                    self.log(f"server unavailable ({exc}); retrying in {delay:.1f}s")
+                    if attempt <= 3 or attempt % 20 == 0:  # not a line every few seconds
+                        self.log(f"server unavailable ({exc}); retrying in {delay:.1f}s")
                     if once:
                         return 1
                     self.stopping.wait(delay)
@@ -259,21 +263,36 @@ class Agent:
 
     def _report_current(self) -> None:
         """Tell the server what this machine runs now (after a restart or an offline change)."""
-        from mien.client import ClientError
-
         applied = self._meta("server_hash")
         if applied is None:
             return  # nothing from this server yet: the first poll brings it
-        with contextlib.suppress(ClientError):
-            self.api.report(
-                "applied",
-                hash=applied,
-                persona=self._meta("active") or None,
-                history=self._history(),
-                agent_version=__version__,
-                settings=self._settings(),
+        self._queue_report(
+            {
+                "state": "applied",
+                "hash": applied,
+                "persona": self._meta("active") or None,
+                "history": self._history(),
+                "agent_version": __version__,
+                "settings": self._settings(),
+            }
+        )
+
+    def _deliver(self, report: dict[str, Any]) -> None:
+        self.api.report(**report)
+
+    def _queue_report(self, report: dict[str, Any]) -> None:
+        """Queue ``report`` durably, then try to send what waits; what the server does not
+        acknowledge now is sent again before the next long-poll (see :mod:`mien.agent.outbox`)."""
+        from mien.client import RetryableError
+
+        self.outbox.add(report)
+        try:
+            self.outbox.flush(self._deliver, self.log)
+        except RetryableError as exc:
+            self.log(
+                f"report {report['state']} not delivered ({exc}): kept, and sent again "
+                "as soon as the server answers"
             )
-            self._set_meta(reported=f"applied {applied}")
 
     def handle(self, desired: DesiredState) -> None:
         """Act on one answer of the long-poll: commands first (they are waited for), then
@@ -286,7 +305,7 @@ class Agent:
         if desired.hash == applied and not self._locally_changed():
             # Already running it: confirm an activation, or tell a server that last heard
             # of a failure (say, of an activation since cleared) that all is well again.
-            if desired.activation_id or self._meta("reported") != f"applied {applied}":
+            if desired.activation_id or self.outbox.latest() != f"applied {applied}":
                 self._send_report("applied", desired, applied)
             return
         self.apply(desired)
@@ -337,8 +356,6 @@ class Agent:
         """Report on ``desired``'s activation. Only ``applied`` names the desired persona as
         running; ``applying`` and ``failed`` name what the machine still runs, so the server
         never shows a persona as applied that is not."""
-        from mien.client import ClientError, RetryableError, backoff
-
         if state == "applied":
             persona, version = desired.persona, desired.version
         else:
@@ -346,27 +363,19 @@ class Agent:
             persona = self._meta("active") or None
             raw = self._meta("server_version")
             version = int(raw) if raw and raw.isdigit() else None
-        for attempt in range(1, 6):
-            try:
-                self.api.report(
-                    state,
-                    activation_id=desired.activation_id,
-                    hash=hash,
-                    persona=persona,
-                    version=version,
-                    error=error,
-                    history=self._history() if state != "applying" else None,
-                    agent_version=__version__,
-                    settings=self._settings() if state != "applying" else None,
-                )
-                self._set_meta(reported=f"{state} {hash}")
-                return
-            except RetryableError as exc:
-                self.stopping.wait(backoff(attempt, retry_after=exc.retry_after))
-            except ClientError as exc:
-                self.log(f"report {state} not accepted: {exc}")
-                return
-        self.log(f"report {state} not delivered: server unavailable (it is re-sent on reconnect)")
+        self._queue_report(
+            {
+                "state": state,
+                "activation_id": desired.activation_id,
+                "hash": hash,
+                "persona": persona,
+                "version": version,
+                "error": error,
+                "history": self._history() if state != "applying" else None,
+                "agent_version": __version__,
+                "settings": self._settings() if state != "applying" else None,
+            }
+        )
 
     def run_command(self, command: PendingCommand) -> None:
         """Run a remote command through the routing table and send its result."""

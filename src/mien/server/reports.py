@@ -127,6 +127,19 @@ class ReportWriter:
         raise AssertionError("unreachable")
 
 
+def _repeated(found: ActivationRow, report: AgentReport) -> bool:
+    """Whether ``report`` says again what the activation already records: an agent re-sends
+    a report whose answer it did not get (reports are at least once), and that changes
+    nothing, not even the activation's time."""
+    if report.state != found.status:
+        return False
+    if report.state == "applied":
+        return report.hash == found.applied_hash
+    if report.state == "failed":
+        return report.error == found.error
+    return True
+
+
 async def record_batch(
     tx: Tx, reports: list[tuple[Principal, AgentReport]]
 ) -> list[ReportAck | ApiError]:
@@ -158,7 +171,9 @@ async def record_batch(
                 )
                 continue
             activation = found
-            if report.state in TRANSITIONS.get(found.status, frozenset()):
+            if report.state in TRANSITIONS.get(found.status, frozenset()) and not _repeated(
+                found, report
+            ):
                 activation = replace(
                     found,
                     status=report.state,
