@@ -14,6 +14,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path
 
 from mien.protocol import DefaultPersona, ErrorBody
+from mien.server.api.body import CheckedRoute
 from mien.server.api.deps import NAME_RE, Operator, State
 from mien.server.errors import not_found
 from mien.server.store import personas as q
@@ -21,6 +22,7 @@ from mien.server.store import personas as q
 router = APIRouter(
     prefix="/personas",
     tags=["personas"],
+    route_class=CheckedRoute,
     responses={
         401: {"model": ErrorBody, "description": "missing or invalid token"},
         403: {"model": ErrorBody, "description": "role may not do this"},
