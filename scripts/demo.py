@@ -13,6 +13,7 @@ agent process started here is stopped before the demo ends.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -66,13 +67,64 @@ def mien(
     if show:
         for stream in (result.stdout, result.stderr):
             if stream.strip():
-                print(stream.rstrip())
+                print(_once(stream.rstrip()))
     if check and result.returncode != 0:
         print(f"(exit status {result.returncode})")
         raise SystemExit(f"demo step failed: mien {' '.join(map(str, args))}")
     if not check:
         print(f"{DIM}(exit status {result.returncode}){RESET}")
     return result
+
+
+_shown_notes: set[str] = set()
+
+
+def _once(text: str) -> str:
+    """The output with a block of notes (``pending:`` and its indented lines) already
+    shown earlier replaced by one line saying so."""
+    out: list[str] = []
+    lines = text.split("\n")
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        if line.rstrip(":") in ("pending", "stored, not applied", "not applied") and line.endswith(
+            ":"
+        ):
+            j = i + 1
+            while j < len(lines) and lines[j].startswith("  "):
+                j += 1
+            block = "\n".join(lines[i:j])
+            if block in _shown_notes:
+                out.append(f"{DIM}({line[:-1]}: the same {j - i - 1} settings as above){RESET}")
+            else:
+                _shown_notes.add(block)
+                out.extend(lines[i:j])
+            i = j
+            continue
+        out.append(line)
+        i += 1
+    return "\n".join(out)
+
+
+def tree_sha256(root: Path) -> str:
+    """One checksum over every file, link and directory of a machine root (paths, modes and
+    bytes), leaving out mien's own records under var/lib/mien and var/log/mien."""
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*")):
+        rel_path = path.relative_to(root).as_posix()
+        if rel_path.startswith(("var/lib/mien", "var/log/mien")) or rel_path in (
+            "var",
+            "var/lib",
+            "var/log",
+        ):
+            continue
+        st = path.lstat()
+        digest.update(f"{rel_path}\0{st.st_mode:o}\0".encode())
+        if path.is_symlink():
+            digest.update(os.readlink(path).encode())
+        elif path.is_file():
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
 
 
 def machine(name: str) -> Path:
@@ -90,7 +142,7 @@ def part_language() -> None:
     examples = sorted(p for p in EXAMPLES.iterdir() if p.is_file())
     mien("validate", *examples)
     say(
-        "Seed 004 writes rules in words; render shows how mien reads them (CEL, durations, actions)"
+        "HighTraffic.yaml writes rules in words; render shows how mien reads them (CEL, durations, actions)"
     )
     mien("render", EXAMPLES / "HighTraffic.yaml")
     say("explain says which document set a value, and what it overrode")
@@ -105,6 +157,8 @@ def part_machine() -> None:
     analyst = EXAMPLES / "persona_data_analyst.yml"
     mien("plan", developer, "--root", vm, "--user", "alice", "--no-diff")
     mien("apply", developer, "--root", vm, "--user", "alice", "--yes")
+    first = tree_sha256(vm)
+    say(f"checksum of every file under {rel(vm)} now (history #1): sha256:{first[:16]}")
     mien("status", "--root", vm)
     say("The developer's editor and theme, as the machine now has them:")
     print((vm / "etc/environment.d/50-mien.conf").read_text().rstrip())
@@ -128,6 +182,13 @@ def part_machine() -> None:
     mien("history", "--root", vm)
     say("Roll back to the very first state, byte for byte")
     mien("rollback", "--to", "1", "--root", vm, "--yes")
+    after = tree_sha256(vm)
+    say(
+        f"checksum after the rollback: sha256:{after[:16]} "
+        + ("(the same as at history #1)" if after == first else "(DIFFERENT from history #1)")
+    )
+    if after != first:
+        raise SystemExit("demo step failed: the rollback did not restore history #1 exactly")
     mien("status", "--root", vm)
     say("The security auditor restricts commands: refused with status 126, and audited")
     mien("apply", EXAMPLES / "persona_security_auditor.yml", "--root", vm, "--yes", show=False)

@@ -73,8 +73,17 @@ class Engine:
         return self._handlers
 
     @contextmanager
-    def session(self) -> Iterator[State]:
-        """Lock the root, open its state and recover any interrupted transaction."""
+    def session(self, *, read_only: bool = False) -> Iterator[State]:
+        """Lock the root, open its state and recover any interrupted transaction.
+
+        ``read_only``: on a root mien never wrote to, use an empty state in memory and
+        create nothing (no lock file, no database) — what ``mien plan`` and ``mien status``
+        promise."""
+        if read_only and not State.exists(self.root):
+            self.recovered = []
+            with State(self.root, memory=True) as state:
+                yield state
+            return
         with exclusive(self.root), State(self.root) as state:
             self.recovered = recover(state, lambda name: self._context(state, name), self.crash)
             yield state
@@ -242,7 +251,7 @@ class Engine:
     def plan(self, target: str | Path | None, overlays: Sequence[str | Path] = ()) -> Plan:
         """What :meth:`apply` would do. Touches nothing (drift is shown, not stored)."""
         source = self.source(target, overlays)
-        with self.session() as state:
+        with self.session(read_only=True) as state:
             plan, _, _ = self._prepare(state, source)
         return plan
 
@@ -410,7 +419,7 @@ class Engine:
             return self._apply_prepared(state, source, started, kind="customize", note=key)
 
     def status(self) -> Status:
-        with self.session() as state:
+        with self.session(read_only=True) as state:
             raw = state.get_meta("active_history")
             entry, notes = None, []
             if raw:
@@ -438,7 +447,7 @@ class Engine:
             )
 
     def history(self, limit: int | None = None) -> tuple[list[HistoryEntry], int | None]:
-        with self.session() as state:
+        with self.session(read_only=True) as state:
             current = state.get_meta("active_history")
             return state.history(limit), int(current) if current else None
 
@@ -464,7 +473,7 @@ class Engine:
             return self._apply_prepared(state, source, started, kind="customize", note=note)
 
     def saved_content(self, number: int) -> tuple[kept_files.SavedFile, bytes]:
-        with self.session() as state:
+        with self.session(read_only=True) as state:
             try:
                 item = kept_files.saved_file(state, number)
             except KeyError as exc:
@@ -472,7 +481,7 @@ class Engine:
             return item, state.blob(item.hash)
 
     def customizations(self) -> tuple[list[Any], list[kept_files.SavedFile]]:
-        with self.session() as state:
+        with self.session(read_only=True) as state:
             return state.customizations(), kept_files.saved_files(state)
 
 

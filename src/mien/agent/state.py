@@ -83,22 +83,32 @@ class AuditRecord:
 class State:
     """Open state database of one root. Use as a context manager or call :meth:`close`."""
 
-    def __init__(self, root: Path, *, create: bool = True) -> None:
+    def __init__(self, root: Path, *, create: bool = True, memory: bool = False) -> None:
         self.root = root
         self.dir = root / STATE_DIR
         path = self.dir / DB_NAME
         if not create and not path.exists():
             raise FileNotFoundError(path)
-        self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.path = path
-        # isolation_level=None: we issue BEGIN/COMMIT ourselves, so a journal entry is
-        # durable exactly when we say so.
-        self.db = sqlite3.connect(path, isolation_level=None, timeout=30)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=FULL")
+        if memory:
+            # An empty state that lives only in this process: what a read-only command
+            # (``mien plan`` on a root mien never touched) sees, without creating anything.
+            self.db = sqlite3.connect(":memory:", isolation_level=None)
+        else:
+            self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            # isolation_level=None: we issue BEGIN/COMMIT ourselves, so a journal entry is
+            # durable exactly when we say so.
+            self.db = sqlite3.connect(path, isolation_level=None, timeout=30)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=FULL")
+            os.chmod(path, 0o600)
         self.db.execute("PRAGMA foreign_keys=ON")
-        os.chmod(path, 0o600)
         self._migrate()
+
+    @staticmethod
+    def exists(root: Path) -> bool:
+        """Whether mien has ever opened a state database on ``root``."""
+        return (root / STATE_DIR / DB_NAME).exists()
 
     def __enter__(self) -> State:
         return self

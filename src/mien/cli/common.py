@@ -1,7 +1,9 @@
 """Helpers every command module shares: output to the terminal, errors, ``--output json``.
 
 Messages for people go to stderr; results (rendered personas, tables, JSON) go to stdout so
-they can be piped. Rich is imported only when a table or colour is actually printed.
+they can be piped. When a command was asked for ``--output json``, its errors are JSON too:
+one object ``{"code", "message", "details"}`` on stderr (:func:`error`). Rich is imported
+only when a table or colour is actually printed.
 """
 
 from __future__ import annotations
@@ -12,13 +14,28 @@ import sys
 from enum import Enum
 from typing import Any, NoReturn
 
+# The error codes of JSON errors, by exit status (a failure may name a more precise one).
+ERROR_CODES = {1: "failed", 2: "usage", 124: "timeout", 126: "refused", 130: "interrupted"}
+
+# Set by the entry point when the command line asks for ``--output json``.
+json_errors = False
+
 
 class CommandFailed(Exception):
     """An expected failure: print the message and exit with ``status``."""
 
-    def __init__(self, message: str, status: int = 1) -> None:
+    def __init__(
+        self,
+        message: str,
+        status: int = 1,
+        *,
+        code: str | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
+        self.code = code or ERROR_CODES.get(status, "error")
+        self.details = details or {}
 
 
 class OutputFormat(str, Enum):
@@ -26,13 +43,47 @@ class OutputFormat(str, Enum):
     json = "json"
 
 
-def fail(message: str, status: int = 1) -> NoReturn:
-    raise CommandFailed(message, status)
+def fail(
+    message: str,
+    status: int = 1,
+    *,
+    code: str | None = None,
+    details: dict[str, Any] | None = None,
+) -> NoReturn:
+    raise CommandFailed(message, status, code=code, details=details)
 
 
-def error(message: str) -> None:
-    """Print an error line on stderr (``mien: message``)."""
+def wants_json(argv: list[str]) -> bool:
+    """Whether a command line asks for ``--output json`` (``-o json`` in the fleet commands)."""
+    for i, arg in enumerate(argv):
+        if arg == "--":
+            return False
+        if arg in ("--output=json", "-ojson"):
+            return True
+        if arg in ("--output", "-o") and argv[i + 1 : i + 2] == ["json"]:
+            return True
+    return False
+
+
+def error(
+    message: str, *, status: int = 1, code: str | None = None, details: dict[str, Any] | None = None
+) -> None:
+    """Report an error on stderr: ``mien: message``, or one JSON object when the command
+    was asked for ``--output json``."""
+    if json_errors:
+        payload = {
+            "code": code or ERROR_CODES.get(status, "error"),
+            "message": message,
+            "details": {"exit_status": status, **(details or {})},
+        }
+        sys.stderr.write(json.dumps(payload, ensure_ascii=False, default=str) + "\n")
+        return
     sys.stderr.write(f"mien: {message}\n")
+
+
+def failed(exc: CommandFailed) -> None:
+    """Report an expected failure (see :func:`error`)."""
+    error(str(exc), status=exc.status, code=exc.code, details=exc.details)
 
 
 def warn(message: str) -> None:
@@ -68,13 +119,48 @@ def esc(text: object) -> str:
     return escape(str(text))
 
 
-def table(columns: list[str], rows: list[list[Any]], title: str | None = None) -> None:
-    """Print rows as a Rich table on stdout."""
+# Columns of prose that may wrap; every other column (ids, names, keys, times, hashes) is
+# shown whole on one line.
+PROSE = ("description", "why", "detail", "details", "error", "value", "what", "message")
+
+
+def table(
+    columns: list[str],
+    rows: list[list[Any]],
+    title: str | None = None,
+    wrap: tuple[str, ...] = PROSE,
+    width: int | None = None,
+) -> None:
+    """Print rows as a table on stdout without ever cutting a value short.
+
+    Key columns stay on one line and prose columns fold; when the key columns alone do not
+    fit the terminal, each row is printed as ``column: value`` lines instead."""
+    from rich.console import Console
     from rich.table import Table
 
-    t = Table(title=title, show_edge=False, header_style="bold")
-    for c in columns:
-        t.add_column(c)
-    for row in rows:
-        t.add_row(*("" if v is None else str(v) for v in row))
-    console().print(t)
+    out = Console(
+        width=width, no_color=bool(os.environ.get("NO_COLOR")), highlight=False, soft_wrap=False
+    )
+    cells = [["" if v is None else str(v) for v in row] for row in rows]
+    needed = 0
+    for i, column in enumerate(columns):
+        longest = max([len(column), *(len(r[i]) for r in cells)])
+        needed += (min(longest, 12) if column in wrap else longest) + 3
+    if needed > out.width:
+        if title:
+            out.print(esc(title), style="bold")
+        pad = max(len(c) for c in columns)
+        for row in cells:
+            for column, value in zip(columns, row, strict=True):
+                out.print(f"{column:<{pad}}  {esc(value)}", soft_wrap=True)
+            out.print()
+        return
+    t = Table(title=title, show_edge=False, header_style="bold", title_justify="left")
+    for column in columns:
+        if column in wrap:
+            t.add_column(column, overflow="fold")
+        else:
+            t.add_column(column, no_wrap=True)
+    for row in cells:
+        t.add_row(*(esc(v) for v in row))
+    out.print(t)

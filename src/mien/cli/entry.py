@@ -41,7 +41,7 @@ def _fast_exec(argv: list[str]) -> bool:
     try:
         exec_command(args, Path(root), verbose)
     except common.CommandFailed as exc:
-        common.error(str(exc))
+        common.failed(exc)
         sys.exit(exc.status)
     return True
 

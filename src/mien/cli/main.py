@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import sys
 from importlib import import_module
+from typing import Any
 
 import typer
 
@@ -81,17 +82,96 @@ def register(argv: list[str] | None = None) -> None:
 _registered: set[str] = set()
 
 
+def _completion(argv: list[str]) -> None:
+    """``--show-completion SHELL`` / ``--install-completion SHELL`` for the shell named.
+
+    Typer's own options take no value and detect the running shell, so ``--show-completion
+    zsh`` printed the bash script from a bash prompt; a shell named here wins."""
+    from typer import _completion_shared as completion
+
+    for i, arg in enumerate(argv):
+        flag, _, shell = arg.partition("=")
+        if flag not in ("--show-completion", "--install-completion"):
+            continue
+        shell = shell or (argv[i + 1] if i + 1 < len(argv) else "")
+        if not shell:
+            return  # Typer detects the shell
+        if shell not in ("bash", "zsh", "fish", "powershell", "pwsh"):
+            common.error(f"{flag}: unknown shell {shell!r} (bash, zsh, fish, powershell, pwsh)")
+            sys.exit(2)
+        if flag == "--show-completion":
+            typer.echo(
+                completion.get_completion_script(
+                    prog_name="mien", complete_var="_MIEN_COMPLETE", shell=shell
+                )
+            )
+        else:
+            _, path = completion.install(
+                shell=shell, prog_name="mien", complete_var="_MIEN_COMPLETE"
+            )
+            typer.echo(f"{shell} completion installed in {path}")
+        sys.exit(0)
+
+
+def _plain_metavars() -> None:
+    """Show option values as Click does (``--root PATH``), and flags with none at all:
+    Typer's default help writes ``--yes <bool>``, which reads as if a value were needed."""
+    from typer.core import TyperArgument, TyperOption
+
+    def label(param: Any, ctx: Any) -> str | None:
+        if param.metavar is not None:
+            return str(param.metavar)
+        if getattr(param, "is_flag", False):
+            return None
+        text = str(param.display_type(ctx)).strip("<>")
+        if text.startswith("list[") and text.endswith("]"):
+            text = text[5:-1]
+        plain = {"str": "TEXT", "int": "INTEGER", "float": "NUMBER", "Path": "PATH", "path": "PATH"}
+        text = plain.get(text, text if "|" in text or " " in text else text.upper())
+        return text + ("..." if param.nargs != 1 or param.multiple else "")
+
+    TyperOption.display_type_rich = label  # type: ignore[method-assign,assignment]
+    TyperArgument.display_type_rich = label  # type: ignore[method-assign,assignment]
+
+
 def main() -> None:
     """Run the CLI with mien's exit-status conventions."""
-    register(sys.argv[1:])
+    argv = sys.argv[1:]
+    _completion(argv)
+    _plain_metavars()
+    register(argv)
+    common.json_errors = common.wants_json(argv)
     try:
-        app(standalone_mode=True)
+        if common.json_errors:
+            _run_json_errors()
+        else:
+            app(standalone_mode=True)
     except common.CommandFailed as exc:
-        common.error(str(exc))
+        common.failed(exc)
         sys.exit(exc.status)
     except KeyboardInterrupt:
-        common.error("interrupted")
+        common.error("interrupted", status=130)
         sys.exit(130)
+
+
+def _run_json_errors() -> None:
+    """Run the app with usage errors (bad options, missing arguments) reported as JSON."""
+    # Typer carries its own copy of Click; its exceptions are the ones raised.
+    from typer._click import exceptions as click
+    from typer.exceptions import Abort
+
+    try:
+        status = app(standalone_mode=False)
+    except click.UsageError as exc:
+        common.error(exc.format_message(), status=2, code="usage")
+        sys.exit(2)
+    except click.ClickException as exc:
+        common.error(exc.format_message(), status=exc.exit_code)
+        sys.exit(exc.exit_code)
+    except Abort:
+        common.error("aborted", status=1)
+        sys.exit(1)
+    sys.exit(status if isinstance(status, int) else 0)
 
 
 if __name__ == "__main__":

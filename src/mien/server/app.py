@@ -18,7 +18,7 @@ from fastapi.openapi.utils import get_openapi
 
 from mien import __version__
 from mien.server import bootstrap, errors
-from mien.server.api import health, routers
+from mien.server.api import docs_ui, health, routers
 from mien.server.limits import BodyLimitMiddleware
 from mien.server.metrics import LatencyMiddleware
 from mien.server.settings import Settings
@@ -132,7 +132,7 @@ def create_app(
         version=__version__,
         description=DESCRIPTION,
         openapi_url=f"{API_PREFIX}/openapi.json",
-        docs_url=f"{API_PREFIX}/docs",
+        docs_url=None,  # served with local assets by docs_ui, not from a CDN
         redoc_url=None,
         lifespan=lifespan,
     )
@@ -141,6 +141,7 @@ def create_app(
     for router in routers():
         app.include_router(router, prefix=API_PREFIX)
     app.include_router(health.router)
+    app.include_router(docs_ui.router(API_PREFIX, f"{API_PREFIX}/openapi.json", app.title))
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
     app.add_middleware(LatencyMiddleware, metrics=lambda: state.metrics, prefix=API_PREFIX)
 

@@ -23,7 +23,9 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
-from mien.cli.common import OutputFormat, fail, print_json, warn
+from mien.cli.common import PROSE, OutputFormat, fail, print_json, warn
+from mien.cli.common import fail as _fail
+from mien.cli.common import table as common_table
 from mien.cli.fleet import config
 
 if TYPE_CHECKING:
@@ -238,6 +240,13 @@ def refused(exc: Exception, conn: config.Connection) -> NoReturn:
     """Fail with what the server (or the network) said, and what to do about it."""
     from mien.client import errors
 
+    details: dict[str, Any] = {"server": conn.server}
+    if isinstance(exc, errors.ClientError):
+        details.update(
+            {"http_status": exc.status, "server_code": exc.code, "problems": exc.problems}
+        )
+    fail = functools.partial(_fail, details=details)
+
     if isinstance(exc, errors.ConnectError):
         reason = str(exc.__cause__ or exc).strip() or type(exc.__cause__).__name__
         hint = ""
@@ -323,29 +332,14 @@ def table(
     columns: list[str],
     rows: list[list[Any]],
     title: str | None = None,
-    wrap: tuple[str, ...] = ("description", "why", "detail", "error", "value"),
+    wrap: tuple[str, ...] = PROSE,
 ) -> None:
-    """Rows as a Rich table on stdout. Ids, names and hashes never wrap (so a row stays
-    one line for grep); prose columns named in ``wrap`` may. Piped output without
-    ``COLUMNS`` is laid out 250 columns wide rather than 80."""
-    from rich.console import Console
-    from rich.table import Table
-
+    """Rows as a table on stdout (:func:`mien.cli.common.table`: nothing is cut short).
+    Piped output without ``COLUMNS`` is laid out 250 columns wide rather than 80."""
     width = None
     if not is_tty(sys.stdout) and not os.environ.get("COLUMNS"):
         width = 250
-    out = Console(
-        width=width, no_color=bool(os.environ.get("NO_COLOR")), highlight=False, soft_wrap=False
-    )
-    t = Table(title=title, show_edge=False, header_style="bold", title_justify="left")
-    for column in columns:
-        if column in wrap:
-            t.add_column(column, overflow="fold", max_width=60)
-        else:
-            t.add_column(column, no_wrap=True)
-    for row in rows:
-        t.add_row(*(escape_cell(v) for v in row))
-    out.print(t)
+    common_table(columns, rows, title=title, wrap=wrap, width=width)
 
 
 def escape_cell(value: Any) -> str:

@@ -268,7 +268,7 @@ def commands_cmd(
     rows = [
         [
             c.id[:8],
-            " ".join([c.command, *c.args])[:60],
+            " ".join([c.command, *c.args]),
             c.status,
             "refused" if c.refused else ("" if c.exit_status is None else c.exit_status),
             c.created_by,

@@ -174,6 +174,7 @@ def serve(settings: Any, *, access_log: bool = False) -> None:
         info(f"  It is also in {path} (mode 0600). Use it as: Authorization: Bearer <token>")
         info("")
 
+    sock = _bind(settings.host, settings.port, settings.backlog)
     app = create_app(settings, on_admin_token=announce)
     state = app.state.mien
     _tune_gc()
@@ -217,7 +218,37 @@ def serve(settings: Any, *, access_log: bool = False) -> None:
         timeout_keep_alive=int(max(5, settings.longpoll_max_wait + 5)),
         timeout_graceful_shutdown=30,
     )
-    Server(config).run()
+    Server(config).run(sockets=[sock])
+
+
+def _bind(host: str, port: int, backlog: int) -> Any:
+    """Listen on HOST:PORT before saying "serving", so a port in use is said plainly
+    (uvicorn would log "serving" first and then exit 3 with an OS error)."""
+    import errno
+    import socket
+
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+    except socket.gaierror as exc:
+        fail(f"--host {host}: cannot resolve it: {exc.strerror or exc}", 2)
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(address)
+        sock.listen(backlog)
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            fail(
+                f"port {port} on {host} is in use by another program; stop it or choose "
+                "another with --port",
+                1,
+            )
+        fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}", 1)
+    sock.set_inheritable(True)
+    return sock
 
 
 def register(app: typer.Typer) -> None:

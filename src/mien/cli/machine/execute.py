@@ -32,15 +32,17 @@ def register(app: typer.Typer) -> None:
     app.command(
         "exec",
         help=_HELP,
-        context_settings={"allow_interspersed_args": False, "ignore_unknown_options": True},
+        # Options end at CMD (so `mien exec ls -la` passes -la on), but an unknown option
+        # before CMD is an error, never the command to run.
+        context_settings={"allow_interspersed_args": False},
     )(exec_command)
 
 
 def exec_command(
     command: Annotated[
-        list[str],
+        list[str] | None,
         typer.Argument(metavar="CMD", help="The command and its arguments.", show_default=False),
-    ],
+    ] = None,
     root: Annotated[
         Path,
         typer.Option("--root", help="Machine root whose routing table applies.", file_okay=False),
@@ -51,6 +53,8 @@ def exec_command(
 ) -> None:
     from mien.agent import router
 
+    if not command:
+        fail("no command given (mien exec [--root DIR] [-v] [--] CMD [ARGS...])", 2)
     try:
         table = router.load_table(root)
     except router.RouteError as exc:
