@@ -62,6 +62,7 @@ COMMAND_MODULES: dict[str, str] = {
         ("plan", "apply", "status", "history", "rollback", "customize"), "machine.commands"
     ),
     "exec": "machine.execute",
+    "root": "machine.root",
     "agent": "fleet.agent",
     **dict.fromkeys(("persona", "instance", "bind", "audit", "token", "config"), "fleet.commands"),
     "server": "fleet.server",

@@ -4,6 +4,8 @@ commands that create nothing, ``mien exec`` usage, completion scripts, help text
 
 from __future__ import annotations
 
+import json
+import re
 import socket
 from pathlib import Path
 
@@ -132,3 +134,18 @@ def test_server_on_a_taken_port_says_so(tmp_path: Path) -> None:
     assert run.returncode == 1, run.stderr
     assert f"port {port} on 127.0.0.1 is in use" in run.stderr
     assert "serving" not in run.stderr
+
+
+def test_audit_at_80_columns_shows_every_detail_whole(server: ServerProcess) -> None:
+    env = {"MIEN_SERVER": server.url, "MIEN_TOKEN": server.admin_token}
+    made = run_mien("token", "create", "--role", "viewer", "--name", "a-rather-long-name", env=env)
+    assert made.returncode == 0, made.stderr
+    records = json.loads(run_mien("audit", "--output", "json", env=env).stdout)
+    ids = [r["detail"]["token_id"] for r in records if "token_id" in r.get("detail", {})]
+    assert ids
+    shown = run_mien("audit", env={**env, "COLUMNS": "80"})
+    assert shown.returncode == 0, shown.stderr
+    assert "…" not in shown.stdout
+    flat = re.sub(r"[\s│┃]", "", shown.stdout)
+    for token_id in ids:
+        assert f"token_id={token_id}" in flat, shown.stdout

@@ -51,15 +51,15 @@ token_app = typer.Typer(
 # --- audit ---------------------------------------------------------------------------------
 
 
-def detail_text(detail: dict[str, Any], width: int = 80) -> str:
+def detail_text(detail: dict[str, Any]) -> str:
+    """The whole detail of an audit record as ``key=value`` pairs (the table folds it)."""
     parts = []
     for key, value in detail.items():
         if value is None:
             continue
         shown = value if isinstance(value, str) else json.dumps(value, default=str)
         parts.append(f"{key}={shown}")
-    text = " ".join(parts)
-    return text if len(text) <= width else text[: width - 1] + "…"
+    return " ".join(parts)
 
 
 @audit_app.callback(invoke_without_command=True)
