@@ -98,6 +98,15 @@ def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
 
 
+def done(output: OutputFormat, message: str, data: dict[str, Any]) -> None:
+    """The outcome of a command that changes something: ``message`` on stderr for people,
+    ``data`` as JSON on stdout for ``--output json``."""
+    if output is OutputFormat.json:
+        print_json(data)
+    else:
+        info(message)
+
+
 def console(stderr: bool = False) -> Any:
     """A Rich console (imported lazily); plain when NO_COLOR is set or not a terminal."""
     from rich.console import Console

@@ -17,7 +17,7 @@ from typing import Annotated, Any
 
 import typer
 
-from mien.cli.common import OutputFormat, fail, info
+from mien.cli.common import OutputFormat, done, fail, info
 from mien.cli.fleet import common as cc
 from mien.cli.fleet.args import parse_duration, parse_pairs, parse_time
 from mien.cli.fleet.config import Connection
@@ -323,6 +323,7 @@ UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12
 @cc.connected
 def revoke_cmd(
     token: Annotated[str, typer.Argument(metavar="ID|NAME", help="Token id, or its unique name.")],
+    output: cc.OutputOpt = OutputFormat.table,
     *,
     conn: Connection,
 ) -> None:
@@ -345,4 +346,8 @@ def revoke_cmd(
                 fail(f"{len(named)} tokens are named {token!r}: revoke one by id ({ids})")
             token_id = named[0].id
         api.revoke_token(token_id)
-    info(f"revoked token {token_id}" + (f" ({token})" if token_id != token else ""))
+    done(
+        output,
+        f"revoked token {token_id}" + (f" ({token})" if token_id != token else ""),
+        {"revoked": token_id},
+    )

@@ -89,6 +89,9 @@ def enroll_cmd(
         False, "--insecure", help="Do not verify the server's certificate (tests only)."
     ),
     root: Path = ROOT,
+    output: common.OutputFormat = typer.Option(
+        common.OutputFormat.table, "--output", help="table for people, json for scripts."
+    ),
 ) -> None:
     """Trade an enrollment token for this machine's own credential (stored 0600)."""
     from mien.agent.sync import enroll
@@ -117,8 +120,11 @@ def enroll_cmd(
         common.fail(f"enrollment with {server} failed: {exc}")
     except PermissionError as exc:
         common.fail(f"cannot store the credential: {exc}")
-    common.info(
-        f"enrolled as instance {creds.instance_id} with {server}; start the agent with `mien agent run --root {root}`"
+    common.done(
+        output,
+        f"enrolled as instance {creds.instance_id} with {server}; start the agent with "
+        f"`mien agent run --root {root}`",
+        {"instance_id": creds.instance_id, "server": server, "root": str(root.absolute())},
     )
 
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from mien.cli.common import OutputFormat, console, esc, fail, info
+from mien.cli.common import OutputFormat, console, done, esc, fail, info
 from mien.cli.fleet import common as cc
 from mien.cli.fleet.args import parse_duration, parse_selector
 from mien.cli.fleet.config import Connection
@@ -249,7 +249,12 @@ def show_cmd(
 
 @bind_app.command("rm")
 @cc.connected
-def rm_cmd(name: Annotated[str, typer.Argument(metavar="NAME")], *, conn: Connection) -> None:
+def rm_cmd(
+    name: Annotated[str, typer.Argument(metavar="NAME")],
+    output: cc.OutputOpt = OutputFormat.table,
+    *,
+    conn: Connection,
+) -> None:
     """Delete a binding. Its instances fall back to the next matching binding (or the
     default persona); their agents apply that on their own.
 
@@ -259,4 +264,4 @@ def rm_cmd(name: Annotated[str, typer.Argument(metavar="NAME")], *, conn: Connec
     """
     with cc.client(conn) as api:
         api.delete_binding(name)
-    info(f"deleted binding {name!r}")
+    done(output, f"deleted binding {name!r}", {"deleted": name})

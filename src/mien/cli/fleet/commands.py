@@ -17,7 +17,7 @@ from typing import Annotated, Any
 
 import typer
 
-from mien.cli.common import OutputFormat, fail, info, print_json
+from mien.cli.common import OutputFormat, done, fail, info, print_json
 from mien.cli.fleet import common as cc
 from mien.cli.fleet import config
 
@@ -118,6 +118,7 @@ def set_cmd(
     key: Annotated[str, typer.Argument(metavar="KEY", help="server, token, ca_cert or insecure.")],
     value: Annotated[str, typer.Argument(metavar="VALUE")],
     profile: ProfileOpt = None,
+    output: cc.OutputOpt = OutputFormat.table,
 ) -> None:
     """Write a setting to the config file (created 0600: it may hold a token). Comments in
     the file are not kept.
@@ -140,7 +141,11 @@ def set_cmd(
         fail(f"{path}: cannot write: {exc.strerror or exc}")
     shown = config.mask(value) if key == "token" else value
     where = f" [profiles.{profile}]" if profile else ""
-    info(f"{path}{where}: {key} = {shown}")
+    done(
+        output,
+        f"{path}{where}: {key} = {shown}",
+        {"file": str(path), "profile": profile, "key": key, "value": shown},
+    )
 
 
 @config_app.command("unset")
@@ -148,6 +153,7 @@ def set_cmd(
 def unset_cmd(
     key: Annotated[str, typer.Argument(metavar="KEY")],
     profile: ProfileOpt = None,
+    output: cc.OutputOpt = OutputFormat.table,
 ) -> None:
     """Remove a setting from the config file.
 
@@ -166,7 +172,7 @@ def unset_cmd(
         config.write_config(path, updated)
     except OSError as exc:
         fail(f"{path}: cannot write: {exc.strerror or exc}")
-    info(f"{path}: removed {key}")
+    done(output, f"{path}: removed {key}", {"file": str(path), "profile": profile, "removed": key})
 
 
 def register(app: typer.Typer) -> None:

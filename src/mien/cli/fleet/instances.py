@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from mien.cli.common import OutputFormat, console, esc, info
+from mien.cli.common import OutputFormat, console, done, esc, info
 from mien.cli.fleet import common as cc
 from mien.cli.fleet.args import parse_pairs, parse_tag_changes
 from mien.cli.fleet.config import Connection
@@ -302,7 +302,9 @@ def tag_cmd(
 
 @app.command("delete")
 @cc.connected
-def delete_cmd(instance_id: ID, *, conn: Connection) -> None:
+def delete_cmd(
+    instance_id: ID, output: cc.OutputOpt = OutputFormat.table, *, conn: Connection
+) -> None:
     """Remove an instance from the fleet: its agent token is revoked at once and open
     activations are cancelled. The machine keeps what it runs; enroll it again to rejoin.
 
@@ -313,4 +315,8 @@ def delete_cmd(instance_id: ID, *, conn: Connection) -> None:
     with cc.client(conn) as api:
         instance_id = api.find_instance(instance_id).id
         api.delete_instance(instance_id)
-    info(f"deleted instance {instance_id!r}; its agent token is revoked")
+    done(
+        output,
+        f"deleted instance {instance_id!r}; its agent token is revoked",
+        {"deleted": instance_id},
+    )

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from mien.cli.common import OutputFormat, console, esc, fail, info
+from mien.cli.common import OutputFormat, console, done, esc, fail, info
 from mien.cli.fleet import common as cc
 from mien.cli.fleet.config import Connection
 
@@ -259,6 +259,7 @@ def delete_cmd(
         bool,
         typer.Option("--force", help="Delete even if bindings or instances use it (admin)."),
     ] = False,
+    output: cc.OutputOpt = OutputFormat.table,
     *,
     conn: Connection,
 ) -> None:
@@ -284,4 +285,8 @@ def delete_cmd(
                 f"{detail}.\nRemove those uses first (mien bind rm NAME; mien instance activate "
                 f"ID OTHER), or delete anyway with --force (admin role)."
             )
-    info(f"deleted persona {name!r}" + (" (forced)" if force else ""))
+    done(
+        output,
+        f"deleted persona {name!r}" + (" (forced)" if force else ""),
+        {"deleted": name, "forced": force},
+    )

@@ -123,7 +123,9 @@ def _outcome(final: Activation) -> None:
     fail(f"{where}: cancelled (the activation was cleared or the instance deleted)")
 
 
-def clear_cmd(instance_id: ID, *, conn: Connection) -> None:
+def clear_cmd(
+    instance_id: ID, output: cc.OutputOpt = OutputFormat.table, *, conn: Connection
+) -> None:
     """Drop the instance's explicit activation: it follows its bindings (or the default
     persona) again.
 
@@ -137,6 +139,9 @@ def clear_cmd(instance_id: ID, *, conn: Connection) -> None:
         instance_id = api.find_instance(instance_id).id
         api.clear_activation(instance_id)
         inst = api.get_instance(instance_id)
+    if output is OutputFormat.json:
+        cc.dump(inst)
+        return
     info(f"{instance_id}: activation cleared; desired now {desired_text(inst.desired)}")
 
 

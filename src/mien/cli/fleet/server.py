@@ -17,7 +17,8 @@ from typing import Annotated, Any
 
 import typer
 
-from mien.cli.common import fail, info
+from mien.cli.common import OutputFormat, done, fail, info, print_json
+from mien.cli.fleet.common import OutputOpt
 
 HELP = (
     "Run the Persona Manager Service (one replica). SQLite in the data directory by "
@@ -300,6 +301,7 @@ def register(app: typer.Typer) -> None:
         name: Annotated[
             str, typer.Option("--name", help="Name of the new token.")
         ] = "admin-recovery",
+        output: OutputOpt = OutputFormat.table,
     ) -> None:
         """Make another admin token directly in the database (e.g. the first one was lost).
         Prints it once and writes it to the admin token file (0600)."""
@@ -307,19 +309,33 @@ def register(app: typer.Typer) -> None:
         import asyncio
 
         secret = asyncio.run(_new_admin_token(settings, name))
+        if output is OutputFormat.json:
+            print_json({"name": name, "token": secret, "file": str(settings.admin_token_path)})
+            return
         info(f"admin token {name!r} written to {settings.admin_token_path} (mode 0600)")
         sys.stdout.write(secret + "\n")
 
     @server.command("audit-verify")
-    def audit_verify(data: DataOption = None, db: DbOption = None) -> None:
+    def audit_verify(
+        data: DataOption = None, db: DbOption = None, output: OutputOpt = OutputFormat.table
+    ) -> None:
         """Check the audit log's hash chain directly in the database (exit 1 if broken)."""
         settings = _settings(data_dir=data, db_url=db)
         import asyncio
 
         ok, records, head, reason = asyncio.run(_verify(settings))
         if not ok:
-            fail(f"audit chain BROKEN after {records} good record(s): {reason}", 1)
-        info(f"audit chain intact: {records} record(s), head {head or '(empty)'}")
+            fail(
+                f"audit chain BROKEN after {records} good record(s): {reason}",
+                1,
+                code="audit_broken",
+                details={"good_records": records, "reason": reason},
+            )
+        done(
+            output,
+            f"audit chain intact: {records} record(s), head {head or '(empty)'}",
+            {"intact": True, "records": records, "head": head},
+        )
 
     app.add_typer(server, name="server")
 

@@ -320,7 +320,8 @@ def render(
     file: Annotated[Path, typer.Argument(metavar="FILE", help="The persona to render.")],
     overlay: Annotated[list[Path] | None, _OVERLAYS] = None,
     fmt: Annotated[
-        RenderFormat, typer.Option("--format", "-f", help="Output format.")
+        RenderFormat,
+        typer.Option("--format", "--output", "-f", help="Output format (--output is the same)."),
     ] = RenderFormat.yaml,
     personas: Annotated[list[Path] | None, _PERSONAS] = None,
 ) -> None:

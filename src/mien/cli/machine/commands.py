@@ -19,7 +19,7 @@ from mien.cli.common import OutputFormat, esc
 from mien.cli.machine.output import print_notes, print_plan, print_result, recovered
 
 if TYPE_CHECKING:
-    from mien.agent.engine import Engine
+    from mien.agent.engine import ApplyResult, Engine
     from mien.agent.plan import Plan
 
 ROOT = typer.Option(
@@ -149,18 +149,7 @@ def apply_cmd(
     if not result.applied and not result.recovered and support.Launches.count == launched:
         _remember_noop(engine, result.plan.persona, persona, root, user, personas, overlay)
     if output is OutputFormat.json:
-        common.print_json(
-            {
-                "persona": result.plan.persona,
-                "hash": result.plan.hash,
-                "applied": result.applied,
-                "history": result.history_id,
-                "elapsed_ms": round(result.elapsed_ms, 3),
-                "plan": result.plan.as_dict(),
-                "warnings": result.warnings,
-                "recovered": result.recovered,
-            }
-        )
+        common.print_json(_result_json(result))
         return
     print_result(result)
     if result.applied:  # a no-op stays quiet; `mien status` shows the notes any time
@@ -197,6 +186,19 @@ def _remember_noop(
     # Only an optimisation: if it cannot be recorded, the next apply plans in full.
     with contextlib.suppress(OSError):
         noop.record(root, key, name, ctx.observed, (str(f) for f in files))
+
+
+def _result_json(result: ApplyResult) -> dict[str, Any]:
+    return {
+        "persona": result.plan.persona,
+        "hash": result.plan.hash,
+        "applied": result.applied,
+        "history": result.history_id,
+        "elapsed_ms": round(result.elapsed_ms, 3),
+        "plan": result.plan.as_dict(),
+        "warnings": result.warnings,
+        "recovered": result.recovered,
+    }
 
 
 def status_cmd(root: Path = ROOT, user: str | None = USER, output: OutputFormat = OUTPUT) -> None:
@@ -304,6 +306,7 @@ def rollback_cmd(
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask."),
     root: Path = ROOT,
     user: str | None = USER,
+    output: OutputFormat = OUTPUT,
 ) -> None:
     """Restore an earlier applied state byte for byte (files, customizations, packages)."""
     engine = _engine(root, user)
@@ -318,6 +321,9 @@ def rollback_cmd(
         common.fail("nothing changed", 1)
     result = _guard(engine.rollback, to)
     recovered(result.recovered)
+    if output is OutputFormat.json:
+        common.print_json(_result_json(result))
+        return
     common.info(
         f"rolled back to {result.plan.persona or '(no persona)'} ({result.plan.hash[7:19]}) as history #{result.history_id}: "
         f"{len(result.plan.files)} files, {len(result.plan.operations)} operations ({result.elapsed_ms:.0f} ms)"
