@@ -273,7 +273,7 @@ class Rule(Protocol):
 
 
 class Restricted:
-    """A restricted command is refused, whatever else applies (seed 001 checks it first)."""
+    """A restricted command is refused, whatever else applies (checked first)."""
 
     name: ClassVar[str] = "restricted"
 

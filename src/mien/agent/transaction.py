@@ -1,6 +1,6 @@
 """Performing a plan as one transaction, and undoing an interrupted one.
 
-Order of an apply (DESIGN.md, "The agent"):
+Order of an apply:
 
 1. ``pre_activation_script`` — a failure aborts with nothing changed;
 2. each change through the journal: the before-image (or the operation's undo data) is

@@ -21,12 +21,20 @@ import typer
 from mien import __version__
 from mien.cli import common
 
+# What mien.agent.registry.stored_not_acted() says (not imported here: it loads every
+# handler); tests/unit/cli/test_claims.py holds the two to each other.
+STORED_NOT_ACTED = (
+    "priority_metrics, learning_domains, trust_levels, adaptation_rules, decay_rate"
+    ", external_data_sources, automated_responses, resource_requirements, access_controls"
+)
+
 app = typer.Typer(
     name="mien",
     help=(
         "Give Linux machines a persona: a declared role (settings, environment, files, "
-        "software, schedules, command rules, adaptation) applied by an agent, switched "
+        "software, schedules, command rules) applied by an agent, switched "
         "live, rolled back exactly, and managed for a fleet.\n\n"
+        f"Stored, not acted on yet: {STORED_NOT_ACTED}.\n\n"
         "Start with [bold]mien validate FILE[/bold] and [bold]mien render FILE[/bold]; "
         "apply on a machine with [bold]mien plan[/bold] / [bold]mien apply[/bold]."
     ),

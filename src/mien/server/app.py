@@ -90,7 +90,7 @@ def _persona_documents(schema: dict[str, Any]) -> None:
     persona = relink(persona)
     persona["description"] = (
         "A persona document in canonical form. The other spellings of the persona "
-        "language (seed 004's CamelCase, seed 000's wrapped form) are accepted as well, "
+        "language (CamelCase keys, a persona wrapped in one key) are accepted as well, "
         "in JSON or YAML."
     )
     components["PersonaDocument"] = persona

@@ -1,6 +1,6 @@
 """The desired persona of an instance, and why: pure functions over a snapshot.
 
-Order (seed 001, seed 004, DESIGN.md "The server"):
+Order:
 
 1. an explicit activation (``POST /instances/{id}/personas/{name}/activate``), pinned to
    the version that was latest when it was made (or the one asked for);

@@ -3,8 +3,9 @@
 A persona's ``adaptation_rules[].when`` is a CEL expression (the Common Expression Language
 of Kubernetes admission policies, Envoy and cloud IAM), run by ``cel-expr-python``, the CEL
 project's C++ runtime. The spec compiles each condition when a document is validated, so a
-syntax error is reported with its column before any agent sees it; :mod:`mien.rules`
-evaluates the compiled programs at run time with the same environment.
+syntax error is reported with its column before any agent sees it. Nothing evaluates
+conditions at run time yet: the adaptation runtime that will, with this same environment,
+is not part of mien (rules are stored, not acted on).
 
 Variables a condition sees (all maps, values of any type):
 ``metrics`` (sampled numbers such as ``cpu_percent``), ``events``, ``baseline`` (learned

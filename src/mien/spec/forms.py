@@ -1,12 +1,12 @@
-"""Turn the seeds' other spellings of a persona into the canonical one, before validation.
+"""Turn the other spellings of a persona into the canonical one, before validation.
 
-The concept documents write personas several ways, and each seed's own example must load as
+The concept documents write personas several ways, and each document's own example must load as
 it stands:
 
-* seed 000 wraps the persona in one key: ``persona_developer: {...}`` (name ``developer``);
-* seed 003 names it with ``persona_id`` and ``persona_name``, and lists applications as
+* ``persona_developer.yml`` wraps the persona in one key: ``persona_developer: {...}`` (name ``developer``);
+* ``marketing-report.json`` names it with ``persona_id`` and ``persona_name``, and lists applications as
   plain package names;
-* seed 004's PDL uses CamelCase keys (``BaseConfiguration``, ``SoftwareStack``,
+* ``HighTraffic.yaml`` (a PDL) uses CamelCase keys (``BaseConfiguration``, ``SoftwareStack``,
   ``TelemetryTriggers``, ``ExternalDataSources``, ``AutomatedResponses``) and writes values
   and rules in words (``Memory: 32 GB``, ``Nginx (latest version)``,
   ``CPU Load > 80% for 5 minutes``), read by :mod:`mien.spec.phrases`.

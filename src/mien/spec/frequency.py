@@ -2,7 +2,7 @@
 schedule each becomes.
 
 Used by :mod:`mien.spec.models` (``behavioral_settings``) and by the agent's schedules
-handler, which writes ``Frequency.to_cron(seed)`` into ``/etc/cron.d``.
+handler, which writes ``Frequency.to_cron(key)`` into ``/etc/cron.d``.
 """
 
 from __future__ import annotations
@@ -106,10 +106,10 @@ class Frequency(_Value):
                 return unit, n
         raise ValueError(f"every {every} is longer than cron can express (31 days)")
 
-    def to_cron(self, seed: str) -> str:
-        """The cron schedule. Keyword schedules get a minute and hour derived from ``seed``
+    def to_cron(self, key: str) -> str:
+        """The cron schedule. Keyword schedules get a minute and hour derived from ``key``
         (stable per persona and setting), so a fleet does not run the same job at once."""
-        digest = int.from_bytes(hashlib.sha256(seed.encode()).digest()[:4], "big")
+        digest = int.from_bytes(hashlib.sha256(key.encode()).digest()[:4], "big")
         minute, hour = digest % 60, (digest // 60) % 6  # 00:00-05:59, quiet hours
         if self.text == "hourly":
             return f"{minute} * * * *"

@@ -2,9 +2,9 @@
 
 These models are the single definition of what a persona is. The server validates uploads
 with them, the agent compiles them into changes, ``mien schema`` exports them as JSON Schema
-and ``mien render`` prints them back in canonical form. Field names are the seeds' own
-snake_case names; the other spellings the seeds use (seed 004's CamelCase, seed 000's
-wrapped form, seed 003's ``persona_id``) are turned into these by :mod:`mien.spec.forms`
+and ``mien render`` prints them back in canonical form. Field names are the concept
+documents' snake_case names; their other spellings (CamelCase keys, a persona wrapped in one
+key, ``persona_id``) are turned into these by :mod:`mien.spec.forms`
 before validation.
 
 Settings maps (``os_settings``, ``application_settings``, ``behavioral_settings``) are open:
@@ -290,7 +290,7 @@ LearningDomain = Literal[
 
 
 class ResourceRequirements(_Closed):
-    """What the persona needs (seed 003) or the machine should have (seed 004):
+    """What the persona needs (an application persona) or the machine should have (a server):
     cores, memory, storage, network bandwidth, and a priority for contention."""
 
     cpu: CpuCount | None = None

@@ -1,4 +1,4 @@
-"""The small grammar that reads rules written in words, as seed 004 and seed 002 write them.
+"""The small grammar that reads rules written in words, as the example personas write them.
 
 ``Condition: CPU Load > 80% for 5 minutes`` becomes ``when: metrics.cpu_percent > 80.0``
 with ``for: 5m``; ``Action: Scale up to 16 cores`` becomes ``{action: scale, cpu: 16}``;

@@ -2,7 +2,7 @@
 
 ``mien schema`` prints it; an editor's YAML language server uses it to complete field names
 and flag mistakes while a persona is being written. It describes the **canonical form**
-(what ``mien render`` prints), so every rendered persona validates against it; the seeds'
+(what ``mien render`` prints), so every rendered persona validates against it; the
 other spellings (CamelCase keys, phrases in words) are read by mien but not described here.
 
 Everything comes from :mod:`mien.spec.models` and :mod:`mien.spec.values`: model docstrings
@@ -27,13 +27,12 @@ SCHEMA_ID = "https://mien.dev/schemas/persona.schema.json"
 FIELD_DESCRIPTIONS: dict[str, str] = {
     "name": "Unique name of the persona (letters, digits, '.', '_', '-'); defaults to the "
     "file's stem.",
-    "display_name": "Human-readable name, e.g. 'Marketing Report Creator' (seed 003: "
-    "persona_name).",
+    "display_name": "Human-readable name, e.g. 'Marketing Report Creator' (also persona_name).",
     "description": "What the persona is for.",
     "extends": "Another persona (by name) this one builds on: its settings are the base, "
     "this document's win. Maps merge by key, lists replace, null deletes.",
     "default_persona": "Activate this persona on a machine that has no other "
-    "(seed 001). Not inherited through extends.",
+    "Not inherited through extends.",
     "labels": "Free-form key/value labels (team, cost centre, region).",
     "locked": "Keys (dotted paths such as behavioral_settings.security_scan_frequency) that "
     "users on the machine may not customize. Accumulates through extends.",
@@ -47,7 +46,7 @@ FIELD_DESCRIPTIONS: dict[str, str] = {
     "application_configuration": "Configuration files by application: path, format "
     "(json, yaml, toml, ini, env, text) and values (or content for text).",
     "required_applications": "Packages to install: name, manager (apt, pip, npm, snap, "
-    "flatpak, cargo) and version (seed 004: SoftwareStack).",
+    "flatpak, cargo) and version (also spelled SoftwareStack).",
     "pre_activation_script": "Script run before the persona is applied; failing aborts "
     "with nothing changed. A string, or {run, timeout}.",
     "post_activation_script": "Script run after the persona is applied; failing rolls "
@@ -63,14 +62,14 @@ FIELD_DESCRIPTIONS: dict[str, str] = {
     "trust_levels": "How much risk each action class may take: none, low, medium or high "
     "(e.g. network_access, file_system_modification, resource_scaling).",
     "adaptation_rules": "Rules evaluated on telemetry: a CEL condition 'when' held for "
-    "'for' runs 'then' (seed 004: TelemetryTriggers).",
+    "'for' runs 'then' (also spelled TelemetryTriggers). Stored, not acted on yet.",
     "decay_rate": "Fraction of a learned baseline forgotten per hour, in [0, 1].",
     "external_data_sources": "Feeds polled over HTTP(S) every 'every'; their data drives "
-    "'when' and 'then' (seed 004: ExternalDataSources).",
+    "'when' and 'then' (also spelled ExternalDataSources). Stored, not acted on yet.",
     "automated_responses": "Named lists of actions that rules run with {respond: name} "
-    "(seed 004: AutomatedResponses).",
+    "(also spelled AutomatedResponses). Stored, not acted on yet.",
     "resource_requirements": "CPU, memory, storage and network bandwidth the persona needs, "
-    "and a priority under contention (seed 004: BaseConfiguration).",
+    "and a priority under contention (also spelled BaseConfiguration). Stored, not acted on yet.",
     "access_controls": "Who may use the persona, and which files and network endpoints its "
     "sandbox may reach.",
 }

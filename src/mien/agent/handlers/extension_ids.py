@@ -1,6 +1,6 @@
 """Well-known browser and editor extensions by the names people write in personas.
 
-Seed 000 writes ``browser_extensions: ['adblock', 'https everywhere']`` and
+``persona_developer.yml`` writes ``browser_extensions: ['adblock', 'https everywhere']`` and
 ``ide_extensions: ['python', 'docker', 'gitlens']``; browsers and editors need store ids.
 Each table maps a normalised name to the real ids: the Chrome Web Store id (32 letters
 a–p), Firefox's add-on id with its addons.mozilla.org slug, or a VS Code Marketplace

@@ -1,5 +1,5 @@
 """``mien bind add|list|show|rm``: tag selectors that choose a persona for many instances,
-with an optional override and a priority (seed 004's tag-persona mapping); and
+with an optional override and a priority (the tag → persona mapping); and
 ``mien bind add --wait``, which follows the rollout until the selected instances applied it.
 
 Audit and tokens are in :mod:`mien.cli.fleet.admin`.

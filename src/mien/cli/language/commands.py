@@ -89,7 +89,7 @@ Examples:
 RENDER_HELP = _paragraphs("""Print the effective persona in canonical form.
 
 Resolves the [bold]extends[/bold] chain (base first), then merges each --overlay in order,
-and prints the result with every seed spelling and phrase written out canonically
+and prints the result with every other spelling and phrase written out canonically
 (durations such as 5m, sizes such as 4GiB, rules as CEL). Rendering the output again gives
 the same output. Warnings go to stderr.
 

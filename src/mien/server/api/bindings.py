@@ -1,5 +1,5 @@
 """``/bindings``: tag selectors that choose a persona, with an optional override (a persona
-overlay composed over it) and a priority. Seed 004's tag-persona mapping."""
+overlay composed over it) and a priority. The tag → persona mapping."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Remote commands (seed 001's command execution framework, from the fleet side).
+"""Remote commands (the fleet side of command execution).
 
 ``POST /instances/{id}/commands`` queues ``command args…`` for the instance's agent, which
 runs it through its active persona's routing table (a restricted command comes back

@@ -20,7 +20,7 @@ UNNAMED = "mien-unnamed-persona-7c1e"
 DOCUMENT_BODY: dict[str, Any] = {
     "requestBody": {
         "required": True,
-        "description": "A persona document in JSON or YAML (canonical or any seed spelling).",
+        "description": "A persona document in JSON or YAML (canonical or any other spelling mien reads).",
         "content": {
             "application/json": {"schema": {"type": "object"}},
             "application/yaml": {"schema": {"type": "string"}},
