@@ -128,6 +128,7 @@ class Agent:
         engine: Engine,
         wait: float = 30.0,
         log: Callable[[str], None] = print,
+        warn: Callable[[str], None] | None = None,
         client: AgentClient | None = None,
     ) -> None:
         from mien.client import AgentClient
@@ -137,6 +138,8 @@ class Agent:
         self.engine = engine
         self.wait = wait
         self.log = log
+        # Failures and lost contact: kept when the persona's logging_level is warning.
+        self.warn = warn or log
         # The long-poll's read timeout must outlast the server's wait.
         self.api = client or AgentClient(
             creds.server, creds.token, timeout=wait + 15.0, verify=creds.verify
@@ -222,13 +225,13 @@ class Agent:
                     attempt += 1
                     delay = backoff(attempt, retry_after=exc.retry_after)
                     if attempt <= 3 or attempt % 20 == 0:  # not a line every few seconds
-                        self.log(f"server unavailable ({exc}); retrying in {delay:.1f}s")
+                        self.warn(f"server unavailable ({exc}); retrying in {delay:.1f}s")
                     if once:
                         return 1
                     self.stopping.wait(delay)
                     continue
                 except FinalError as exc:
-                    self.log(f"the server refused this agent: {exc}. Enroll again.")
+                    self.warn(f"the server refused this agent: {exc}. Enroll again.")
                     return 1
                 if attempt:
                     self.log("reconnected")
@@ -289,7 +292,7 @@ class Agent:
         try:
             self.outbox.flush(self._deliver, self.log)
         except RetryableError as exc:
-            self.log(
+            self.warn(
                 f"report {report['state']} not delivered ({exc}): kept, and sent again "
                 "as soon as the server answers"
             )
@@ -334,7 +337,7 @@ class Agent:
         finally:
             self.busy = False
         if error is not None:
-            self.log(f"failed: {error}")
+            self.warn(f"failed: {error}")
             self._send_report("failed", desired, None, error=error)
         else:
             self._set_meta(
@@ -407,7 +410,7 @@ class Agent:
                 command.id, status, stdout, stderr, refused=refused, error=error
             )
         except ClientError as exc:
-            self.log(f"command {command.id}: result not delivered: {exc}")
+            self.warn(f"command {command.id}: result not delivered: {exc}")
 
 
 class _Stop(Exception):

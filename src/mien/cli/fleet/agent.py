@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import sys
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -128,6 +129,23 @@ def enroll_cmd(
     )
 
 
+def _logger(root: Path) -> Any:
+    """The agent's logger, at the level the active persona's ``logging_level`` set
+    (``/etc/mien/logging.json``), else at info; lines go to stderr (the journal)."""
+    import logging
+
+    from mien.agent.handlers.logging_config import PATH, configure_from
+
+    if not configure_from(root / PATH.lstrip("/")):
+        logging.basicConfig(level=logging.INFO, stream=sys.stderr)
+    logger = logging.getLogger("mien.agent")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%Y-%m-%dT%H:%M:%S"))
+    logger.addHandler(handler)
+    logger.propagate = False
+    return logger
+
+
 @agent_app.command("run")
 def run_cmd(
     root: Path = ROOT,
@@ -152,13 +170,10 @@ def run_cmd(
     except (AgentError, EngineError) as exc:
         common.fail(str(exc))
 
-    def log(message: str) -> None:
-        import time
-
-        sys.stderr.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {message}\n")
-        sys.stderr.flush()
-
-    agent = Agent(root.absolute(), creds, engine=engine, wait=wait, log=log)
+    logger = _logger(root.absolute())
+    agent = Agent(
+        root.absolute(), creds, engine=engine, wait=wait, log=logger.info, warn=logger.warning
+    )
     status = agent.run(once=once)
     raise typer.Exit(status)
 
