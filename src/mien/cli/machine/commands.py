@@ -1,4 +1,5 @@
-"""Local persona commands: ``mien plan | apply | status | history | rollback | customize``.
+"""Local persona commands: ``mien plan | apply | status | history | rollback`` (and
+``customize``, in :mod:`mien.cli.machine.customize`).
 
 Thin over :class:`mien.agent.engine.Engine`: parse options, call one engine method, print
 the result (Rich for people, ``--output json`` for scripts). Every command takes

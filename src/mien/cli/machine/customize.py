@@ -13,7 +13,7 @@ import typer
 
 from mien.cli import common
 from mien.cli.common import OutputFormat
-from mien.cli.machine.commands import OUTPUT, ROOT, USER, _engine, _guard
+from mien.cli.machine.commands import OUTPUT, ROOT, USER, _engine, _guard, _result_json
 from mien.cli.machine.output import print_result
 
 customize_app = typer.Typer(
@@ -40,6 +40,7 @@ def customize_set(
     value: str = typer.Argument(..., help="Value (YAML: 8080, true, '[a, b]', text)."),
     root: Path = ROOT,
     user: str | None = USER,
+    output: OutputFormat = OUTPUT,
 ) -> None:
     """Set KEY to VALUE over any persona and apply it now."""
     import yaml
@@ -50,6 +51,11 @@ def customize_set(
         parsed = value
     engine = _engine(root, user)
     result = _guard(engine.customize, key, parsed)
+    if output is OutputFormat.json:
+        common.print_json(
+            {"key": key, "value": parsed, "applied": _result_json(result) if result else None}
+        )
+        return
     common.info(f"customization {key} = {parsed!r} stored")
     if result is not None:
         print_result(result)
@@ -57,11 +63,19 @@ def customize_set(
 
 @customize_app.command("unset")
 def customize_unset(
-    key: str = typer.Argument(...), root: Path = ROOT, user: str | None = USER
+    key: str = typer.Argument(...),
+    root: Path = ROOT,
+    user: str | None = USER,
+    output: OutputFormat = OUTPUT,
 ) -> None:
     """Remove a customization (the persona's value applies again)."""
     engine = _engine(root, user)
     result = _guard(engine.customize, key, unset=True)
+    if output is OutputFormat.json:
+        common.print_json(
+            {"key": key, "removed": True, "applied": _result_json(result) if result else None}
+        )
+        return
     common.info(f"customization {key} removed")
     if result is not None:
         print_result(result)
@@ -141,12 +155,27 @@ def customize_list(root: Path = ROOT, output: OutputFormat = OUTPUT) -> None:
 def customize_show(
     number: int = typer.Argument(..., help="Saved file number (from `mien customize list`)."),
     root: Path = ROOT,
+    output: OutputFormat = OUTPUT,
 ) -> None:
     """Print saved file N as it was saved (at most 64 KiB; the rest is counted)."""
+    import base64
+
     from mien.agent.kept_files import SHOW_CAP
 
     engine = _engine(root, None)
     item, data = _guard(engine.saved_content, number)
+    if output is OutputFormat.json:
+        common.print_json(
+            {
+                "id": item.id,
+                "path": item.path,
+                "size": len(data),
+                "kept": item.kept,
+                "content_base64": base64.b64encode(data[:SHOW_CAP]).decode(),
+                "truncated": len(data) > SHOW_CAP,
+            }
+        )
+        return
     sys.stdout.buffer.write(data[:SHOW_CAP])
     sys.stdout.buffer.flush()
     if len(data) > SHOW_CAP:
@@ -158,6 +187,7 @@ def customize_adopt(
     number: int = typer.Argument(..., help="Saved file number (from `mien customize list`)."),
     root: Path = ROOT,
     user: str | None = USER,
+    output: OutputFormat = OUTPUT,
 ) -> None:
     """Keep saved file N as your version of its file, and apply it now.
 
@@ -166,6 +196,11 @@ def customize_adopt(
     """
     engine = _engine(root, user)
     result = _guard(engine.keep_saved, number, True)
+    if output is OutputFormat.json:
+        common.print_json(
+            {"saved": number, "kept": True, "applied": _result_json(result) if result else None}
+        )
+        return
     common.info(f"saved file #{number} is kept")
     if result is not None:
         print_result(result)
@@ -176,10 +211,16 @@ def customize_drop(
     number: int = typer.Argument(..., help="Saved file number (from `mien customize list`)."),
     root: Path = ROOT,
     user: str | None = USER,
+    output: OutputFormat = OUTPUT,
 ) -> None:
     """Stop keeping saved file N (the persona's content applies again; the copy stays)."""
     engine = _engine(root, user)
     result = _guard(engine.keep_saved, number, False)
+    if output is OutputFormat.json:
+        common.print_json(
+            {"saved": number, "kept": False, "applied": _result_json(result) if result else None}
+        )
+        return
     common.info(f"saved file #{number} is no longer kept")
     if result is not None:
         print_result(result)
