@@ -1,8 +1,9 @@
 """The JSON-lines audit log, ``ROOT/var/log/mien/audit.jsonl``, beside the state database.
 
 Every audit record of the agent is written twice: in the state database (queried by the
-CLI) and as one line here, for log shippers and for people with ``tail -f``. Used by
-:meth:`mien.agent.state.State.audit`.
+CLI) and, once the database has committed it, as one line here, for log shippers and for
+people with ``tail -f``. Used by :meth:`mien.agent.state.State.audit`; :func:`local_actor` is
+the one way the agent (engine and command router alike) names the local person acting.
 """
 
 from __future__ import annotations
@@ -17,8 +18,17 @@ AUDIT_LOG = "var/log/mien/audit.jsonl"
 
 
 def local_actor() -> str:
-    user = os.environ.get("SUDO_USER") or os.environ.get("USER") or str(os.getuid())
-    return f"local:{user}"
+    """Who runs this, from the real uid: ``$USER`` is the caller's to set, so only root's
+    ``sudo`` (which sets ``SUDO_USER`` itself) may name someone else."""
+    uid = os.getuid()
+    if uid == 0:
+        return f"local:{os.environ.get('SUDO_USER') or 'root'}"
+    import pwd
+
+    try:
+        return f"local:{pwd.getpwuid(uid).pw_name}"
+    except KeyError:
+        return f"local:{uid}"
 
 
 def append_audit_line(

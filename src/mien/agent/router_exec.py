@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mien.agent.audit_log import local_actor
 from mien.agent.router import (
     DEFAULT_PATH,
     NOT_FOUND,
@@ -338,19 +339,6 @@ def _pidfd(pid: int) -> Iterator[int | None]:
 
 
 # --- audit -------------------------------------------------------------------------------------
-
-
-def local_actor() -> str:
-    """Who runs this, from the real uid (as the shims, which ask ``id``)."""
-    uid = os.getuid()
-    if uid == 0:
-        return f"local:{os.environ.get('SUDO_USER') or 'root'}"
-    import pwd
-
-    try:
-        return f"local:{pwd.getpwuid(uid).pw_name}"
-    except KeyError:
-        return f"local:{uid}"
 
 
 def audit(

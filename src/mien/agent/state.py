@@ -16,6 +16,7 @@ router (audit of overrides and refusals).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -103,6 +104,8 @@ class State:
             self.db.execute("PRAGMA synchronous=FULL")
             os.chmod(path, 0o600)
         self.db.execute("PRAGMA foreign_keys=ON")
+        # Audit lines of the open transaction, written to audit.jsonl once it commits.
+        self._unwritten: list[tuple[float, str, str, str | None, dict[str, Any]]] = []
         self._migrate()
 
     @staticmethod
@@ -142,10 +145,13 @@ class State:
         self.db.execute("BEGIN IMMEDIATE")
         try:
             yield self.db
+            self.db.execute("COMMIT")
         except BaseException:
-            self.db.execute("ROLLBACK")
+            self._unwritten.clear()
+            if self.db.in_transaction:
+                self.db.execute("ROLLBACK")
             raise
-        self.db.execute("COMMIT")
+        self._write_audit_lines()
 
     # --- blobs -------------------------------------------------------------------------
 
@@ -448,14 +454,25 @@ class State:
         actor: str | None = None,
         **detail: Any,
     ) -> None:
-        """Record an audit event in the database and ``ROOT/var/log/mien/audit.jsonl``."""
+        """Record an audit event in the database and, once that commits,
+        ``ROOT/var/log/mien/audit.jsonl`` (a rolled-back event never reaches the log)."""
         ts = time.time()
         who = actor or local_actor()
         self.db.execute(
             "INSERT INTO audit (ts, event, actor, persona, detail) VALUES (?, ?, ?, ?, ?)",
             (ts, event, who, persona, json.dumps(detail, default=str)),
         )
-        append_audit_line(self.root, ts, event, who, persona, detail)
+        self._unwritten.append((ts, event, who, persona, detail))
+        if not self.db.in_transaction:  # autocommit: the row is already durable
+            self._write_audit_lines()
+
+    def _write_audit_lines(self) -> None:
+        lines, self._unwritten = self._unwritten, []
+        for ts, event, who, persona, detail in lines:
+            # The database holds the record now; a log line that cannot be written (a full
+            # disk) must not turn a committed change into a reported failure.
+            with contextlib.suppress(OSError):
+                append_audit_line(self.root, ts, event, who, persona, detail)
 
     def audit_records(self, limit: int = 100) -> list[AuditRecord]:
         rows = self.db.execute(
