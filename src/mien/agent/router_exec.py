@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from mien.agent.audit_log import local_actor
+from mien.agent.own_env import for_children
 from mien.agent.router import (
     DEFAULT_PATH,
     NOT_FOUND,
@@ -180,7 +181,7 @@ def locate(name: str, path: str, root: Path) -> tuple[str, str]:
 def child_environment(root: Path, environ: Mapping[str, str], decision: Decision) -> dict[str, str]:
     """The command's environment: the shims first on PATH (so the commands it runs are
     routed too) and the MIEN_ROUTED chain extended by an override, ended by a re-entry."""
-    env = dict(environ)
+    env = for_children(environ)
     shims = str(host_path(root, SHIMS_DIR))
     path = env.get("PATH", DEFAULT_PATH)
     if os.path.isdir(shims) and shims not in path.split(":"):

@@ -20,6 +20,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from mien.agent.own_env import for_children
+
 OUTPUT_CAP = 16 * 1024
 
 
@@ -54,7 +56,7 @@ def run_script(
     env: Mapping[str, str] | None = None,
 ) -> ScriptResult:
     """Run one hook script to completion (or its timeout)."""
-    environment = dict(os.environ if env is None else env)
+    environment = for_children(os.environ if env is None else env)
     environment.update(
         MIEN_ROOT=str(root), MIEN_PERSONA=persona, MIEN_PREVIOUS_PERSONA=previous or ""
     )

@@ -8,7 +8,6 @@ paths do not recognise exactly, including ``--help``, goes to :mod:`mien.cli.mai
 
 from __future__ import annotations
 
-import os
 import sys
 
 
@@ -108,8 +107,10 @@ def _fast_apply(argv: list[str]) -> bool:
 
 def main() -> None:
     # pydantic scans every installed distribution for plugins when it loads (~12 ms);
-    # mien uses none.
-    os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
+    # mien uses none. Set for mien only: the programs it starts do not inherit it.
+    from mien.agent.own_env import set_own
+
+    set_own("PYDANTIC_DISABLE_PLUGINS", "__all__")
     if len(sys.argv) > 2 and sys.argv[1] == "exec" and _fast_exec(sys.argv[1:]):
         return
     if len(sys.argv) > 2 and sys.argv[1] == "apply" and _fast_apply(sys.argv[1:]):
