@@ -20,7 +20,7 @@ def _run(args: list[str], own: str | None) -> subprocess.CompletedProcess[str]:
     if own is not None:
         env[VAR] = own
     return subprocess.run(
-        [*mien_command(), *args], env=env, capture_output=True, text=True, timeout=120
+        [*mien_command(), *args], check=False, env=env, capture_output=True, text=True, timeout=120
     )
 
 
