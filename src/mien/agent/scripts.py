@@ -3,8 +3,10 @@
 A script with a ``#!`` line runs as its own interpreter says; anything else runs with
 ``/bin/sh``. It gets ``MIEN_ROOT``, ``MIEN_PERSONA`` and ``MIEN_PREVIOUS_PERSONA`` (empty on
 first activation) on top of the agent's environment, runs in its own process group with the
-root as working directory, and is killed (the whole group) when its timeout passes. Output
-is captured (capped) for the error message and the audit log.
+root as working directory, and is killed (the whole group) when its timeout passes or when
+mien dies, even by ``kill -9``: a hook never outlives the apply it belongs to. The script is
+run from memory (a memfd), so nothing is left on disk either. Output is captured (capped)
+for the error message and the audit log.
 
 Used by :mod:`mien.agent.transaction`.
 """
@@ -15,8 +17,7 @@ import contextlib
 import os
 import signal
 import subprocess
-import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,11 +61,12 @@ def run_script(
     environment.update(
         MIEN_ROOT=str(root), MIEN_PERSONA=persona, MIEN_PREVIOUS_PERSONA=previous or ""
     )
-    with tempfile.NamedTemporaryFile("w", prefix="mien-hook-", suffix=".sh", delete=False) as fh:
-        fh.write(text if text.endswith("\n") else text + "\n")
-        script = fh.name
+    # The script lives in memory, not in a file that a killed mien would leave behind.
+    fd = os.memfd_create("mien-hook", 0)
     try:
-        os.chmod(script, 0o700)
+        os.write(fd, (text if text.endswith("\n") else text + "\n").encode())
+        os.fchmod(fd, 0o700)
+        script = f"/proc/self/fd/{fd}"
         argv = [script] if text.startswith("#!") else ["/bin/sh", script]
         proc = subprocess.Popen(
             argv,
@@ -74,7 +76,11 @@ def run_script(
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            pass_fds=(fd,),
         )
+    finally:
+        os.close(fd)
+    with _tied_to_this_process(proc.pid):
         try:
             out, _ = proc.communicate(timeout=timeout)
             timed_out = False
@@ -82,10 +88,37 @@ def run_script(
             _kill_group(proc)
             out, _ = proc.communicate()
             timed_out = True
-        text_out = out[-OUTPUT_CAP:].decode(errors="replace")
-        return ScriptResult(proc.returncode, text_out, timed_out)
+        except BaseException:
+            _kill_group(proc)
+            proc.wait()
+            raise
+    text_out = out[-OUTPUT_CAP:].decode(errors="replace")
+    return ScriptResult(proc.returncode, text_out, timed_out)
+
+
+@contextlib.contextmanager
+def _tied_to_this_process(group: int) -> Iterator[None]:
+    """Kill process group ``group`` if this process dies before leaving the block.
+
+    A watcher in its own session waits on a pipe only this process can write to: EOF
+    without the word ``done`` means mien died (even by ``kill -9``), and the watcher kills
+    the whole group, so no hook, nor anything it started, outlives the apply it belongs to.
+    """
+    watcher = subprocess.Popen(
+        ["/bin/sh", "-c", 'read word && [ "$word" = done ] || kill -9 -"$0"', str(group)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        yield
     finally:
-        os.unlink(script)
+        assert watcher.stdin is not None
+        with contextlib.suppress(OSError):
+            watcher.stdin.write(b"done\n")
+            watcher.stdin.close()
+        watcher.wait()
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:

@@ -7,7 +7,8 @@ Order of an apply:
    committed to the state database, *then* the file is replaced atomically;
 3. ``post_activation_script`` — a failure undoes every journaled change in reverse;
 4. commit: managed records, pristine images, history and the active persona in one SQLite
-   transaction; then operations are told to finish (drop their backups).
+   transaction; then operations are told to finish (drop their backups) and directories no
+   longer needed are removed (the transaction is ``finishing`` until both are done).
 
 :func:`recover` runs at the start of every mien command on a root: a transaction still
 ``open`` belonged to a process that died (its lock is gone), so its journal is replayed
@@ -132,7 +133,6 @@ def execute(
     history_id = _commit(state, ctx, plan, targets, txn, first_before, created, kind, note)
     crash("committed")
     warnings = _finish(state, ctx, txn)
-    _prune_dirs(state, ctx.root)
     return Outcome(history_id, len(plan.files), len(plan.operations), warnings)
 
 
@@ -225,11 +225,9 @@ def _commit(
         state.set_meta("active_hash", plan.hash)
         state.set_meta("active_history", str(history_id))
         state.set_meta("user", ctx.user.name)
-        has_ops = bool(plan.operations)
-        if has_ops:
-            state.db.execute("UPDATE txn SET state = 'finishing' WHERE id = ?", (txn,))
-        else:
-            state.end_txn(txn, "committed")
+        # Committed; what is left (operations dropping their backups, removing directories
+        # the old persona needed) is finished now, or by recovery after a crash.
+        state.db.execute("UPDATE txn SET state = 'finishing' WHERE id = ?", (txn,))
         if plan.previous and plan.previous != plan.persona:
             state.audit("persona.deactivated", persona=plan.previous, next=plan.persona)
         state.audit(
@@ -248,18 +246,17 @@ def _commit(
 def _prune_dirs(state: State, root: Path) -> None:
     """Remove directories mien created that no longer hold anything (after unmanaging).
 
-    Idempotent and after the commit: a crash here only leaves an empty directory until the
-    next apply prunes it. A directory behind a link the user planted since is forgotten,
-    never removed through the link.
+    Idempotent, after the commit and part of finishing it: a crash before it is done
+    leaves the transaction ``finishing``, and recovery prunes them. A directory behind a
+    link the user planted since is forgotten, never removed through the link.
     """
-    with state.transaction():
-        for directory in state.created_dirs():
-            try:
-                gone = fileops.remove_dir_if_empty(root, directory)
-            except OSError:
-                gone = True
-            if gone:
-                state.forget_created_dir(directory)
+    for directory in state.created_dirs():
+        try:
+            gone = fileops.remove_dir_if_empty(root, directory)
+        except OSError:
+            gone = True
+        if gone:
+            state.forget_created_dir(directory)
 
 
 def _finish(state: State, ctx: Context, txn: int) -> list[str]:
@@ -274,6 +271,7 @@ def _finish(state: State, ctx: Context, txn: int) -> list[str]:
         except (HandlerError, OSError) as exc:
             warnings.append(f"{entry.target}: cleanup after commit failed: {exc}")
     with state.transaction():
+        _prune_dirs(state, ctx.root)
         state.end_txn(txn, "committed")
     return warnings
 
