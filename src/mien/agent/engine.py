@@ -12,19 +12,22 @@ sync loop, which applies documents received from the server with :meth:`Engine.a
 from __future__ import annotations
 
 import os
+import sqlite3
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from mien.agent import kept_files, registry, sources
+from mien.agent import kept_files, registry, sources, state_check
 from mien.agent.handlers.base import Context, Handler, HandlerError, UserInfo, lookup_user
+from mien.agent.locking import STATE_DIR
 from mien.agent.outcomes import ApplyResult, Cancelled, EngineError, Refused, Status
 from mien.agent.plan import Plan
 from mien.agent.planner import PlanError, Target, build_plan, engine_notes, find_drift
 from mien.agent.sources import Source
-from mien.agent.state import HistoryEntry, State, exclusive
+from mien.agent.state import DB_NAME, HistoryEntry, State, exclusive
+from mien.agent.state_check import NeedsAttention, StateDamaged
 from mien.agent.transaction import ApplyFailed, CrashPoints, execute, recover
 from mien.protocol.outcomes import from_stored
 from mien.spec.catalog import Catalog
@@ -33,7 +36,15 @@ from mien.spec.errors import SpecError
 from mien.spec.models import Persona
 
 DEFAULT_PERSONAS_DIR = "etc/mien/personas"
-__all__ = ["ApplyResult", "Cancelled", "Engine", "EngineError", "Refused", "Status"]
+__all__ = [
+    "ApplyResult",
+    "Cancelled",
+    "Engine",
+    "EngineError",
+    "NeedsAttention",
+    "Refused",
+    "Status",
+]
 
 
 class Engine:
@@ -85,8 +96,40 @@ class Engine:
                 yield state
             return
         with exclusive(self.root), State(self.root) as state:
-            self.recovered = recover(state, lambda name: self._context(state, name), self.crash)
-            yield state
+            try:
+                self.recovered = recover(state, lambda name: self._context(state, name), self.crash)
+                yield state
+            except sqlite3.DatabaseError as exc:
+                if not state_check.is_damage(exc):
+                    raise EngineError(f"the state database {state.path}: {exc}") from None
+                state.damaged = True
+                raise StateDamaged(state.path, f"is damaged ({exc})") from None
+
+    def recover(self, *, start_over: bool = False) -> list[str]:
+        """``mien recover``: make a machine that needs attention usable again.
+
+        A damaged state database is replaced by its backup (``start_over``: set aside, and
+        mien starts afresh); then an interrupted transaction is undone, as at the start of
+        every command. Raises :class:`NeedsAttention` while that is still not possible.
+        """
+        path = self.root / STATE_DIR / DB_NAME
+        lines: list[str] = []
+        with exclusive(self.root):
+            if start_over:
+                lines.append(state_check.start_over(path))
+            else:
+                try:
+                    State(self.root, create=False).close()
+                except StateDamaged:
+                    lines.append(state_check.restore_backup(path))
+                except FileNotFoundError:
+                    pass
+        with self.session() as state:
+            lines.extend(self.recovered)
+            with state.transaction():
+                state.audit("machine.recovered", start_over=start_over, done=lines)
+            state.backup()
+        return lines
 
     def _user(self, state: State) -> UserInfo:
         name = self.user_name or state.get_meta("user")
@@ -311,7 +354,9 @@ class Engine:
         note: str = "",
     ) -> Any:
         try:
-            return execute(state, ctx, plan, targets, kind=kind, note=note, crash=self.crash)
+            outcome = execute(state, ctx, plan, targets, kind=kind, note=note, crash=self.crash)
+            state.backup()  # the last good state, for `mien recover`
+            return outcome
         except ApplyFailed as exc:
             with state.transaction():
                 state.audit(

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mien.agent import state_check
 from mien.agent.audit_log import AUDIT_LOG, append_audit_line, local_actor
 from mien.agent.handlers.base import FileState, ManagedRecord
 from mien.agent.locking import STATE_DIR, Busy, exclusive
@@ -88,25 +89,40 @@ class State:
         self.root = root
         self.dir = root / STATE_DIR
         path = self.dir / DB_NAME
+        self.path = path
+        state_check.before_open(path)
         if not create and not path.exists():
             raise FileNotFoundError(path)
-        self.path = path
+        # Audit lines of the open transaction, written to audit.jsonl once it commits.
+        self._unwritten: list[tuple[float, str, str, str | None, dict[str, Any]]] = []
+        self.damaged = False  # set when damage shows after open: the next open checks again
+        self.memory = memory
         if memory:
             # An empty state that lives only in this process: what a read-only command
             # (``mien plan`` on a root mien never touched) sees, without creating anything.
             self.db = sqlite3.connect(":memory:", isolation_level=None)
-        else:
-            self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-            # isolation_level=None: we issue BEGIN/COMMIT ourselves, so a journal entry is
-            # durable exactly when we say so.
-            self.db = sqlite3.connect(path, isolation_level=None, timeout=30)
+            self.db.execute("PRAGMA foreign_keys=ON")
+            self._migrate()
+            return
+        self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # isolation_level=None: we issue BEGIN/COMMIT ourselves, so a journal entry is
+        # durable exactly when we say so.
+        self.db = sqlite3.connect(path, isolation_level=None, timeout=30)
+        try:
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=FULL")
+            self.db.execute("PRAGMA foreign_keys=ON")
             os.chmod(path, 0o600)
-        self.db.execute("PRAGMA foreign_keys=ON")
-        # Audit lines of the open transaction, written to audit.jsonl once it commits.
-        self._unwritten: list[tuple[float, str, str, str | None, dict[str, Any]]] = []
-        self._migrate()
+            state_check.verify_if_changed(self.db, path)
+            self._migrate()
+        except sqlite3.DatabaseError as exc:
+            self.db.close()
+            if not state_check.is_damage(exc):
+                raise
+            raise state_check.StateDamaged(path, f"is damaged ({exc})") from None
+        except BaseException:
+            self.db.close()
+            raise
 
     @staticmethod
     def exists(root: Path) -> bool:
@@ -121,6 +137,12 @@ class State:
 
     def close(self) -> None:
         self.db.close()
+        if not self.damaged and not self.memory:
+            state_check.mark_clean(self.path)
+
+    def backup(self) -> None:
+        """Keep a copy of this (checked) database as the last good state."""
+        state_check.backup(self.db, self.path)
 
     def _migrate(self) -> None:
         version = self.db.execute("PRAGMA user_version").fetchone()[0]
@@ -162,9 +184,11 @@ class State:
 
     def blob(self, digest: str) -> bytes:
         row = self.db.execute("SELECT data FROM blobs WHERE hash = ?", (digest,)).fetchone()
-        if row is None:
-            raise KeyError(f"blob {digest} missing from {self.path}")
-        return bytes(row[0])
+        data = None if row is None else bytes(row[0])
+        if data is None or sha256(data) != digest:  # garbage SQLite's own check cannot see
+            self.damaged = True
+            raise state_check.StateDamaged(self.path, f"has lost or damaged content {digest}")
+        return data
 
     def _file_state(self, digest: str | None, mode: int, uid: int, gid: int) -> FileState:
         return FileState(None if digest is None else self.blob(digest), mode, uid, gid)

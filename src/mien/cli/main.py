@@ -2,8 +2,9 @@
 
 Builds the Typer application from one module per command group and turns every expected
 failure into a message and an exit status, never a traceback: 0 success, 1 the operation
-failed (invalid persona, failed apply, refused request), 2 a usage error, 126 a command
-refused by the persona's routing table, 130 interrupted.
+failed (invalid persona, failed apply, refused request), 2 a usage error, 3 the machine needs
+attention (``mien recover``: a damaged state database, or a transaction that could not be
+undone), 126 a command refused by the persona's routing table, 130 interrupted.
 
 Command modules import only the standard library and Typer at module level; anything heavy
 (pydantic, SQLAlchemy, httpx, the server) is imported inside the command that needs it, so
@@ -69,6 +70,7 @@ COMMAND_MODULES: dict[str, str] = {
     **dict.fromkeys(
         ("plan", "apply", "status", "history", "rollback", "customize"), "machine.commands"
     ),
+    "recover": "machine.recover",
     "exec": "machine.execute",
     "root": "machine.root",
     "agent": "fleet.agent",

@@ -44,6 +44,8 @@ PERSONAS = typer.Option(
 OVERLAYS = typer.Option(
     [], "--overlay", "-o", help="Overlay file composed over the persona (repeatable, later wins)."
 )
+# Exit status of every command while the machine needs `mien recover` (see docs/operations.md).
+NEEDS_ATTENTION = 3
 OUTPUT = typer.Option(OutputFormat.table, "--output", help="table for people, json for scripts.")
 
 
@@ -58,7 +60,7 @@ def _engine(root: Path, user: str | None, personas: list[Path] | None = None) ->
 
 def _guard(func: Any, *args: Any, **kwargs: Any) -> Any:
     """Run an engine call, turning expected failures into messages."""
-    from mien.agent.engine import EngineError
+    from mien.agent.engine import EngineError, NeedsAttention
     from mien.agent.handlers.base import HandlerError
     from mien.agent.state import Busy
     from mien.agent.transaction import ApplyFailed
@@ -66,6 +68,8 @@ def _guard(func: Any, *args: Any, **kwargs: Any) -> Any:
 
     try:
         return func(*args, **kwargs)
+    except NeedsAttention as exc:
+        common.fail(f"the machine needs attention: {exc}", NEEDS_ATTENTION)
     except SpecError as exc:
         common.fail("\n".join(str(p) for p in exc.problems))
     except ApplyFailed as exc:
