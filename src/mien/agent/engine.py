@@ -11,6 +11,7 @@ sync loop, which applies documents received from the server with :meth:`Engine.a
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import time
@@ -128,7 +129,7 @@ class Engine:
             lines.extend(self.recovered)
             with state.transaction():
                 state.audit("machine.recovered", start_over=start_over, done=lines)
-            state.backup()
+            _backup(state)
         return lines
 
     def _user(self, state: State) -> UserInfo:
@@ -355,10 +356,9 @@ class Engine:
     ) -> Any:
         try:
             outcome = execute(state, ctx, plan, targets, kind=kind, note=note, crash=self.crash)
-            state.backup()  # the last good state, for `mien recover`
-            return outcome
         except ApplyFailed as exc:
-            with state.transaction():
+            # On a full disk even this may fail; the apply's own outcome is what counts.
+            with contextlib.suppress(sqlite3.Error), state.transaction():
                 state.audit(
                     "apply.failed",
                     persona=plan.persona,
@@ -367,6 +367,8 @@ class Engine:
                     kind=kind,
                 )
             raise
+        _backup(state)
+        return outcome
 
     def rollback(self, to: int | None = None) -> ApplyResult:
         """Restore history entry ``to`` byte for byte (default: the entry before the
@@ -528,6 +530,13 @@ class Engine:
     def customizations(self) -> tuple[list[Any], list[kept_files.SavedFile]]:
         with self.session(read_only=True) as state:
             return state.customizations(), kept_files.saved_files(state)
+
+
+def _backup(state: State) -> None:
+    # The last good state, for `mien recover`; a backup that cannot be written (a full
+    # disk) leaves the previous one, and does not undo what was applied.
+    with contextlib.suppress(OSError, sqlite3.Error):
+        state.backup()
 
 
 def _ms(started: float) -> float:

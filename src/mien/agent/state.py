@@ -118,7 +118,10 @@ class State:
         except sqlite3.DatabaseError as exc:
             self.db.close()
             if not state_check.is_damage(exc):
-                raise
+                raise state_check.NeedsAttention(
+                    f"cannot open the state database {path}: {exc} (is the disk full?); "
+                    f"{state_check.RECOVER_HINT}"
+                ) from None
             raise state_check.StateDamaged(path, f"is damaged ({exc})") from None
         except BaseException:
             self.db.close()

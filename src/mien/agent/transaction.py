@@ -18,20 +18,23 @@ backwards and the machine is byte for byte as before it started. ``MIEN_CRASH_AT
 
 from __future__ import annotations
 
+import contextlib
 import os
 import posixpath
 import signal
+import sqlite3
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
-from mien.agent import fileops, registry
+from mien.agent import fileops, registry, space
 from mien.agent.handlers.base import Context, FileState, HandlerError, ManagedRecord, Operation
 from mien.agent.plan import FileChange, Plan
 from mien.agent.planner import Target
 from mien.agent.scripts import ScriptResult, run_script
 from mien.agent.state import State
+from mien.agent.state_check import NeedsAttention
 from mien.spec.models import Script
 
 
@@ -81,15 +84,19 @@ def execute(
     crash = crash or CrashPoints(None)
     persona = plan.resolved.persona
     ctx.stop_caching()
-    txn = state.begin_txn(plan.persona, kind)
+    writes = [(ctx.host_path(c.path), len(c.after.content or b"")) for c in plan.files]
+    try:
+        space.reserve(state.root, writes)
+        txn = state.begin_txn(plan.persona, kind)
+    except (space.NoSpace, OSError, sqlite3.Error) as exc:
+        space.release(state.root)
+        raise ApplyFailed("space", str(exc)) from None
     crash("begun")
     if run_hooks and persona.pre_activation_script is not None:
         crash("pre-script")
         result = _hook(persona.pre_activation_script, ctx, plan)
         if not result.ok:
-            with state.transaction():
-                state.end_txn(txn, "rolled_back")
-            raise ApplyFailed("pre_activation_script", result.describe())
+            _undo_or_stop(state, ctx, txn, plan, "pre_activation_script", result.describe())
 
     seq = 0
     first_before: dict[str, FileState] = {}
@@ -118,21 +125,26 @@ def execute(
             crash(f"journaled:{seq}")
             fileops.write(ctx.root, step.path, step.after)
             crash(f"written:{seq}")
-    except (HandlerError, OSError) as exc:
-        problems = undo(state, ctx, txn)
-        raise ApplyFailed("change", str(exc), undo_errors=problems) from exc
+    except (HandlerError, OSError, sqlite3.Error) as exc:
+        _undo_or_stop(state, ctx, txn, plan, "change", str(exc))
 
     if run_hooks and persona.post_activation_script is not None:
         crash("post-script")
         result = _hook(persona.post_activation_script, ctx, plan)
         if not result.ok:
-            problems = undo(state, ctx, txn)
-            raise ApplyFailed("post_activation_script", result.describe(), undo_errors=problems)
+            _undo_or_stop(state, ctx, txn, plan, "post_activation_script", result.describe())
 
     crash("before-commit")
-    history_id = _commit(state, ctx, plan, targets, txn, first_before, created, kind, note)
+    try:
+        history_id = _commit(state, ctx, plan, targets, txn, first_before, created, kind, note)
+    except (OSError, sqlite3.Error) as exc:
+        _undo_or_stop(state, ctx, txn, plan, "commit", str(exc))
     crash("committed")
-    warnings = _finish(state, ctx, txn)
+    space.release(state.root)
+    try:
+        warnings = _finish(state, ctx, txn)
+    except (OSError, sqlite3.Error) as exc:  # committed: recovery finishes it next time
+        warnings = [f"cleanup after the commit failed ({exc}); the next mien command finishes it"]
     return Outcome(history_id, len(plan.files), len(plan.operations), warnings)
 
 
@@ -276,12 +288,36 @@ def _finish(state: State, ctx: Context, txn: int) -> list[str]:
     return warnings
 
 
+def _undo_or_stop(
+    state: State, ctx: Context, txn: int, plan: Plan, stage: str, message: str
+) -> NoReturn:
+    """Undo a failed transaction: :class:`ApplyFailed` when the machine is as it was,
+    :class:`NeedsAttention` when something could not be undone (kept for recovery)."""
+    problems = undo(state, ctx, txn)
+    if problems:
+        raise NeedsAttention(
+            f"the {plan.persona!r} change failed ({stage}: {message}) and could not be undone "
+            f"({'; '.join(problems)}); the machine may hold parts of "
+            f"{plan.previous or 'the machine before mien'!r} and {plan.persona!r} until "
+            f"`mien recover` succeeds (free some space first if the disk is full)"
+        )
+    raise ApplyFailed(stage, message)
+
+
 def undo(state: State, ctx: Context, txn: int, crash: CrashPoints | None = None) -> list[str]:
-    """Replay ``txn``'s journal backwards; return what could not be undone (if anything)."""
+    """Replay ``txn``'s journal backwards; return what could not be undone (if anything).
+
+    Only a complete undo ends the transaction (``rolled_back``); otherwise it stays open,
+    journal and all, so the next mien command (or ``mien recover``) tries again.
+    """
     crash = crash or CrashPoints(None)
     ctx.stop_caching()
+    space.release(state.root)  # the room reserved for exactly this
     problems: list[str] = []
-    entries = state.journal(txn)
+    try:
+        entries = state.journal(txn)
+    except sqlite3.Error as exc:
+        return [f"the journal: {exc}"]
     for entry in reversed(entries):
         crash(f"recovering:{entry.seq}")
         try:
@@ -295,8 +331,13 @@ def undo(state: State, ctx: Context, txn: int, crash: CrashPoints | None = None)
                 registry.by_name(entry.data["handler"]).revert(ctx, entry.data["data"])
         except (HandlerError, OSError) as exc:
             problems.append(f"{entry.target}: {exc}")
-    with state.transaction():
-        state.end_txn(txn, "rolled_back")
+    if problems:
+        return problems
+    try:
+        with state.transaction():
+            state.end_txn(txn, "rolled_back")
+    except sqlite3.Error as exc:
+        return [f"marking the transaction undone: {exc}"]
     return problems
 
 
@@ -306,16 +347,23 @@ def recover(state: State, ctx_for: Any, crash: CrashPoints | None = None) -> lis
     ``ctx_for(persona)`` builds a context (handlers need one to revert operations). Returns
     one line per transaction handled, for the user and the audit log.
     """
+    space.release(state.root)  # whoever reserved it is gone (we hold the root's lock)
     lines = []
     for txn, persona, kind in state.open_txns():
         ctx = ctx_for(persona)
         problems = undo(state, ctx, txn, crash)
-        message = f"rolled back an interrupted {kind} of persona {persona!r}"
         if problems:
-            message += f" (could not undo: {'; '.join(problems)})"
+            # Never recorded as rolled back: every command stops until an undo succeeds.
+            with contextlib.suppress(sqlite3.Error), state.transaction():
+                state.audit("transaction.stuck", persona=persona, txn=txn, problems=problems)
+            raise NeedsAttention(
+                f"an interrupted {kind} of persona {persona!r} could not be undone "
+                f"({'; '.join(problems)}); the machine may hold parts of two personas until "
+                "`mien recover` succeeds (free some space first if the disk is full)"
+            )
         with state.transaction():
             state.audit("transaction.recovered", persona=persona, txn=txn, problems=problems)
-        lines.append(message)
+        lines.append(f"rolled back an interrupted {kind} of persona {persona!r}")
     rows = state.db.execute("SELECT id, persona FROM txn WHERE state = 'finishing'").fetchall()
     for txn, persona in rows:
         warnings = _finish(state, ctx_for(persona), int(txn))
