@@ -8,6 +8,7 @@ paths do not recognise exactly, including ``--help``, goes to :mod:`mien.cli.mai
 
 from __future__ import annotations
 
+import os
 import sys
 
 
