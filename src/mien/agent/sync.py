@@ -314,7 +314,7 @@ class Agent:
         self.apply(desired)
 
     def apply(self, desired: DesiredState) -> None:
-        from mien.agent.engine import EngineError
+        from mien.agent.engine import EngineError, NeedsAttention
         from mien.agent.handlers.base import HandlerError
         from mien.agent.state import Busy
         from mien.agent.transaction import ApplyFailed
@@ -332,6 +332,8 @@ class Agent:
             error = "invalid persona:\n" + "\n".join(str(p) for p in exc.problems)
         except ApplyFailed as exc:
             error = f"apply failed at {exc}; nothing was changed"
+        except NeedsAttention as exc:
+            error = f"the machine needs attention: {exc}"
         except (EngineError, HandlerError, Busy, OSError) as exc:
             error = str(exc)
         finally:
