@@ -13,7 +13,8 @@ from pathlib import Path
 import typer
 
 from mien.cli import common
-from mien.cli.machine.commands import ROOT, USER, _engine, _guard
+from mien.cli.common import OutputFormat
+from mien.cli.machine.commands import OUTPUT, ROOT, USER, _engine, _guard
 
 
 def recover_cmd(
@@ -27,6 +28,7 @@ def recover_cmd(
     ),
     root: Path = ROOT,
     user: str | None = USER,
+    output: OutputFormat = OUTPUT,
 ) -> None:
     """Recover the machine: restore a damaged state database from its backup, then undo an
     interrupted transaction (retried until it succeeds). Exit status 3 while the machine
@@ -38,6 +40,9 @@ def recover_cmd(
     """
     engine = _engine(root, user)
     lines = _guard(engine.recover, start_over=start_over)
+    if output is OutputFormat.json:
+        common.print_json({"recovered": lines, "consistent": True})
+        return
     for line in lines:
         common.info(line)
     if not lines:
