@@ -84,7 +84,9 @@ class PostgresProvider:
     databases: list[str] = field(default_factory=list)
 
     @classmethod
-    def start(cls) -> PostgresProvider:
+    def start(cls, *, durable: bool = False) -> PostgresProvider:
+        """A server to create databases on. Our own cluster runs with fsync off unless
+        ``durable`` (PostgreSQL's defaults, as a real server runs; for benchmarks)."""
         url = os.environ.get(ENV)
         if url:
             provider = cls(admin_dsn=url.replace("postgresql+asyncpg://", "postgresql://"))
@@ -93,10 +95,10 @@ class PostgresProvider:
             except Exception as exc:
                 raise PostgresUnavailable(f"{ENV}={url}: cannot connect: {exc}") from exc
             return provider
-        return cls._own_cluster()
+        return cls._own_cluster(durable=durable)
 
     @classmethod
-    def _own_cluster(cls) -> PostgresProvider:
+    def _own_cluster(cls, *, durable: bool = False) -> PostgresProvider:
         bindir = find_bindir()
         if bindir is None:
             raise PostgresUnavailable(
@@ -136,10 +138,9 @@ class PostgresProvider:
                 "UTF8",
                 "--no-sync",
             )
-            options = (
-                f"-c listen_addresses=127.0.0.1 -p {port} -k {root} -c fsync=off "
-                "-c synchronous_commit=off -c full_page_writes=off -c max_connections=400"
-            )
+            options = f"-c listen_addresses=127.0.0.1 -p {port} -k {root} -c max_connections=400"
+            if not durable:
+                options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
             provider._run(
                 "pg_ctl",
                 "-D",
@@ -182,6 +183,24 @@ class PostgresProvider:
         self.databases.append(name)
         parts = urlsplit(self.admin_dsn)
         return urlunsplit(("postgresql+asyncpg", parts.netloc, f"/{name}", "", ""))
+
+    def cpu_seconds(self) -> float:
+        """CPU time of our own cluster's processes (0 for an external server)."""
+        if self.root is None:
+            return 0.0
+        import psutil
+
+        try:
+            pid = int((self.root / "data" / "postmaster.pid").read_text().split()[0])
+            main = psutil.Process(pid)
+            total = 0.0
+            for proc in [main, *main.children()]:
+                with contextlib.suppress(psutil.Error):
+                    times = proc.cpu_times()
+                    total += times.user + times.system
+            return total
+        except (OSError, ValueError, psutil.Error):
+            return 0.0
 
     def drop_databases(self) -> None:
         for name in self.databases:
