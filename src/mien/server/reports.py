@@ -1,25 +1,18 @@
-"""Agent reports, written with group commit.
+"""Agent reports, written with group commit (:mod:`mien.server.batching`).
 
-When a rollout reaches thousands of agents they all report within a second or two. Each
-report is a small write; one transaction each would queue them on SQLite's single writer.
-So reports are queued, and a writer commits everything queued so far in one transaction
-(group commit); each agent still gets its answer only after its report is durable.
-A report that is itself wrong (an activation of another instance) is refused on its own,
-without failing the others in the batch.
+When a rollout reaches thousands of agents they all report within a second or two, twice
+each (``applying``, then ``applied``). A report that is itself wrong (an activation of
+another instance) is refused on its own, without failing the others in the batch.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy.exc import DBAPIError
-
 from mien.protocol import Activation, AgentReport, ReportAck
 from mien.server.auth import Principal
+from mien.server.batching import GroupCommit
 from mien.server.errors import ApiError
 from mien.server.store import activations as activations_q
 from mien.server.store import instances as instances_q
@@ -28,17 +21,15 @@ from mien.server.store.activations import TRANSITIONS, ActivationRow
 if TYPE_CHECKING:
     from mien.server.state import ServerState, Tx
 
-log = logging.getLogger("mien.server.reports")
 
-MAX_BATCH = 500
+class ReportWriter(GroupCommit[tuple[Principal, AgentReport], ReportAck]):
+    """Reports, group-committed (see :mod:`mien.server.batching`)."""
 
-_Job = tuple[Principal, AgentReport, "asyncio.Future[ReportAck]"]
+    def __init__(self, state: ServerState) -> None:
+        super().__init__(state, record_batch, "reports")
 
-
-def retryable(exc: DBAPIError) -> bool:
-    """A deadlock or serialization failure: the same transaction may succeed if rerun."""
-    code = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
-    return code in ("40P01", "40001") or "deadlock detected" in str(exc.orig)
+    async def submit(self, principal: Principal, report: AgentReport) -> ReportAck:
+        return await self.submit_job((principal, report))
 
 
 def activation_model(row: ActivationRow) -> Activation:
@@ -55,76 +46,6 @@ def activation_model(row: ActivationRow) -> Activation:
         created_by=row.created_by,
         updated_at=row.updated_at,
     )
-
-
-class ReportWriter:
-    def __init__(self, state: ServerState) -> None:
-        self.state = state
-        self._queue: asyncio.Queue[_Job] = asyncio.Queue()
-        self._task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="mien-reports")
-
-    async def stop(self) -> None:
-        if self._task is None:
-            return
-        # Let what is queued be written, then stop.
-        try:
-            await asyncio.wait_for(self._queue.join(), 10.0)
-        except TimeoutError:
-            log.warning("stopping with %d report(s) unwritten", self._queue.qsize())
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
-
-    async def submit(self, principal: Principal, report: AgentReport) -> ReportAck:
-        future: asyncio.Future[ReportAck] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait((principal, report, future))
-        return await future
-
-    async def _run(self) -> None:
-        while True:
-            batch = [await self._queue.get()]
-            while not self._queue.empty() and len(batch) < MAX_BATCH:
-                batch.append(self._queue.get_nowait())
-            try:
-                results = await self._write(batch)
-            except asyncio.CancelledError:
-                for _p, _r, future in batch:
-                    if not future.done():
-                        future.set_exception(
-                            ApiError(503, "shutting_down", "server is stopping; retry")
-                        )
-                raise
-            except Exception as exc:
-                for _p, _r, future in batch:
-                    if not future.done():
-                        future.set_exception(exc)
-            else:
-                for (_p, _r, future), result in zip(batch, results, strict=True):
-                    if future.done():
-                        continue
-                    if isinstance(result, ApiError):
-                        future.set_exception(result)
-                    else:
-                        future.set_result(result)
-            for _ in batch:
-                self._queue.task_done()
-
-    async def _write(self, batch: list[_Job]) -> list[ReportAck | ApiError]:
-        reports = [(p, r) for p, r, _f in batch]
-        for attempt in range(1, 4):
-            try:
-                async with self.state.transaction() as tx:
-                    return await record_batch(tx, reports)
-            except DBAPIError as exc:
-                # Another replica's batch may lock the same rows: PostgreSQL picks a victim.
-                if attempt == 3 or not retryable(exc):
-                    raise
-                log.info("report batch retried after %s", exc.orig)
-                await asyncio.sleep(0.01 * attempt)
-        raise AssertionError("unreachable")
 
 
 def _repeated(found: ActivationRow, report: AgentReport) -> bool:

@@ -87,9 +87,11 @@ class ServerState:
         self.shutting_down = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        from mien.server.enrollment import EnrollmentWriter
         from mien.server.reports import ReportWriter
 
         self.reports = ReportWriter(self)
+        self.enrollments = EnrollmentWriter(self)
 
     # --- life cycle ------------------------------------------------------------------
 
@@ -102,6 +104,7 @@ class ServerState:
         await self.tokens.load()
         await self.notifier.start(self.apply)
         self.reports.start()
+        self.enrollments.start()
         s = self.settings
         self._tasks = [
             asyncio.create_task(
@@ -133,6 +136,7 @@ class ServerState:
             with suppress(asyncio.CancelledError):
                 await task
         await self.reports.stop()
+        await self.enrollments.stop()
         try:
             await self.flush_seen(everything=True)
         except Exception as exc:

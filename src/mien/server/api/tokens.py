@@ -23,8 +23,8 @@ from mien.protocol import (
 from mien.server.api.body import CheckedRoute
 from mien.server.api.deps import UUID_RE, Admin, State, allow
 from mien.server.auth import Principal, bearer, check_row, hash_secret, new_secret
+from mien.server.enrollment import EnrollJob
 from mien.server.errors import ApiError, not_found
-from mien.server.store import instances as instances_q
 from mien.server.store import tokens as q
 from mien.server.store.tokens import TokenRow
 
@@ -152,49 +152,17 @@ async def enroll(
         found = await q.by_hash(s, hash_secret(secret))
     enrolling = check_row(found, now, kind="enroll")
     agent_secret = new_secret("agent")
-    async with state.transaction() as tx:
-        instance_id = body.instance_id or f"i-{secrets.token_hex(8)}"
-        if await instances_q.exists(tx.session, instance_id):
-            raise ApiError(
-                409,
-                "exists",
-                f"instance {instance_id!r} is already enrolled; delete it first to enroll again",
-            )
-        if not await q.use_enrollment(tx.session, enrolling.id, tx.now):
-            raise ApiError(
-                401, "unauthorized", f"enrollment token {enrolling.name!r} has no uses left"
-            )
-        # Tags set by the admin on the enrollment token win over the agent's own.
-        tags = {**body.tags, **(enrolling.tags or {})}
-        actor = f"enroll:{enrolling.name}"
-        await instances_q.create(
-            tx.session,
-            instance_id,
+    instance_id = body.instance_id or f"i-{secrets.token_hex(8)}"
+    # Tags set by the admin on the enrollment token win over the agent's own.
+    tags = {**body.tags, **(enrolling.tags or {})}
+    await state.enrollments.submit_job(
+        EnrollJob(
+            token=enrolling,
+            instance_id=instance_id,
             hostname=body.hostname,
             tags=tags,
             agent_version=body.agent_version,
-            actor=actor,
-            now=tx.now,
-        )
-        await q.create(
-            tx.session,
-            token_id=str(uuid.uuid4()),
-            name=f"agent:{instance_id}",
-            kind="agent",
-            role="agent",
             secret_hash=hash_secret(agent_secret),
-            instance_id=instance_id,
-            actor=actor,
-            now=tx.now,
         )
-        tx.audit(
-            actor,
-            "instance.enroll",
-            instance_id=instance_id,
-            hostname=body.hostname,
-            tags=tags,
-            token_id=enrolling.id,
-        )
-        tx.changed("instance", instance_id)
-        tx.changed("token", enrolling.id)
+    )
     return Enrollment(instance_id=instance_id, token=agent_secret, tags=tags)

@@ -75,6 +75,21 @@ async def exists(s: AsyncSession, instance_id: str) -> bool:
     return row is not None
 
 
+async def taken(s: AsyncSession, ids: Iterable[str]) -> set[str]:
+    """Which of ``ids`` are taken, deleted instances included (one query, for batches)."""
+    wanted = list(ids)
+    if not wanted:
+        return set()
+    return {r[0] for r in await s.execute(select(t.c.id).where(t.c.id.in_(wanted)))}
+
+
+async def create_many(s: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    """Enroll instances in one statement; each row has ``id, hostname, tags, enrolled_at,
+    enrolled_by, last_seen, agent_version``."""
+    if rows:
+        await s.execute(t.insert(), rows)
+
+
 async def page(
     s: AsyncSession, *, after: str | None, limit: int, include_deleted: bool = False
 ) -> list[InstanceRow]:

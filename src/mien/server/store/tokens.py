@@ -97,6 +97,35 @@ async def use_enrollment(s: AsyncSession, token_id: str, now: datetime) -> bool:
     return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
 
+async def use_enrollments(s: AsyncSession, token_id: str, wanted: int, now: datetime) -> int:
+    """Spend up to ``wanted`` uses of an enrollment token at once; how many were granted
+    (0 if it is revoked, expired or used up). The row stays locked until the transaction
+    ends (PostgreSQL), so concurrent replicas never grant more uses than it had."""
+    row = (
+        await s.execute(
+            select(t.c.uses_left)
+            .where(
+                t.c.id == token_id,
+                t.c.kind == "enroll",
+                t.c.revoked_at.is_(None),
+                or_(t.c.expires_at.is_(None), t.c.expires_at > now),
+            )
+            .with_for_update()
+        )
+    ).first()
+    if row is None or row[0] is None or row[0] <= 0:
+        return 0
+    granted = min(wanted, int(row[0]))
+    await s.execute(update(t).where(t.c.id == token_id).values(uses_left=t.c.uses_left - granted))
+    return granted
+
+
+async def create_many(s: AsyncSession, rows: list[dict[str, object]]) -> None:
+    """Insert tokens in one statement (each row names every column of :class:`TokenRow`)."""
+    if rows:
+        await s.execute(t.insert(), rows)
+
+
 async def revoke(s: AsyncSession, token_id: str, now: datetime) -> bool:
     result = await s.execute(
         update(t).where(t.c.id == token_id, t.c.revoked_at.is_(None)).values(revoked_at=now)
