@@ -146,6 +146,17 @@ class TokenCache:
             if row.kind != "enroll":
                 self._put(row, at)
 
+    async def load_instances(self, instance_ids: list[str]) -> None:
+        """Cache the tokens of newly enrolled instances (on every replica), so that their
+        agents' first long-polls do not read the database one by one."""
+        if self.ttl <= 0 or not instance_ids:
+            return
+        async with self.db.read() as s:
+            rows = await store.of_instances(s, instance_ids)
+        at = time.monotonic()
+        for row in rows:
+            self._put(row, at)
+
     async def principal(self, authorization: str | None) -> Principal:
         secret = bearer(authorization)
         digest = hash_secret(secret)

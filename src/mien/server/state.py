@@ -175,7 +175,10 @@ class ServerState:
         for change in changes:
             if change.kind == "token":
                 self.tokens.forget(token_id=change.key)
+        members = self.fleet.members
+        new = [c.key for c in changes if c.kind == "instance" and c.key not in members]
         await self.fleet.apply(changes, self.clock())
+        await self.tokens.load_instances([iid for iid in new if iid in members])
         for change in changes:
             if change.kind == "result":
                 self.command_waiters.wake(change.key)

@@ -21,7 +21,13 @@ def get_state(request: Request) -> ServerState:
     return state
 
 
-State = Annotated[ServerState, Depends(get_state)]
+async def _state(request: Request) -> ServerState:
+    # A coroutine: FastAPI runs a plain function dependency in a worker thread, and that
+    # hop cost every request a thread handoff (most of the reconnect storm's waiting).
+    return get_state(request)
+
+
+State = Annotated[ServerState, Depends(_state)]
 Limit = Annotated[int, Query(ge=1, le=1000, description="most items in one page")]
 
 

@@ -34,6 +34,14 @@ async def by_hash(s: AsyncSession, secret_hash: str) -> TokenRow | None:
     return load(TokenRow, row) if row else None
 
 
+async def of_instances(s: AsyncSession, instance_ids: list[str]) -> list[TokenRow]:
+    """The live tokens of these instances (one query)."""
+    if not instance_ids:
+        return []
+    q = select(t).where(t.c.instance_id.in_(instance_ids), t.c.revoked_at.is_(None))
+    return load_all(TokenRow, await s.execute(q))
+
+
 async def get(s: AsyncSession, token_id: str) -> TokenRow | None:
     row = (await s.execute(select(t).where(t.c.id == token_id))).first()
     return load(TokenRow, row) if row else None
