@@ -157,23 +157,26 @@ class TokenCache:
         for row in rows:
             self._put(row, at)
 
-    async def principal(self, authorization: str | None) -> Principal:
-        secret = bearer(authorization)
+    async def row(self, secret: str) -> TokenRow:
+        """The token row of ``secret``, cached; an unknown secret is a 401. A cached
+        enrollment token's ``uses_left`` may be stale: spending a use rechecks it."""
         digest = hash_secret(secret)
-        now = self.clock()
         cached = self._entries.get(digest)
         if cached is not None and time.monotonic() - cached[0] < self.ttl:
-            row = cached[1]
-        else:
-            async with self.db.read() as s:
-                found = await store.by_hash(s, digest)
-            if found is None:
-                raise _unauthorized("unknown token")
-            row = found
-            if self.ttl > 0:
-                if len(self._entries) > 500_000:  # bound memory against a flood of tokens
-                    self.clear()
-                self._put(row, time.monotonic())
+            return cached[1]
+        async with self.db.read() as s:
+            found = await store.by_hash(s, digest)
+        if found is None:
+            raise _unauthorized("unknown token")
+        if self.ttl > 0:
+            if len(self._entries) > 500_000:  # bound memory against a flood of tokens
+                self.clear()
+            self._put(found, time.monotonic())
+        return found
+
+    async def principal(self, authorization: str | None) -> Principal:
+        row = await self.row(bearer(authorization))
+        now = self.clock()
         row = check_row(row, now)
         role = "agent" if row.kind == "agent" else row.role
         if role not in ("admin", "operator", "viewer", "user", "agent"):

@@ -10,16 +10,14 @@
 * ``POST /agent/heartbeat`` — for an agent that is not polling (busy applying).
 
 The long-poll reads only the replica's cache and answers with bytes encoded once for every
-agent that gets the same state (see :mod:`mien.server.fleet`).
+agent that gets the same state (see :mod:`mien.server.fleet`); well-formed long-polls skip
+the framework altogether (:mod:`mien.server.longpoll`).
 """
 
 from __future__ import annotations
 
-import asyncio
-import random
 from typing import Annotated
 
-import orjson
 from fastapi import APIRouter, Body, Path, Query, Response
 
 from mien.protocol import (
@@ -32,9 +30,8 @@ from mien.protocol import (
 )
 from mien.server.api.body import CheckedRoute
 from mien.server.api.deps import UUID_RE, Agent, State
-from mien.server.api.views import ensure_cached
 from mien.server.errors import ApiError, json_number_problems, not_found
-from mien.server.state import ServerState
+from mien.server.longpoll import answer, shutting_down
 from mien.server.store import commands as commands_q
 from mien.server.store import instances as instances_q
 
@@ -47,40 +44,6 @@ router = APIRouter(
         403: {"model": ErrorBody, "description": "not an agent token"},
     },
 )
-
-
-def _deleted(instance_id: str) -> ApiError:
-    return ApiError(
-        401,
-        "unauthorized",
-        f"instance {instance_id!r} was deleted and its token revoked; enroll again",
-        headers={"WWW-Authenticate": 'Bearer realm="mien"'},
-    )
-
-
-def _shutting_down(state: ServerState) -> ApiError:
-    state.metrics.longpolls.labels("shutdown").inc()
-    return ApiError(
-        503, "shutting_down", "the server is restarting; reconnect", headers={"Retry-After": "1"}
-    )
-
-
-async def _with_commands(state: ServerState, instance_id: str) -> bytes | None:
-    """Hand the instance its queued commands (at most once), with its desired state."""
-    state.fleet.pending_commands.discard(instance_id)
-    async with state.transaction() as tx:
-        rows = await commands_q.claim(
-            tx.session, instance_id, now=tx.now, grace=state.settings.command_result_grace
-        )
-    if not rows:
-        return None
-    desired = state.fleet.desired(instance_id)
-    if desired is None:
-        return None
-    commands = [
-        {"id": r.id, "command": r.command, "args": r.args, "timeout": r.timeout} for r in rows
-    ]
-    return orjson.dumps({**desired.payload, "commands": commands})
 
 
 @router.get(
@@ -103,45 +66,13 @@ async def desired(
         float | None, Query(ge=0, le=3600, description="seconds; capped by the server")
     ] = None,
 ) -> Response:
-    iid = who.instance_id
-    assert iid is not None
-    fleet = state.fleet
-    settings = state.settings
-    fleet.seen[iid] = state.clock()
-    if iid not in fleet.members:
-        try:
-            await ensure_cached(state, iid)
-        except ApiError:
-            raise _deleted(iid) from None
-    loop = asyncio.get_running_loop()
-    timeout = min(
-        settings.longpoll_default_wait if wait is None else wait, settings.longpoll_max_wait
-    )
-    if timeout > 2:
-        # Up to 10% early, so that agents that connected together do not all come back
-        # together at every timeout.
-        timeout *= 1 - random.random() * 0.1
-    deadline = loop.time() + timeout
-    while True:
-        if state.shutting_down:
-            raise _shutting_down(state)
-        if iid in fleet.pending_commands:
-            body = await _with_commands(state, iid)
-            if body is not None:
-                state.metrics.longpolls.labels("commands").inc()
-                return Response(body, media_type="application/json")
-        answer = fleet.desired(iid)
-        if answer is None:
-            raise _deleted(iid)
-        if answer.state != known:
-            state.metrics.longpolls.labels("changed").inc()
-            return Response(answer.body, media_type="application/json")
-        remaining = deadline - loop.time()
-        if remaining <= 0:
-            fleet.seen[iid] = state.clock()
-            state.metrics.longpolls.labels("unchanged").inc()
-            return Response(status_code=204)
-        await fleet.waiters.wait(iid, remaining, known)
+    # Well-formed long-polls are answered by the lean path in front of the application
+    # (mien.server.longpoll); this route serves the others and documents the endpoint.
+    assert who.instance_id is not None
+    body = await answer(state, who.instance_id, known, wait)
+    if body is None:
+        return Response(status_code=204)
+    return Response(body, media_type="application/json")
 
 
 @router.post(
@@ -154,7 +85,7 @@ async def report(body: AgentReport, state: State, who: Agent) -> ReportAck:
     assert who.instance_id is not None
     state.fleet.seen[who.instance_id] = state.clock()
     if state.shutting_down:
-        raise _shutting_down(state)
+        raise shutting_down(state)
     if body.history:
         history = [h.model_dump(mode="json") for h in body.history]
         numbers = json_number_problems(history, "report", "history")

@@ -1,0 +1,210 @@
+"""The agents' long-poll, ``GET /api/v1/agent/desired``, and its lean ASGI path.
+
+Every agent of the fleet holds one of these requests open, and after a restart all of
+them arrive at once. Through FastAPI each one costs routing among every route, dependency
+solving, five middlewares, a request and a response object, and while it is parked the
+frames of all of those: measured with ``bench/fleet_bench.py``, most of the server's CPU
+in a reconnect storm and much of its memory per parked agent. :class:`LongPollPath` sits in
+front of the application and answers a well-formed long-poll itself, with the same logic
+(:func:`answer`), the same errors and the same metrics. Anything it does not recognise
+at a glance (another path, a body, an odd query) goes to the application, which answers
+as before (a 422 names the bad parameter).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import random
+import time
+from collections.abc import Callable
+from urllib.parse import parse_qsl
+
+import orjson
+from sqlalchemy.exc import DBAPIError
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from mien.server.api.views import ensure_cached
+from mien.server.errors import ApiError
+from mien.server.state import ServerState
+from mien.server.store import commands as commands_q
+
+log = logging.getLogger("mien.server")
+
+PATH = "/api/v1/agent/desired"
+
+
+def deleted(instance_id: str) -> ApiError:
+    return ApiError(
+        401,
+        "unauthorized",
+        f"instance {instance_id!r} was deleted and its token revoked; enroll again",
+        headers={"WWW-Authenticate": 'Bearer realm="mien"'},
+    )
+
+
+def shutting_down(state: ServerState) -> ApiError:
+    state.metrics.longpolls.labels("shutdown").inc()
+    return ApiError(
+        503, "shutting_down", "the server is restarting; reconnect", headers={"Retry-After": "1"}
+    )
+
+
+async def _with_commands(state: ServerState, instance_id: str) -> bytes | None:
+    """Hand the instance its queued commands (at most once), with its desired state."""
+    state.fleet.pending_commands.discard(instance_id)
+    async with state.transaction() as tx:
+        rows = await commands_q.claim(
+            tx.session, instance_id, now=tx.now, grace=state.settings.command_result_grace
+        )
+    if not rows:
+        return None
+    desired = state.fleet.desired(instance_id)
+    if desired is None:
+        return None
+    commands = [
+        {"id": r.id, "command": r.command, "args": r.args, "timeout": r.timeout} for r in rows
+    ]
+    return orjson.dumps({**desired.payload, "commands": commands})
+
+
+async def answer(
+    state: ServerState, iid: str, known: str | None, wait: float | None
+) -> bytes | None:
+    """The long-poll of instance ``iid``: the desired state's bytes as soon as it differs
+    from ``known`` (or commands wait), ``None`` when ``wait`` runs out."""
+    fleet = state.fleet
+    settings = state.settings
+    fleet.seen[iid] = state.clock()
+    if iid not in fleet.members:
+        try:
+            await ensure_cached(state, iid)
+        except ApiError:
+            raise deleted(iid) from None
+    loop = asyncio.get_running_loop()
+    timeout = min(
+        settings.longpoll_default_wait if wait is None else wait, settings.longpoll_max_wait
+    )
+    if timeout > 2:
+        # Up to 10% early, so that agents that connected together do not all come back
+        # together at every timeout.
+        timeout *= 1 - random.random() * 0.1
+    deadline = loop.time() + timeout
+    while True:
+        if state.shutting_down:
+            raise shutting_down(state)
+        if iid in fleet.pending_commands:
+            body = await _with_commands(state, iid)
+            if body is not None:
+                state.metrics.longpolls.labels("commands").inc()
+                return body
+        desired = fleet.desired(iid)
+        if desired is None:
+            raise deleted(iid)
+        if desired.state != known:
+            state.metrics.longpolls.labels("changed").inc()
+            return desired.body
+        remaining = deadline - loop.time()
+        if remaining <= 0:
+            fleet.seen[iid] = state.clock()
+            state.metrics.longpolls.labels("unchanged").inc()
+            return None
+        await fleet.waiters.wait(iid, remaining, known)
+
+
+def _query(raw: bytes) -> tuple[str | None, float | None] | None:
+    """``known`` and ``wait`` when the query is plainly valid; ``None`` otherwise."""
+    known: str | None = None
+    wait: float | None = None
+    try:
+        pairs = parse_qsl(raw.decode("ascii"), strict_parsing=bool(raw))
+    except (UnicodeDecodeError, ValueError):
+        return None
+    names = [name for name, _v in pairs]
+    if len(names) != len(set(names)):
+        return None
+    for name, value in pairs:
+        if name == "known" and len(value) <= 64:
+            known = value
+        elif name == "wait":
+            try:
+                wait = float(value)
+            except ValueError:
+                return None
+            if not (math.isfinite(wait) and 0 <= wait <= 3600):
+                return None
+        else:
+            return None
+    return known, wait
+
+
+class LongPollPath:
+    """ASGI middleware answering well-formed long-polls without the framework."""
+
+    def __init__(self, app: ASGIApp, state: Callable[[], ServerState]) -> None:
+        self.app = app
+        self.state = state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] != PATH or scope["method"] != "GET":
+            await self.app(scope, receive, send)
+            return
+        authorization: str | None = None
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                authorization = value.decode("latin-1")
+            elif name in (b"content-length", b"transfer-encoding") and value != b"0":
+                await self.app(scope, receive, send)  # a body on a GET: the long way
+                return
+        query = _query(scope.get("query_string", b""))
+        if query is None:
+            await self.app(scope, receive, send)
+            return
+        state = self.state()
+        start = time.perf_counter()
+        status = 500
+        try:
+            status, body, headers = await self._handle(state, authorization, *query)
+            await _send(send, status, body, headers)
+        finally:
+            state.metrics.latency.labels("GET", PATH, str(status)).observe(
+                time.perf_counter() - start
+            )
+
+    async def _handle(
+        self, state: ServerState, authorization: str | None, known: str | None, wait: float | None
+    ) -> tuple[int, bytes, dict[str, str]]:
+        try:
+            principal = await state.tokens.principal(authorization)
+            if principal.role != "agent" or principal.instance_id is None:
+                raise ApiError(
+                    403,
+                    "forbidden",
+                    f"token {principal.name!r} has role {principal.role!r}; this needs 'agent'",
+                )
+            body = await answer(state, principal.instance_id, known, wait)
+        except ApiError as exc:
+            problems = [p.model_dump() for p in exc.problems]
+            error = {"detail": exc.detail, "code": exc.code, "problems": problems}
+            return exc.status, orjson.dumps(error), exc.headers
+        except (DBAPIError, OSError) as exc:
+            log.error("database error: %s", exc)
+            error = {
+                "detail": "the database is unavailable; retry later",
+                "code": "database_unavailable",
+                "problems": [],
+            }
+            return 503, orjson.dumps(error), {"Retry-After": "2"}
+        if body is None:
+            return 204, b"", {}
+        return 200, body, {}
+
+
+async def _send(send: Send, status: int, body: bytes, headers: dict[str, str]) -> None:
+    raw = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+    if status != 204:
+        raw.append((b"content-type", b"application/json"))
+        raw.append((b"content-length", str(len(body)).encode()))
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": body})
