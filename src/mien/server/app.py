@@ -19,8 +19,8 @@ from fastapi.openapi.utils import get_openapi
 from mien import __version__
 from mien.server import bootstrap, errors
 from mien.server.api import docs_ui, health, routers
+from mien.server.fastpath import AgentFastPath
 from mien.server.limits import BodyLimitMiddleware
-from mien.server.longpoll import LongPollPath
 from mien.server.metrics import LatencyMiddleware
 from mien.server.settings import Settings
 from mien.server.state import Clock, ServerState
@@ -145,8 +145,8 @@ def create_app(
     app.include_router(docs_ui.router(API_PREFIX, f"{API_PREFIX}/openapi.json", app.title))
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
     app.add_middleware(LatencyMiddleware, metrics=lambda: state.metrics, prefix=API_PREFIX)
-    # Outermost: a well-formed long-poll is answered before any of the above.
-    app.add_middleware(LongPollPath, state=lambda: state)
+    # Outermost: well-formed long-polls and reports are answered before any of the above.
+    app.add_middleware(AgentFastPath, state=lambda: state)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

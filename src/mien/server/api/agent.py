@@ -11,7 +11,7 @@
 
 The long-poll reads only the replica's cache and answers with bytes encoded once for every
 agent that gets the same state (see :mod:`mien.server.fleet`); well-formed long-polls skip
-the framework altogether (:mod:`mien.server.longpoll`).
+the framework altogether (:mod:`mien.server.fastpath`).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from mien.protocol import (
 from mien.server.api.body import CheckedRoute
 from mien.server.api.deps import UUID_RE, Agent, State
 from mien.server.errors import ApiError, json_number_problems, not_found
-from mien.server.longpoll import answer, shutting_down
+from mien.server.fastpath import answer, shutting_down
 from mien.server.store import commands as commands_q
 from mien.server.store import instances as instances_q
 
@@ -67,7 +67,7 @@ async def desired(
     ] = None,
 ) -> Response:
     # Well-formed long-polls are answered by the lean path in front of the application
-    # (mien.server.longpoll); this route serves the others and documents the endpoint.
+    # (mien.server.fastpath); this route serves the others and documents the endpoint.
     assert who.instance_id is not None
     body = await answer(state, who.instance_id, known, wait)
     if body is None:
