@@ -565,6 +565,8 @@ def main() -> None:
     for pg, replicas in plan:
         with tempfile.TemporaryDirectory(prefix="mien-fleet-") as tmp:
             runs.append(run_one(Path(tmp), args, pg, replicas))
+        if len(runs) < len(plan):  # the figures so far, should a later run not finish
+            print(table(args.agents, runs))
     print(f"\n{args.agents} agents, {os.cpu_count()} CPUs, load average "
           f"{os.getloadavg()[0]:.1f} at the end; [CPU seconds the phase cost: gen = this "
           "load generator, server = every mien server process, db = PostgreSQL]")  # fmt: skip
