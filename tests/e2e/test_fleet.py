@@ -166,7 +166,7 @@ def test_failed_apply_is_reported_and_changes_nothing(
             lambda: admin.get_instance(instance).applied.settings, what="settings reported"
         )
         assert [o.model_dump(mode="json") for o in reported] == local["notes"]
-        assert {o.status for o in reported} >= {"applied", "pending"}
+        assert "pending" in {o.status for o in reported}  # nothing is installed in the root
         before = snapshot(root)
         admin.create_persona(
             "name: broken\nenvironment_variables: {X: '1'}\n"
