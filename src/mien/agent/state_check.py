@@ -26,7 +26,6 @@ import sqlite3
 import time
 from pathlib import Path
 
-HEADER = b"SQLite format 3\x00"
 # SQLITE_CORRUPT, SQLITE_NOTADB: the database is damaged (a full disk or a lock is not).
 DAMAGE_CODES = (11, 26)
 RECOVER_HINT = "run `mien recover` (see docs/operations.md, 'When mien needs attention')"
@@ -75,23 +74,25 @@ def _fingerprint(path: Path) -> list[list[int]]:
 
 
 def before_open(path: Path) -> None:
-    """Refuse a database that is lost (missing or empty with a backup) or not SQLite."""
+    """Refuse a database that is lost: missing or empty while a backup exists.
+
+    Only ``stat`` is used: opening and closing another descriptor of the database file would
+    drop every SQLite lock this process holds on it (POSIX advisory locks belong to the
+    process), and another process could then checkpoint the WAL from under a connection
+    that is still open (the agent's loop keeps one). A file that is not SQLite is reported
+    by SQLite itself (``SQLITE_NOTADB``) when the connection first reads it.
+    """
     has_backup = backup_path(path).exists()
     try:
-        with open(path, "rb") as fh:
-            head = fh.read(len(HEADER))
+        size = path.stat().st_size
     except FileNotFoundError:
         if has_backup:
             raise StateDamaged(
                 path, "is missing (a backup of the last good state exists)"
             ) from None
         return
-    if not head:
-        if has_backup:
-            raise StateDamaged(path, "is empty (a backup of the last good state exists)")
-        return
-    if head != HEADER:
-        raise StateDamaged(path, "is not an SQLite database")
+    if size == 0 and has_backup:
+        raise StateDamaged(path, "is empty (a backup of the last good state exists)")
 
 
 def verify_if_changed(db: sqlite3.Connection, path: Path) -> None:
