@@ -77,6 +77,22 @@ def test_fleet_changes_print_json_and_refusals_are_json(server: ServerProcess) -
     assert json_error(bad)["details"]["http_status"] == 401  # type: ignore[index]
 
 
+def test_refused_documents_are_in_the_json_not_as_text(
+    server: ServerProcess, tmp_path: Path
+) -> None:
+    env = {"MIEN_SERVER": server.url, "MIEN_TOKEN": server.admin_token}
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: bad\nos_settings: {theme: 5}\n")
+    pushed = run_mien("persona", "push", bad, "--output", "json", env=env)
+    assert pushed.returncode == 1
+    [result] = json.loads(pushed.stdout)
+    assert any("os_settings.theme" in line for line in result["problems"]), result
+    assert json_error(pushed)["code"] == "failed"  # the only line on stderr
+    checked = run_mien("validate", bad, "--output", "json")
+    assert checked.returncode == 1 and checked.stderr == ""
+    assert json.loads(checked.stdout)["summary"] == "1 problem in 1 file"
+
+
 def test_config_set_prints_json(tmp_path: Path) -> None:
     env = {"HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path / ".config")}
     run = run_mien("config", "set", "token", "mien_a_secretsecret", "--output", "json", env=env)

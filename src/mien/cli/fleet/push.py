@@ -199,18 +199,21 @@ def push_cmd(
                 action, stored = _push_one(api, path, name, if_match)
             except InvalidDocument as exc:
                 lines = problem_lines(exc.problems, path) or [f"{path}: {exc.message}"]
-                for line in lines:
-                    sys.stderr.write(line + "\n")
+                if output is OutputFormat.table:  # with json they are in the document
+                    for line in lines:
+                        sys.stderr.write(line + "\n")
                 results.append({"file": str(path), "error": exc.message, "problems": lines})
                 continue
             except PreconditionFailed as exc:
-                info(f"{path}: {exc.message}")
+                if output is OutputFormat.table:
+                    info(f"{path}: {exc.message}")
                 results.append({"file": str(path), "error": exc.message})
                 continue
             except ClientError as exc:
                 if exc.status is None or exc.status >= 500 or exc.status in (401, 403):
                     raise  # the server or the token, not this file: stop here
-                info(f"{path}: {exc}")
+                if output is OutputFormat.table:
+                    info(f"{path}: {exc}")
                 results.append({"file": str(path), "error": str(exc)})
                 continue
             if action != "unchanged":
@@ -228,7 +231,7 @@ def push_cmd(
                 announce_default(made)
         if output is OutputFormat.json:
             cc.dump(results)
-        if len(paths) > 1:
+        if len(paths) > 1 and output is OutputFormat.table:
             info(f"{len(paths) - len(failed)} of {len(paths)} file(s) stored")
         if wait and changed:
             _wait_rollout(api, changed, wait_for)

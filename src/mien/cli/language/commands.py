@@ -262,7 +262,7 @@ def validate(
             for problem in problems:
                 out.write(f"{problem}\n")
         out.flush()
-    common.info(summary(reports))
+        common.info(summary(reports))  # with --output json the summary is in the document
     if failed:
         raise typer.Exit(1)
 
