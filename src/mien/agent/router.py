@@ -1,5 +1,6 @@
 """The command router: a persona's ``command_overrides`` and ``restricted_commands`` as a
-routing table, the decision it makes for one command line, and running that decision.
+routing table, and the decision it makes for one command line (run by
+:mod:`mien.agent.router_exec`).
 
 The table is a small immutable value. The commands handler builds it from a persona and
 writes it to ``/etc/mien/routes.json``; ``mien exec`` and the agent's remote commands read
@@ -8,10 +9,10 @@ fast). :meth:`RoutingTable.route` is pure: an ordered policy of small rules, eac
 either decides (with a reason) or passes, and a command no rule claims passes through.
 Matching is by the basename of ``argv[0]``, so ``/usr/bin/git`` is routed like ``git``.
 
-:func:`run` performs a decision, audited through the state database (or, for a caller
-who cannot write it, the user-writable command log): ``mien exec`` replaces its own process
-with the command; remote commands (``capture=True``) run as a subprocess with a timeout and
-capped output. Interactive shells get the same table through the shims that
+:func:`mien.agent.router_exec.run` performs a decision, audited through the state
+database (or, for a caller who cannot write it, the user-writable command log): ``mien
+exec`` replaces its own process with the command; remote commands (``capture=True``) run as
+a subprocess with a timeout and capped output. Interactive shells get the same table through the shims that
 :mod:`mien.agent.handlers.commands` generates; both sides share the message formats here.
 
 ``MIEN_ROUTED`` (``:``-separated command names) marks overrides in progress, so a
@@ -362,37 +363,3 @@ class Completed:
             "timed_out": self.timed_out,
             "duration": round(self.duration, 3),
         }
-
-
-def run(
-    root: Path,
-    argv: Sequence[str],
-    *,
-    capture: bool = False,
-    timeout: float | None = None,
-    actor: str | None = None,
-    env: Mapping[str, str] | None = None,
-    table: RoutingTable | None = None,
-    limit: int = OUTPUT_LIMIT,
-) -> Completed:
-    """Route ``argv`` and run it, audited.
-
-    Without ``capture`` (``mien exec``) a command that may run *replaces this process*, so
-    this returns only when it is refused or cannot be started. With ``capture`` (remote
-    commands) it runs as a subprocess in its own session, killed with its group after
-    ``timeout`` seconds (status 124), and the first ``limit`` bytes of each output are kept.
-    Raises :class:`RouteError` for an unreadable table or an empty command line.
-    Implemented in :mod:`mien.agent.router_exec`, imported only when a command runs.
-    """
-    from mien.agent.router_exec import run_routed
-
-    return run_routed(
-        root,
-        argv,
-        capture=capture,
-        timeout=timeout,
-        actor=actor,
-        env=env,
-        table=table,
-        limit=limit,
-    )

@@ -2,8 +2,8 @@
 capturing a remote command's output with a timeout, and auditing both.
 
 Split from :mod:`mien.agent.router` (the pure table and its rules) and imported only when a
-command actually runs. Callers use :func:`mien.agent.router.run`; the agent's sync loop
-runs remote commands through it with ``capture=True``.
+command actually runs: ``mien exec`` calls :func:`run` after reading the table, and the
+agent's sync loop runs remote commands through it with ``capture=True``.
 
 The real command is looked up on ``PATH`` *without* the shim directories (a shim found there
 would route the command back to itself), and the command then gets the shims first on its
@@ -47,7 +47,7 @@ from mien.agent.router import (
 )
 
 
-def run_routed(
+def run(
     root: Path,
     argv: Sequence[str],
     *,
@@ -58,7 +58,15 @@ def run_routed(
     table: RoutingTable | None = None,
     limit: int = OUTPUT_LIMIT,
 ) -> Completed:
-    """See :func:`mien.agent.router.run`."""
+    """Route ``argv`` and run it, audited.
+
+    Without ``capture`` (``mien exec``) a command that may run *replaces this process*, so
+    this returns only when it is refused or cannot be started. With ``capture`` (remote
+    commands) it runs as a subprocess in its own session, killed with its group after
+    ``timeout`` seconds (status 124), and the first ``limit`` bytes of each output are kept.
+    Raises :class:`~mien.agent.router.RouteError` for an unreadable table or an empty
+    command line.
+    """
     environ = dict(os.environ if env is None else env)
     if table is None:
         table = load_table(root) or RoutingTable(None)

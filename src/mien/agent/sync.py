@@ -384,14 +384,16 @@ class Agent:
 
     def run_command(self, command: PendingCommand) -> None:
         """Run a remote command through the routing table and send its result."""
-        from mien.agent import router
+        from mien.agent import router, router_exec
         from mien.client import ClientError
 
         argv = [command.command, *command.args]
         actor = f"server:{self.creds.server}"
         self.busy = True
         try:
-            done = router.run(self.root, argv, capture=True, timeout=command.timeout, actor=actor)
+            done = router_exec.run(
+                self.root, argv, capture=True, timeout=command.timeout, actor=actor
+            )
             report = done.report()
             refused = isinstance(done.decision, router.Refuse)
             stderr = report["stderr"] or (report["message"] + "\n" if report["message"] else "")

@@ -33,8 +33,8 @@ from mien.agent.router import (
     PassThrough,
     Refuse,
     commands_log,
-    run,
 )
+from mien.agent.router_exec import run
 from mien.agent.state import State
 from mien.spec.models import Persona
 from tests.support import make_machine, run_mien

@@ -51,7 +51,7 @@ def exec_command(
         bool, typer.Option("--verbose", "-v", help="Say on stderr how the command was routed.")
     ] = False,
 ) -> None:
-    from mien.agent import router
+    from mien.agent import router, router_exec
 
     if not command:
         fail("no command given (mien exec [--root DIR] [-v] [--] CMD [ARGS...])", 2)
@@ -71,7 +71,7 @@ def exec_command(
         fail(str(exc), 2)
     if verbose and table.persona is not None:
         info(f"mien: {decision.reason}")
-    done = router.run(root, command, table=table)
+    done = router_exec.run(root, command, table=table)
     # Only reached when the command was refused or could not be started.
     if not done.audited:
         info(f"mien: warning: could not record '{decision.command}' in the audit log")
