@@ -23,7 +23,8 @@ from mien.server.fastpath import AgentFastPath
 from mien.server.limits import BodyLimitMiddleware
 from mien.server.metrics import LatencyMiddleware
 from mien.server.settings import Settings
-from mien.server.state import Clock, ServerState
+from mien.server.state import ServerState
+from mien.server.tx import Clock
 
 log = logging.getLogger("mien.server")
 

@@ -24,7 +24,7 @@ from sqlalchemy.exc import DBAPIError
 from mien.server.errors import ApiError
 
 if TYPE_CHECKING:
-    from mien.server.state import ServerState, Tx
+    from mien.server.tx import Transactor, Tx
 
 log = logging.getLogger("mien.server.batching")
 
@@ -45,7 +45,7 @@ class GroupCommit(Generic[J, R]):
 
     def __init__(
         self,
-        state: ServerState,
+        state: Transactor,
         record: Callable[[Tx, list[J]], Awaitable[list[R | ApiError]]],
         name: str,
     ) -> None:

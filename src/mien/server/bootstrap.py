@@ -21,7 +21,8 @@ from mien.server.store import tokens as tokens_q
 from mien.server.store.tables import server_meta
 
 if TYPE_CHECKING:
-    from mien.server.state import ServerState, Tx
+    from mien.server.state import ServerState
+    from mien.server.tx import Tx
 
 
 def write_secret(path: Path, secret: str) -> None:

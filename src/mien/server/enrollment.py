@@ -21,7 +21,7 @@ from mien.server.store import tokens as tokens_q
 from mien.server.store.tokens import TokenRow
 
 if TYPE_CHECKING:
-    from mien.server.state import ServerState, Tx
+    from mien.server.tx import Transactor, Tx
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,7 @@ class EnrollJob:
 
 
 class EnrollmentWriter(GroupCommit[EnrollJob, bool]):
-    def __init__(self, state: ServerState) -> None:
+    def __init__(self, state: Transactor) -> None:
         super().__init__(state, record_enrollments, "enrollments")
 
 

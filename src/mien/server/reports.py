@@ -19,13 +19,13 @@ from mien.server.store import instances as instances_q
 from mien.server.store.activations import TRANSITIONS, ActivationRow
 
 if TYPE_CHECKING:
-    from mien.server.state import ServerState, Tx
+    from mien.server.tx import Transactor, Tx
 
 
 class ReportWriter(GroupCommit[tuple[Principal, AgentReport], ReportAck]):
     """Reports, group-committed (see :mod:`mien.server.batching`)."""
 
-    def __init__(self, state: ServerState) -> None:
+    def __init__(self, state: Transactor) -> None:
         super().__init__(state, record_batch, "reports")
 
     async def submit(self, principal: Principal, report: AgentReport) -> ReportAck:

@@ -1,8 +1,9 @@
 """Everything one replica holds while it runs, and the one way routes change data.
 
 :class:`ServerState` owns the database, the fleet cache, the token cache, the notifier,
-the metrics and the background loops. Routes change data only inside
-:meth:`ServerState.transaction`: the block's writes, its audit records and its change
+the metrics, the background loops and the group-commit writers of reports and
+enrollments. Routes change data only inside :meth:`ServerState.transaction` (which opens a
+:class:`mien.server.tx.Tx`): the block's writes, its audit records and its change
 notifications commit together; after the commit the changes are applied to this replica's
 cache (so the writer reads its own writes) and, through PostgreSQL, to every other one.
 """
@@ -14,56 +15,23 @@ import logging
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, suppress
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any
-
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from mien.server import audit
-from mien.server.audit import Entry
 from mien.server.auth import TokenCache
+from mien.server.enrollment import EnrollmentWriter
 from mien.server.fleet import Fleet
 from mien.server.metrics import Metrics
 from mien.server.notify import Change, LocalNotifier, Notifier, PostgresNotifier
+from mien.server.reports import ReportWriter
 from mien.server.settings import Settings
 from mien.server.store import commands as commands_q
 from mien.server.store import instances as instances_q
 from mien.server.store import migrate
 from mien.server.store.db import Database
+from mien.server.tx import Clock, Tx, utcnow
 from mien.server.waiters import Waiters
 
 log = logging.getLogger("mien.server")
-
-Clock = Callable[[], datetime]
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-@dataclass
-class Tx:
-    """An open write transaction: its session, its time, what it changed and audits."""
-
-    session: AsyncSession
-    now: datetime
-    changes: list[Change] = field(default_factory=list)
-    entries: list[Entry] = field(default_factory=list)
-
-    def changed(self, kind: str, key: str = "") -> None:
-        self.changes.append(Change(kind, key))
-
-    def audit(
-        self,
-        actor: str,
-        action: str,
-        *,
-        instance_id: str | None = None,
-        persona: str | None = None,
-        **detail: Any,
-    ) -> None:
-        self.entries.append(Entry(actor, action, instance_id, persona, detail))
 
 
 class ServerState:
@@ -87,9 +55,6 @@ class ServerState:
         self.shutting_down = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: list[asyncio.Task[None]] = []
-        from mien.server.enrollment import EnrollmentWriter
-        from mien.server.reports import ReportWriter
-
         self.reports = ReportWriter(self)
         self.enrollments = EnrollmentWriter(self)
 

@@ -35,9 +35,10 @@ from mien.server.api.documents import (
     parse_body,
 )
 from mien.server.errors import ApiError, not_found, spec_problems
-from mien.server.state import ServerState, Tx
+from mien.server.state import ServerState
 from mien.server.store import personas as q
 from mien.server.store.personas import PersonaRow, StaleVersion, VersionRow
+from mien.server.tx import Tx
 
 router = APIRouter(
     route_class=CheckedRoute,
