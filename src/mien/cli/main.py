@@ -22,8 +22,8 @@ import typer
 from mien import __version__
 from mien.cli import common
 
-# What mien.agent.registry.stored_not_acted() says (not imported here: it loads every
-# handler); tests/unit/cli/test_claims.py holds the two to each other.
+# What mien.agent.handlers.settings_store.stored_not_acted() says (not imported here: it
+# loads every handler); tests/integration/test_claims.py holds the two to each other.
 STORED_NOT_ACTED = (
     "priority_metrics, learning_domains, trust_levels, adaptation_rules, decay_rate"
     ", external_data_sources, automated_responses, resource_requirements, access_controls"
@@ -67,9 +67,8 @@ def _root(
 # against what the modules register.
 COMMAND_MODULES: dict[str, str] = {
     **dict.fromkeys(("validate", "render", "explain", "schema"), "language.commands"),
-    **dict.fromkeys(
-        ("plan", "apply", "status", "history", "rollback", "customize"), "machine.commands"
-    ),
+    **dict.fromkeys(("plan", "apply", "status", "history", "rollback"), "machine.commands"),
+    "customize": "machine.customize",
     "recover": "machine.recover",
     "exec": "machine.execute",
     "root": "machine.root",

@@ -1,5 +1,5 @@
-"""Local persona commands: ``mien plan | apply | status | history | rollback`` (and
-``customize``, in :mod:`mien.cli.machine.customize`).
+"""Local persona commands: ``mien plan | apply | status | history | rollback`` (``customize``,
+which shares their options, is :mod:`mien.cli.machine.customize`).
 
 Thin over :class:`mien.agent.engine.Engine`: parse options, call one engine method, print
 the result (Rich for people, ``--output json`` for scripts). Every command takes
@@ -341,6 +341,3 @@ def register(app: typer.Typer) -> None:
     app.command("status")(status_cmd)
     app.command("history")(history_cmd)
     app.command("rollback")(rollback_cmd)
-    from mien.cli.machine.customize import customize_app
-
-    app.add_typer(customize_app)

@@ -1,7 +1,8 @@
 """``mien customize``: your own layer over any persona, and the files saved from your edits.
 
 Thin over :class:`mien.agent.engine.Engine` (``customize``, ``customizations``,
-``saved_content``, ``keep_saved``); registered by :mod:`mien.cli.machine.commands`.
+``saved_content``, ``keep_saved``), with the options and helpers of
+:mod:`mien.cli.machine.commands`.
 """
 
 from __future__ import annotations
@@ -224,3 +225,7 @@ def customize_drop(
     common.info(f"saved file #{number} is no longer kept")
     if result is not None:
         print_result(result)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(customize_app)
