@@ -1,7 +1,7 @@
 """What README, the docs and ``mien --help`` claim, held to what the code does.
 
 The fields that are stored and not acted on are the ones no installed handler claims
-(:func:`mien.agent.registry.stored_not_acted`); every place that lists them must list
+(:func:`mien.agent.handlers.settings_store.stored_not_acted`); every place that lists them must list
 exactly those. Words that pointed at things not in the repository (a design document,
 internal document numbers, a ``mien.rules`` module) must not come back."""
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from mien.agent import registry
+from mien.agent.handlers import settings_store
 from mien.cli import main
 from tests.support import REPO, run_mien
 
@@ -24,7 +24,7 @@ def listed(text: str, where: str) -> list[str]:
 
 
 def test_readme_docs_and_help_name_exactly_the_stored_fields() -> None:
-    expected = list(registry.stored_not_acted())
+    expected = list(settings_store.stored_not_acted())
     assert "adaptation_rules" in expected and "environment_variables" not in expected
     for name in ("README.md", "docs/persona-language.md"):
         assert listed((REPO / name).read_text(), name) == expected, name

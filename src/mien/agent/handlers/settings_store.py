@@ -63,6 +63,27 @@ def is_claimed(key: str, claimed: Iterable[str]) -> bool:
     return any(key == c or key.startswith(c + ".") for c in claimed)
 
 
+def stored_not_acted() -> tuple[str, ...]:
+    """Persona fields no installed handler acts on: mien validates them, stores them in
+    ``/etc/mien/settings.json`` and reports them as "stored, not applied". README, the
+    language reference and ``mien --help`` name exactly these (a test holds them to it).
+
+    Top-level fields only. Besides these, a key of ``os_settings``,
+    ``application_settings`` or ``behavioral_settings`` that no handler knows, and an
+    ``application_configuration`` entry without a ``path``, are stored the same way."""
+    claimed = registry.claimed_settings()
+    out = []
+    for field, info in Persona.model_fields.items():
+        if field in NOT_SETTINGS or is_claimed(field, claimed):
+            continue
+        if field in PER_KEY:
+            keys = getattr(info.annotation, "model_fields", {})
+            out += [f"{field}.{k}" for k in keys if not is_claimed(f"{field}.{k}", claimed)]
+            continue
+        out.append(field)
+    return tuple(out)
+
+
 def unclaimed(data: Mapping[str, Any], claimed: Iterable[str]) -> dict[str, Any]:
     """The canonical persona's settings that no handler claims, by key path."""
     claimed = frozenset(claimed)
