@@ -294,7 +294,12 @@ class Engine:
 
     def plan(self, target: str | Path | None, overlays: Sequence[str | Path] = ()) -> Plan:
         """What :meth:`apply` would do. Touches nothing (drift is shown, not stored)."""
-        source = self.source(target, overlays)
+        return self.plan_source(self.source(target, overlays))
+
+    def plan_source(self, source: Source) -> Plan:
+        """What :meth:`apply_source` would do with ``source`` (e.g. a document from
+        :meth:`source_from_data`). Touches nothing; used by :meth:`plan` and by the
+        handler tests, which plan documents they build in code."""
         with self.session(read_only=True) as state:
             plan, _, _ = self._prepare(state, source)
         return plan

@@ -1,17 +1,17 @@
-"""A fake machine root and a small driver that applies one handler the way the engine does.
+"""A fake machine root and a driver that applies one handler through the real engine.
 
-The driver keeps what the engine keeps between applies — managed records (path, handler,
-hash of what was written, meta) and pristine images — and follows the handler contract:
-``capture`` against the previous persona, then ``plan``; files written, then operations
-performed and finished; files no longer planned restored to their pristine state. Tests
-can thus apply, switch and release personas handler by handler, on real files, without
-the rest of the agent. End-to-end runs through the real ``mien`` command are in the
-``*_e2e`` tests.
+Each :meth:`Machine.apply` and :meth:`Machine.plan` runs :class:`mien.agent.engine.Engine`
+on the root, restricted to the handler under test (``Engine(handlers=[handler])``), with
+the persona document built in the test. The engine keeps its own state under the root
+(managed records, pristine images, history), captures drift, writes files through its
+journal and performs operations — so these tests see exactly what the agent does and
+cannot drift from it. What a test reads back (the handler's files, operations and notes)
+comes from the engine's :class:`~mien.agent.plan.Plan`. End-to-end runs through the real
+``mien`` command are in the ``*_e2e`` tests.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import subprocess
@@ -22,95 +22,85 @@ from typing import Any
 
 import pytest
 
+from mien.agent.engine import Engine
 from mien.agent.handlers.base import (
     Captured,
     Context,
-    FileState,
     Handler,
     HandlerPlan,
     ManagedRecord,
     lookup_user,
 )
-from mien.spec.models import Persona
+from mien.agent.plan import Plan
+from mien.agent.state import State
 from tests.support import make_machine
-
-
-def persona(data: Mapping[str, Any]) -> Persona:
-    return Persona.model_validate(dict(data))
 
 
 @dataclass
 class Machine:
-    """A machine root plus the engine's memory of it, for one handler."""
+    """A machine root, driven one handler at a time by the real engine."""
 
     root: Path
     user: str = "alice"
     env: dict[str, str] = field(default_factory=dict)
-    managed: dict[str, ManagedRecord] = field(default_factory=dict)
-    pristine: dict[str, FileState] = field(default_factory=dict)
-    last: Persona | None = None
+    # What the engine captured from the user's edits in the last apply.
     captured: list[Captured] = field(default_factory=list)
 
     def path(self, machine_path: str) -> Path:
         return self.root / machine_path.lstrip("/")
 
+    def engine(self, handler: Handler) -> Engine:
+        return Engine(self.root, user=self.user, env=self.env, handlers=[handler])
+
+    @property
+    def managed(self) -> dict[str, ManagedRecord]:
+        """The engine's managed records (empty before the first apply)."""
+        if not State.exists(self.root):
+            return {}
+        with State(self.root) as state:
+            return state.managed()
+
+    def manage(self, record: ManagedRecord) -> None:
+        """Add a managed record to the engine's state, as an earlier apply would have."""
+        with State(self.root) as state, state.transaction():
+            state.replace_managed({**state.managed(), record.path: record})
+
     def ctx(self, name: str = "p") -> Context:
-        return Context(
-            self.root, lookup_user(self.root, self.user), name, dict(self.managed), env=self.env
+        """A context as the engine gives ``perform``/``revert`` (reads not cached)."""
+        ctx = Context(
+            self.root, lookup_user(self.root, self.user), name, self.managed, env=self.env
         )
+        ctx.stop_caching()
+        return ctx
 
     def plan(self, handler: Handler, data: Mapping[str, Any], name: str = "p") -> HandlerPlan:
-        return handler.plan(self.ctx(name), persona(data))
+        engine = self.engine(handler)
+        return handler_plan(engine.plan_source(engine.source_from_data(document(data, name), name)))
 
     def apply(self, handler: Handler, data: Mapping[str, Any], name: str = "p") -> HandlerPlan:
-        ctx = self.ctx(name)
-        self.captured = handler.capture(ctx, self.last) if self.last is not None else []
-        result = handler.plan(ctx, persona(data))
-        planned = set()
-        for spec in result.files:
-            planned.add(spec.path)
-            host = self.path(spec.path)
-            if spec.path not in self.pristine:
-                self.pristine[spec.path] = ctx.read(spec.path)
-            desired = spec.desired if spec.desired is not None else self.pristine[spec.path]
-            write(host, desired)
-            if spec.desired is None:
-                self.managed.pop(spec.path, None)
-                self.pristine.pop(spec.path, None)
-                continue
-            digest = (
-                None if desired.content is None else hashlib.sha256(desired.content).hexdigest()
-            )
-            self.managed[spec.path] = ManagedRecord(
-                spec.path, handler.name, digest, dict(spec.meta), spec.setting, spec.capture_as
-            )
-        for path in [p for p, r in self.managed.items() if r.handler == handler.name]:
-            if path not in planned:
-                write(self.path(path), self.pristine.pop(path))
-                del self.managed[path]
-        for op in result.operations:
-            handler.perform(ctx, op.data)
-        for op in result.operations:
-            handler.finish(ctx, op.data)
-        self.last = persona(data)
-        return result
+        result = self.engine(handler).apply_data(document(data, name), name)
+        self.captured = [c for drift in result.plan.drift for c in drift.captured]
+        return handler_plan(result.plan)
 
 
-def write(host: Path, state: FileState) -> None:
-    if state.content is None:
-        if host.exists():
-            host.unlink()
-        return
-    host.parent.mkdir(parents=True, exist_ok=True)
-    host.write_bytes(state.content)
-    os.chmod(host, state.mode)
-    if os.geteuid() == 0:
-        os.chown(host, state.uid, state.gid)
+def document(data: Mapping[str, Any], name: str) -> dict[str, Any]:
+    return {"name": name, **data}
+
+
+def handler_plan(plan: Plan) -> HandlerPlan:
+    """The handler's decision as the engine planned it: every file it declared (changed or
+    not), its operations, and the notes (with the engine's own, e.g. skipped
+    customizations)."""
+    return HandlerPlan(
+        files=[spec for _, spec in plan.managed_specs.values()],
+        operations=list(plan.operations),
+        notes=list(plan.notes),
+    )
 
 
 @pytest.fixture
 def driver(tmp_path: Path) -> Machine:
-    """A fresh machine root (users alice and bob) with the driver's memory empty."""
+    """A fresh machine root (users alice and bob) on which mien has applied nothing."""
     return Machine(make_machine(tmp_path / "root"))
 
 

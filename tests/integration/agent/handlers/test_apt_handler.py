@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from mien.agent.engine import EngineError
 from mien.agent.handlers.apt import RECORD, STATUS, AptHandler, autoremovable, parse_status
-from mien.agent.handlers.base import Context, HandlerError, lookup_user
+from mien.agent.handlers.base import Context, lookup_user
 
 from .conftest import install_program
 
@@ -38,7 +39,8 @@ def debian(driver) -> None:  # type: ignore[no-untyped-def]
 
 def test_a_root_that_is_not_debian_is_refused(driver) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(
-        HandlerError, match=r"apt packages need a Debian or Ubuntu system.*var/lib/dpkg/status"
+        EngineError,
+        match=r"packages_apt: apt packages need a Debian or Ubuntu system.*var/lib/dpkg/status",
     ):
         driver.plan(AptHandler(), {"required_applications": [{"name": "ripgrep"}]})
     # Without apt packages the root does not matter.
@@ -83,7 +85,7 @@ def test_switch_removes_only_what_mien_installed(driver) -> None:  # type: ignor
     record = {"installed": ["leftover"]}
     from mien.agent.handlers.base import ManagedRecord
 
-    driver.managed[RECORD] = ManagedRecord(RECORD, handler.name, None, record)
+    driver.manage(ManagedRecord(RECORD, handler.name, None, record))
     result = driver.plan(handler, {"required_applications": [{"name": "ripgrep"}]})
     assert [(op.key, dict(op.data)) for op in result.operations] == [
         (
@@ -109,7 +111,7 @@ def test_removal_takes_back_what_apt_brought_in(driver) -> None:  # type: ignore
     from mien.agent.handlers.base import ManagedRecord
 
     record = {"installed": ["jq"], "before": ["leftover", "ripgrep"]}
-    driver.managed[RECORD] = ManagedRecord(RECORD, handler.name, None, record)
+    driver.manage(ManagedRecord(RECORD, handler.name, None, record))
     result = driver.plan(handler, {"required_applications": [{"name": "ripgrep"}]})
     assert [(op.key, dict(op.data)) for op in result.operations] == [
         (

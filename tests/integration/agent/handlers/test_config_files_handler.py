@@ -11,7 +11,7 @@ import tomllib
 import pytest
 import yaml
 
-from mien.agent.handlers.base import HandlerError
+from mien.agent.engine import EngineError
 from mien.agent.handlers.config_files import ConfigFilesHandler
 
 JUPYTER = "/home/alice/.jupyter/jupyter_server_config.json"
@@ -89,7 +89,7 @@ def test_mode_and_owner(driver) -> None:  # type: ignore[no-untyped-def]
     )
     desired = result.files[0].desired
     assert desired is not None and (desired.mode, desired.uid, desired.gid) == (0o600, 1001, 1001)
-    with pytest.raises(HandlerError, match="owner: there is no user 'carol'"):
+    with pytest.raises(EngineError, match=r"config_files: .*owner: there is no user 'carol'"):
         driver.plan(ConfigFilesHandler(), app("/etc/x.json", values={}, owner="carol"))
 
 
@@ -132,8 +132,8 @@ def test_text_files_are_whole_and_never_a_value(driver) -> None:  # type: ignore
 def test_broken_file_and_conflicts_are_refused_clearly(driver) -> None:  # type: ignore[no-untyped-def]
     driver.path("/etc/app.json").write_text('{"a": 1,,}')  # a trailing comma is JSONC, two are not
     with pytest.raises(
-        HandlerError,
-        match=r"/etc/app.json \(application_configuration.jupyter\): invalid JSON at line 1",
+        EngineError,
+        match=r"config_files: /etc/app.json \(application_configuration.jupyter\): invalid JSON at line 1",
     ):
         driver.plan(ConfigFilesHandler(), app("/etc/app.json", values={"b": 1}))
     both = {
@@ -142,7 +142,7 @@ def test_broken_file_and_conflicts_are_refused_clearly(driver) -> None:  # type:
             "b": {"path": "/etc/same.json", "values": {}},
         }
     }
-    with pytest.raises(HandlerError, match=r"both write /etc/same\.json"):
+    with pytest.raises(EngineError, match=r"config_files: .*both write /etc/same\.json"):
         driver.plan(ConfigFilesHandler(), both)
 
 

@@ -9,7 +9,7 @@ import os
 
 import pytest
 
-from mien.agent.handlers.base import HandlerError
+from mien.agent.engine import EngineError
 from mien.agent.handlers.browser import CHROME, CHROMIUM, FIREFOX, BrowserExtensionsHandler
 from mien.agent.handlers.shell import PASSWD, RECORD, LoginShellHandler
 from mien.agent.handlers.theme import COMPILED, KEYFILE, PROFILE, ThemeHandler
@@ -59,7 +59,7 @@ def test_revert_works_from_the_data_alone(driver) -> None:  # type: ignore[no-un
 
 
 def test_unlisted_shell_is_refused(driver) -> None:  # type: ignore[no-untyped-def]
-    with pytest.raises(HandlerError, match=r"'fish' is not a login shell .*/bin/sh"):
+    with pytest.raises(EngineError, match=r"login_shell: .*'fish' is not a login shell .*/bin/sh"):
         driver.plan(LoginShellHandler(), {"os_settings": {"terminal_shell": "fish"}})
     # ... unless the persona installs it with apt in the same apply.
     result = driver.plan(

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from mien.agent.engine import EngineError
 from mien.agent.handlers.base import HandlerError
 from mien.agent.handlers.pip import MARKER, PipHandler
 
@@ -143,7 +144,7 @@ def test_failed_install_leaves_nothing(offline) -> None:  # type: ignore[no-unty
 def test_a_directory_mien_did_not_make_is_left_alone(offline) -> None:  # type: ignore[no-untyped-def]
     driver = offline
     driver.path("/opt/mien/venvs/dev").mkdir(parents=True)
-    with pytest.raises(HandlerError, match="exists and was not made by mien"):
+    with pytest.raises(EngineError, match=r"packages_pip: .*exists and was not made by mien"):
         driver.plan(PipHandler(), persona(), name="dev")
 
 
