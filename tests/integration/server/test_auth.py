@@ -22,6 +22,8 @@ ROLES: dict[tuple[str, str], set[str]] = {
     ("GET", "/api/v1/personas/{name}"): {"viewer", "user"},
     ("PUT", "/api/v1/personas/{name}"): {"operator"},
     ("DELETE", "/api/v1/personas/{name}"): {"operator"},
+    ("PUT", "/api/v1/personas/{name}/default"): {"operator"},
+    ("DELETE", "/api/v1/personas/{name}/default"): {"operator"},
     ("GET", "/api/v1/personas/{name}/versions"): {"viewer", "user"},
     ("GET", "/api/v1/personas/{name}/versions/{version}"): {"viewer", "user"},
     ("GET", "/api/v1/personas/{name}/diff"): {"viewer", "user"},
