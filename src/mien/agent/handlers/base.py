@@ -31,6 +31,9 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 from mien.agent import safepath
 
 if TYPE_CHECKING:  # the router imports this module on every `mien exec`: keep pydantic out
+    from collections.abc import Collection, Sequence
+
+    from mien.agent.handlers.support import RunAs
     from mien.protocol.outcomes import Outcome, Reason, SettingOutcome
     from mien.spec.models import Persona
 
@@ -197,6 +200,8 @@ class Context:
         self.caching = True
         self._reads: dict[str, FileState] = {}
         self._which: dict[str, str | None] = {}
+        self._processes: dict[frozenset[str], bool] = {}
+        self._outputs: dict[tuple[Any, ...], str] = {}
         # Every path the plan looked at, for the no-op record (mien.agent.noop).
         self.observed: set[str] = set()
         # The persona as its author wrote it, without the user's customizations (None: there
@@ -221,6 +226,8 @@ class Context:
         self.caching = False
         self._reads.clear()
         self._which.clear()
+        self._processes.clear()
+        self._outputs.clear()
 
     def expand(self, path: str) -> str:
         """Fill in ``{user}`` and ``{home}`` for the persona user."""
@@ -304,6 +311,51 @@ class Context:
             link = posixpath.normpath(posixpath.join(posixpath.dirname(path), link))
         return self._resolve_in_root(link, depth + 1)
 
+    def process_running(self, names: Collection[str]) -> bool:
+        """Whether a process with one of these names runs on this machine.
+
+        Only the running system has processes: under any other root the answer is False.
+        """
+        if self.root != Path("/"):
+            return False
+        key = frozenset(names)
+        if self.caching and key in self._processes:
+            return self._processes[key]
+        import psutil
+
+        found = any((p.info.get("name") or "") in key for p in psutil.process_iter(["name"]))
+        if self.caching:
+            self._processes[key] = found
+        return found
+
+    def inspect(
+        self,
+        argv: Sequence[str],
+        *,
+        user: RunAs | None = None,
+        timeout: float = 120,
+        what: str = "",
+    ) -> str:
+        """The output of a program that only *reports* on the root (``code
+        --list-extensions``), run inside it (as ``user`` when given) and cached while a plan is
+        computed. Failure raises :class:`HandlerError` naming the command."""
+        from mien.agent.handlers.support import child_env, run_in_root
+
+        key = (tuple(argv), user)
+        if self.caching and key in self._outputs:
+            return self._outputs[key]
+        proc = run_in_root(
+            self.root,
+            argv,
+            user=user,
+            env=child_env(self.env, user),
+            timeout=timeout,
+            what=what,
+        )
+        if self.caching:
+            self._outputs[key] = proc.stdout
+        return proc.stdout
+
     def user_ids(self) -> tuple[int, int]:
         return self.user.uid, self.user.gid
 
@@ -311,7 +363,11 @@ class Context:
 @runtime_checkable
 class Handler(Protocol):
     """One concern of a persona. Implement ``plan``; the rest has defaults in
-    :class:`BaseHandler`."""
+    :class:`BaseHandler`.
+
+    A handler may also set ``order`` (an int, 50 when absent): its step in the run, see
+    :mod:`mien.agent.registry`. It is not a member here so that a plugin without one still
+    satisfies the protocol."""
 
     name: ClassVar[str]
     settings: ClassVar[tuple[str, ...]]
@@ -335,6 +391,7 @@ class BaseHandler:
 
     name: ClassVar[str] = ""
     settings: ClassVar[tuple[str, ...]] = ()
+    order: ClassVar[int] = 50  # the step it runs in (mien.agent.registry.run_order)
 
     def plan(self, ctx: Context, persona: Persona) -> HandlerPlan:
         raise NotImplementedError

@@ -81,15 +81,13 @@ class IdeExtensionsHandler(BaseHandler):
     order: ClassVar[int] = 30
 
     def _installed(self, ctx: Context, cli: str, user: RunAs, data_dir: str) -> set[str]:
-        proc = run_in_root(
-            ctx.root,
+        output = ctx.inspect(
             [cli, *_cli_args(user, data_dir), "--list-extensions"],
             user=user,
-            env=child_env(ctx.env, user),
             timeout=120,
             what=f"{cli} --list-extensions",
         )
-        return parse_extension_list(proc.stdout)
+        return parse_extension_list(output)
 
     def plan(self, ctx: Context, persona: Persona) -> HandlerPlan:
         result = HandlerPlan()

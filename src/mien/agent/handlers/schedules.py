@@ -118,16 +118,6 @@ def parse_job(text: str, log: str) -> tuple[str, str | None] | None:
     return None
 
 
-def cron_running() -> bool:
-    """Whether a cron daemon runs on this machine (checked only when the root is ``/``)."""
-    import psutil
-
-    for proc in psutil.process_iter(["name"]):
-        if (proc.info.get("name") or "") in CRON_DAEMONS:
-            return True
-    return False
-
-
 class SchedulesHandler(BaseHandler):
     name: ClassVar[str] = "schedules"
     settings: ClassVar[tuple[str, ...]] = tuple(
@@ -188,7 +178,7 @@ class SchedulesHandler(BaseHandler):
                 message += " and a cron daemon is installed in it"
         elif not installed:
             message = "cron is not installed: schedules will not fire until it is"
-        elif not cron_running():
+        elif not ctx.process_running(CRON_DAEMONS):
             message = "no cron daemon running: schedules will not fire until cron runs"
         else:
             return
