@@ -11,7 +11,10 @@
   that database);
 * an operation running ``dconf update`` (inside the root via chroot) to compile the
   keyfiles, when dconf is installed; otherwise a ``pending`` note says the desktop reads
-  the setting once dconf is installed and ``dconf update`` runs.
+  the setting once dconf is installed and ``dconf update`` runs. Its undo writes the keyfile
+  outside the engine's file journal: rollbacks undo operations before files, so the revert
+  puts the keyfile's old bytes back itself (kept in the operation's data) and compiles
+  them; the engine then restores the same bytes.
 
 A user's edit of the GTK keys becomes the customization ``os_settings.theme``, which mien
 then writes to that user's GTK files only.
@@ -19,6 +22,7 @@ then writes to that user's GTK files only.
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -224,8 +228,16 @@ class ThemeHandler(BaseHandler):
                 {
                     "dconf": dconf,
                     "keyfile": KEYFILE,
-                    "before": None if before.content is None else before.content.decode(),
+                    # The keyfile's bytes as they were (any bytes: root may have edited
+                    # it), for revert: JSON holds text, so base64.
+                    "before_b64": (
+                        None
+                        if before.content is None
+                        else base64.b64encode(before.content).decode("ascii")
+                    ),
                     "mode": before.mode,
+                    "uid": before.uid,
+                    "gid": before.gid,
                 },
             )
         )
@@ -239,11 +251,21 @@ class ThemeHandler(BaseHandler):
         # The engine undoes operations before it restores files, so the keyfile still
         # holds the new theme here: put its old bytes back first (the engine then writes
         # the same bytes), so the compiled database matches the restored keyfile.
+        # This is the one write outside the engine's file journal, so everything it needs
+        # to put the bytes back is in the operation's data.
         keyfile = str(data["keyfile"])
-        before = data.get("before")
+        if "before_b64" in data:
+            encoded = data["before_b64"]
+            before = None if encoded is None else base64.b64decode(str(encoded))
+        else:  # an operation journaled by an earlier mien: the keyfile as text
+            text = data.get("before")
+            before = None if text is None else str(text).encode()
         if ctx.host_path(keyfile).parent.is_dir():
             state = FileState(
-                None if before is None else str(before).encode(), int(data.get("mode", 0o644))
+                before,
+                int(data.get("mode", 0o644)),
+                int(data.get("uid", 0)),
+                int(data.get("gid", 0)),
             )
             fileops.write(ctx.root, keyfile, state)
         run_in_root(ctx.root, [str(data["dconf"]), "update"], what="dconf update")
