@@ -50,6 +50,16 @@ def make_machine(root: Path) -> Path:
     return root
 
 
+def install_zsh(root: Path) -> Path:
+    """A stand-in ``/bin/zsh`` in ``root``: the developer example logs in with zsh, and mien
+    refuses a login shell the root does not have."""
+    zsh = root / "bin" / "zsh"
+    zsh.parent.mkdir(parents=True, exist_ok=True)
+    zsh.write_text("#!/bin/sh\n")
+    zsh.chmod(0o755)
+    return root
+
+
 Tree = dict[str, tuple[str, int, bytes | None]]
 
 

@@ -20,7 +20,15 @@ from typing import Any
 
 import pytest
 
-from tests.support import EXAMPLES, make_machine, mien_command, run_mien, snapshot, tree_diff
+from tests.support import (
+    EXAMPLES,
+    install_zsh,
+    make_machine,
+    mien_command,
+    run_mien,
+    snapshot,
+    tree_diff,
+)
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration" / "server"))
 
@@ -100,8 +108,8 @@ def enroll(server: ServerProcess, admin: Client, root: Path, *tags: str) -> str:
 def test_fleet_converges_activates_refuses_and_audits(
     tmp_path: Path, server: ServerProcess, admin: Client
 ) -> None:
-    web_root = make_machine(tmp_path / "web")
-    db_root = make_machine(tmp_path / "db")
+    web_root = install_zsh(make_machine(tmp_path / "web"))
+    db_root = install_zsh(make_machine(tmp_path / "db"))
     web = enroll(server, admin, web_root, "role=web")
     db = enroll(server, admin, db_root, "role=db")
     agents = [
@@ -153,7 +161,7 @@ def test_fleet_converges_activates_refuses_and_audits(
 def test_failed_apply_is_reported_and_changes_nothing(
     tmp_path: Path, server: ServerProcess, admin: Client
 ) -> None:
-    root = make_machine(tmp_path / "m")
+    root = install_zsh(make_machine(tmp_path / "m"))
     instance = enroll(server, admin, root)
     agent = AgentProcess(root, tmp_path / "agent.log")
     try:
@@ -194,7 +202,7 @@ def test_failed_apply_is_reported_and_changes_nothing(
 def test_agent_restart_resumes_without_reapplying(
     tmp_path: Path, server: ServerProcess, admin: Client
 ) -> None:
-    root = make_machine(tmp_path / "m")
+    root = install_zsh(make_machine(tmp_path / "m"))
     instance = enroll(server, admin, root)
     admin.create_persona(EXAMPLES / "persona_developer.yml")
     admin.activate(instance, "developer")
@@ -213,7 +221,7 @@ def test_agent_restart_resumes_without_reapplying(
 
 
 def test_enroll_with_a_bad_token_is_refused(tmp_path: Path, server: ServerProcess) -> None:
-    root = make_machine(tmp_path / "m")
+    root = install_zsh(make_machine(tmp_path / "m"))
     result = run_mien(
         "agent", "enroll", "--server", server.url, "--token", "mien_e_nope", "--root", root
     )

@@ -10,13 +10,13 @@ from pathlib import Path
 
 from mien.agent.engine import Engine
 from mien.agent.state import State
-from tests.support import EXAMPLES, run_mien
+from tests.support import EXAMPLES, install_zsh, run_mien
 
 
 def test_other_processes_never_pull_the_wal_from_under_a_long_lived_connection(
     machine: Path,
 ) -> None:
-    engine = Engine(machine, user="alice")
+    engine = Engine(install_zsh(machine), user="alice")
     assert engine.apply(EXAMPLES / "persona_developer.yml").applied
     with State(machine) as held:  # as the agent's loop holds it
         with held.transaction():

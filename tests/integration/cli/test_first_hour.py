@@ -13,13 +13,13 @@ import httpx
 import pytest
 from server_harness import ServerProcess
 
-from tests.support import make_machine, run_mien, snapshot
+from tests.support import install_zsh, make_machine, run_mien, snapshot
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples" / "personas"
 
 
 def test_read_only_commands_create_nothing_on_a_fresh_root(tmp_path: Path) -> None:
-    root = make_machine(tmp_path / "root")
+    root = install_zsh(make_machine(tmp_path / "root"))
     before = snapshot(root, include_state=True)
     plan = run_mien("plan", EXAMPLES / "persona_developer.yml", "--root", root, "--user", "alice")
     assert plan.returncode == 0, plan.stderr
@@ -80,7 +80,7 @@ def test_help_shows_no_value_for_flags() -> None:
 
 
 def test_tables_at_80_columns_keep_every_key_whole(tmp_path: Path) -> None:
-    root = make_machine(tmp_path / "root")
+    root = install_zsh(make_machine(tmp_path / "root"))
     applied = run_mien(
         "apply", EXAMPLES / "persona_developer.yml", "--root", root, "--user", "alice", "--yes"
     )

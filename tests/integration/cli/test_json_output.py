@@ -8,7 +8,7 @@ from pathlib import Path
 
 from server_harness import ServerProcess
 
-from tests.support import EXAMPLES, make_machine, run_mien
+from tests.support import EXAMPLES, install_zsh, make_machine, run_mien
 
 
 def json_error(run: object) -> dict[str, object]:
@@ -22,7 +22,7 @@ def json_error(run: object) -> dict[str, object]:
 
 
 def test_local_changes_print_json_and_errors_are_json(tmp_path: Path) -> None:
-    root = make_machine(tmp_path / "root")
+    root = install_zsh(make_machine(tmp_path / "root"))
     developer = EXAMPLES / "persona_developer.yml"
     run = run_mien("apply", developer, "--root", root, "--user", "alice", "--yes")
     assert run.returncode == 0, run.stderr

@@ -7,7 +7,7 @@ import json
 import os
 from pathlib import Path
 
-from tests.support import EXAMPLES, run_mien, snapshot
+from tests.support import EXAMPLES, install_zsh, run_mien, snapshot
 
 
 def test_init_makes_a_root_a_persona_applies_to(tmp_path: Path) -> None:
@@ -20,9 +20,12 @@ def test_init_makes_a_root_a_persona_applies_to(tmp_path: Path) -> None:
     assert (root / "home/alice/.profile").is_file()
     if os.geteuid() == 0:
         assert (root / "home/alice").stat().st_uid == 1000
-    applied = run_mien(
-        "apply", EXAMPLES / "persona_developer.yml", "--root", root, "--user", "alice", "--yes"
-    )
+    developer = EXAMPLES / "persona_developer.yml"
+    refused = run_mien("apply", developer, "--root", root, "--user", "alice", "--yes")
+    assert refused.returncode != 0  # it logs in with zsh, which this root does not have
+    assert "os_settings.terminal_shell: /bin/zsh is listed" in refused.stderr
+    install_zsh(root)
+    applied = run_mien("apply", developer, "--root", root, "--user", "alice", "--yes")
     assert applied.returncode == 0, applied.stderr
 
 

@@ -7,9 +7,10 @@ accounts added or changed since — here a rollback sets the shell field back an
 else. The shell must be listed in ``/etc/shells`` (what ``chsh`` requires too), by
 absolute path or by name matching an entry's basename (``zsh`` → ``/usr/bin/zsh``); a
 shell the persona installs with apt in the same apply is accepted (its package lists it
-when installed). The shell the user had before mien is kept in
-``/var/lib/mien/records/login-shell.json`` and put back when no persona sets one. A shell
-the user chose with ``chsh`` after mien set one is left alone (and said so).
+when installed). A listed shell that is not installed and that the persona does not
+install is refused at plan time, before anything changes: the user could not log in. The
+shell the user had before mien is kept in ``/var/lib/mien/records/login-shell.json`` and
+put back when no persona sets one. A shell the user chose with ``chsh`` after mien set one is left alone (and said so).
 """
 
 from __future__ import annotations
@@ -147,7 +148,20 @@ class LoginShellHandler(BaseHandler):
             want, shells, lambda s: ctx.host_path(s).is_file(), installing
         )
         written = str(meta.get("written", "")) if meta else ""
-        if meta and current != written:
+        kept = bool(meta) and current != written
+        if (
+            not kept
+            and not present
+            and current != shell
+            and posixpath.basename(shell) not in installing
+        ):
+            # Setting it would lock the user out: refuse the whole apply, before any change.
+            raise HandlerError(
+                f"{SETTING}: {shell} is listed in {SHELLS} but not installed in this root, "
+                f"and this persona does not install it: {ctx.user.name} could not log in; "
+                f"add {posixpath.basename(shell)!r} to required_applications (apt) or install it"
+            )
+        if kept:
             # The user ran chsh after mien set the shell: their choice stands.
             result.notes.append(
                 Note(
@@ -178,7 +192,7 @@ class LoginShellHandler(BaseHandler):
                 SETTING,
             )
         )
-        if meta and current != written:
+        if kept:
             return result
         if present:
             result.notes.append(
@@ -188,7 +202,7 @@ class LoginShellHandler(BaseHandler):
             result.notes.append(
                 Note(SETTING, Outcome.APPLIED, f"{shell}, installed by this persona's apt packages")
             )
-        else:
+        else:  # set before (by mien or not) and removed since: nothing mien would change
             result.notes.append(
                 Note(
                     SETTING,

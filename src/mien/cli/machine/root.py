@@ -20,7 +20,8 @@ from mien.cli import common
 from mien.cli.common import OutputFormat
 
 NAME = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
-# The shells a persona may ask for; the pending report says when one is not installed.
+# The shells a persona may ask for; one not installed in the root is refused at plan time
+# unless the persona installs it.
 SHELLS = (
     "# /etc/shells: valid login shells\n/bin/sh\n/bin/bash\n/usr/bin/bash\n"
     "/bin/zsh\n/usr/bin/zsh\n/usr/bin/fish\n"

@@ -71,10 +71,9 @@ def test_unlisted_shell_is_refused(driver) -> None:  # type: ignore[no-untyped-d
     ]
 
 
-def test_listed_but_missing_shell_is_pending(driver) -> None:  # type: ignore[no-untyped-def]
-    result = driver.plan(LoginShellHandler(), {"os_settings": {"terminal_shell": "zsh"}})
-    assert [n.status for n in result.notes] == ["pending"]
-    assert "cannot log in" in result.notes[0].message
+def test_listed_but_missing_shell_is_refused(driver) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(HandlerError, match=r"terminal_shell: /bin/zsh .* not installed"):
+        driver.plan(LoginShellHandler(), {"os_settings": {"terminal_shell": "zsh"}})
 
 
 def test_chsh_by_the_user_is_kept(driver) -> None:  # type: ignore[no-untyped-def]

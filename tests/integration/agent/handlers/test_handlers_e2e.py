@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.support import EXAMPLES, make_machine, run_mien, snapshot, tree_diff
+from tests.support import EXAMPLES, install_zsh, make_machine, run_mien, snapshot, tree_diff
 
 OTHER = """\
 name: writer
@@ -30,8 +30,7 @@ def apply(root: Path, target: str | Path, personas: Path | None = None):  # type
 
 
 def test_seed_persona_switch_and_rollback(tmp_path: Path) -> None:
-    root = make_machine(tmp_path / "root")
-    (root / "bin").mkdir()
+    root = install_zsh(make_machine(tmp_path / "root"))
     (root / "bin/bash").write_text("#!/bin/sh\n")
     (root / "bin/bash").chmod(0o755)
     personas = tmp_path / "personas"
@@ -43,7 +42,6 @@ def test_seed_persona_switch_and_rollback(tmp_path: Path) -> None:
     assert first.returncode == 0, first.stderr
     out = first.stdout + first.stderr
     assert "VS Code not installed: 3 extension(s) not applied" in out
-    assert "/bin/zsh is listed in /etc/shells but not installed" in out
     assert "dconf not installed" in out
     passwd = (root / "etc/passwd").read_text()
     assert "alice:x:1000:1000:Alice Example,,,:/home/alice:/bin/zsh" in passwd
