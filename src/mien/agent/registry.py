@@ -6,18 +6,46 @@ A site adds a handler by publishing a package with::
     [project.entry-points."mien.handlers"]
     motd = "acme_mien.motd:MotdHandler"
 
-Handlers run in the order of their ``order`` attribute (default 50), then by name, so
-packages are installed before the files that configure them. Used by the engine.
+The order in which handlers run is part of the contract (:func:`run_order`): by their
+``order`` attribute (:data:`DEFAULT_ORDER` when a plugin has none), then by name, whatever
+order the entry points are found in. Operations are performed in that order and undone in
+reverse, and the built-ins keep to these steps:
+
+* 10 system packages (``packages_apt``), 20 Python environments (``packages_pip``): what
+  the later steps configure is installed first;
+* 30 editor extensions (``ide_extensions``), installed by an editor step 10 may install;
+* 40 the environment (``environment``);
+* 50 files and settings (``browser_extensions``, ``commands``, ``config_files``,
+  ``logging``, ``login_shell``, ``theme``): independent of each other, run by name;
+* 60 schedules (``schedules``), whose jobs run commands the steps before installed;
+* 90 the settings store (``settings_store``), which records what no other step applied.
+
+A test holds the built-ins to this order. Used by the engine.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from functools import cache
 from importlib.metadata import entry_points
 
 from mien.agent.handlers.base import Handler, HandlerError
 
 GROUP = "mien.handlers"
+DEFAULT_ORDER = 50
+
+
+def order_of(handler: Handler) -> int:
+    """A handler's step (its ``order`` attribute, :data:`DEFAULT_ORDER` when it has none)."""
+    order = getattr(handler, "order", DEFAULT_ORDER)
+    if not isinstance(order, int) or isinstance(order, bool):
+        raise HandlerError(f"handler {handler.name!r}: order {order!r} is not an integer")
+    return order
+
+
+def run_order(found: Iterable[Handler]) -> tuple[Handler, ...]:
+    """``found`` in run order: by step, then by name (never by discovery order)."""
+    return tuple(sorted(found, key=lambda h: (order_of(h), h.name)))
 
 
 @cache
@@ -41,7 +69,7 @@ def handlers() -> tuple[Handler, ...]:
                 f"handler plugin {ep.name!r} calls itself {instance.name!r}; the names must match"
             )
         found[ep.name] = instance
-    return tuple(sorted(found.values(), key=lambda h: (getattr(h, "order", 50), h.name)))
+    return run_order(found.values())
 
 
 def by_name(name: str) -> Handler:

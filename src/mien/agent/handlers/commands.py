@@ -66,6 +66,7 @@ _SHIMMABLE = re.compile(r"^[A-Za-z0-9_+@%,=][A-Za-z0-9._+@%,:=-]*$")
 
 class CommandRoutesHandler(BaseHandler):
     name: ClassVar[str] = "commands"
+    order: ClassVar[int] = 50
     settings: ClassVar[tuple[str, ...]] = ("command_overrides", "restricted_commands")
 
     def plan(self, ctx: Context, persona: Persona) -> HandlerPlan:
