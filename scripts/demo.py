@@ -134,10 +134,11 @@ def machine(name: str) -> Path:
     (root / "etc" / "group").write_text("root:x:0:\nalice:x:1000:\n")
     (root / "etc" / "shells").write_text(SHELLS)
     (root / "home" / "alice").mkdir(parents=True)
-    # The developer persona logs in with zsh; mien refuses a login shell the root lacks.
+    # Stand-ins for the login shells the examples use: mien refuses one the root lacks.
     (root / "bin").mkdir()
-    (root / "bin" / "zsh").write_text("#!/bin/sh\n")
-    (root / "bin" / "zsh").chmod(0o755)
+    for shell in ("bash", "zsh"):
+        (root / "bin" / shell).write_text("#!/bin/sh\n")
+        (root / "bin" / shell).chmod(0o755)
     return root
 
 

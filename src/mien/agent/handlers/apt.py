@@ -35,7 +35,8 @@ from mien.agent.handlers.base import (
     Note,
     Operation,
 )
-from mien.agent.handlers.support import RECORDS_DIR, child_env, run_in_root, text_of
+from mien.agent.handlers.programs import child_env, run_in_root
+from mien.agent.handlers.support import RECORDS_DIR, text_of
 from mien.protocol.outcomes import Outcome, Reason
 from mien.spec.models import Package, Persona
 

@@ -30,16 +30,15 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
 from mien.agent import safepath
 
+# Part of this module's contract (handlers and plugins import it from here).
+from mien.agent.handlers.errors import HandlerError as HandlerError  # noqa: PLC0414
+from mien.agent.handlers.programs import RunAs, child_env, run_in_root
+
 if TYPE_CHECKING:  # the router imports this module on every `mien exec`: keep pydantic out
     from collections.abc import Collection, Sequence
 
-    from mien.agent.handlers.support import RunAs
     from mien.protocol.outcomes import Outcome, Reason, SettingOutcome
     from mien.spec.models import Persona
-
-
-class HandlerError(Exception):
-    """A handler cannot do what the persona asks (the message says what to fix)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -339,8 +338,6 @@ class Context:
         """The output of a program that only *reports* on the root (``code
         --list-extensions``), run inside it (as ``user`` when given) and cached while a plan is
         computed. Failure raises :class:`HandlerError` naming the command."""
-        from mien.agent.handlers.support import child_env, run_in_root
-
         key = (tuple(argv), user)
         if self.caching and key in self._outputs:
             return self._outputs[key]

@@ -28,7 +28,8 @@ from mien.agent.handlers.base import (
     Operation,
 )
 from mien.agent.handlers.extension_ids import VSCODE_ID, ide_extension, normalise
-from mien.agent.handlers.support import RECORDS_DIR, RunAs, child_env, run_in_root
+from mien.agent.handlers.programs import RunAs, child_env, run_in_root
+from mien.agent.handlers.support import RECORDS_DIR
 from mien.protocol.outcomes import Outcome, Reason
 from mien.spec.models import Persona
 

@@ -27,8 +27,9 @@ from mien.agent.handlers.base import (
     HandlerPlan,
     Note,
 )
+from mien.agent.handlers.programs import STANDARD_PATH
 from mien.agent.handlers.quoting import cron_command, cron_uncommand
-from mien.agent.handlers.support import STANDARD_PATH, edited, header, text_of
+from mien.agent.handlers.support import edited, header, text_of
 from mien.protocol.outcomes import Outcome, Reason
 from mien.spec.frequency import Frequency
 from mien.spec.models import Persona

@@ -1,19 +1,15 @@
 """Helpers the built-in handlers share: the "managed by mien" header, who owns a file, user
-edits since the last apply, keeping a released shared file as it is, and running a program
-inside the machine root (``chroot`` when the root is not ``/``) as the persona user.
+edits since the last apply, keeping a released shared file as it is. Running a program inside
+the machine root is :mod:`mien.agent.handlers.programs`.
 
 Used by the modules of :mod:`mien.agent.handlers`; third-party handlers may use it too.
-Nothing here decides anything: it reads, formats or runs what a handler asked for.
+Nothing here decides anything: it reads or formats what a handler asked for.
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
-import subprocess
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
 from mien.agent.handlers.base import Context, FileSpec, FileState, HandlerError, ManagedRecord
@@ -22,18 +18,6 @@ MARK = "Managed by mien"
 SHIMS_DIR = "/usr/local/lib/mien/shims"  # the command router's shims (first on PATH)
 VENVS_DIR = "/opt/mien/venvs"  # one virtualenv per persona for its pip packages
 RECORDS_DIR = "/var/lib/mien/records"  # what mien installed, for removal on a switch
-STANDARD_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-
-
-# Variables a child process may need from the agent's environment (proxies, locale).
-class Launches:
-    """Programs run so far in this process. A plan that ran one depended on more than
-    files, so its answer cannot be stamped for the no-op fast path (mien.agent.noop)."""
-
-    count = 0
-
-
-_PASSED_THROUGH = ("http_proxy", "https_proxy", "no_proxy", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY")
 
 
 def sha256_hex(data: bytes) -> str:
@@ -107,100 +91,3 @@ def text_of(state: FileState, path: str) -> str | None:
         raise HandlerError(
             f"{path} is not UTF-8 text (byte {exc.start}): mien leaves it alone"
         ) from None
-
-
-# --- running programs inside the root ---------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class RunAs:
-    """Who a program runs as (JSON-friendly, so operations can keep it in their data)."""
-
-    name: str
-    uid: int
-    gid: int
-    home: str
-
-    def as_data(self) -> dict[str, Any]:
-        return {"name": self.name, "uid": self.uid, "gid": self.gid, "home": self.home}
-
-    @classmethod
-    def from_data(cls, data: Mapping[str, Any]) -> RunAs:
-        return cls(str(data["name"]), int(data["uid"]), int(data["gid"]), str(data["home"]))
-
-    @classmethod
-    def of(cls, ctx: Context) -> RunAs:
-        return cls(ctx.user.name, ctx.user.uid, ctx.user.gid, ctx.user.home)
-
-
-def child_env(
-    ctx_env: Mapping[str, str], user: RunAs | None, extra: Mapping[str, str] | None = None
-) -> dict[str, str]:
-    """A small, predictable environment: standard PATH, the user's HOME, proxies, extras."""
-    env = {"PATH": STANDARD_PATH, "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8"}
-    for name in _PASSED_THROUGH:
-        if name in ctx_env:
-            env[name] = ctx_env[name]
-    if user is not None:
-        env.update(HOME=user.home, USER=user.name, LOGNAME=user.name)
-    else:
-        env["HOME"] = "/root"
-    env.update(extra or {})
-    return env
-
-
-def run_in_root(
-    root: Path,
-    argv: Sequence[str],
-    *,
-    user: RunAs | None = None,
-    env: Mapping[str, str] | None = None,
-    timeout: float = 600,
-    what: str = "",
-) -> subprocess.CompletedProcess[str]:
-    """Run ``argv`` (paths as seen inside the root) and return it if it succeeded.
-
-    On ``/`` the program runs directly (as ``user`` when given); under another root it runs
-    through ``chroot --userspec``, so it sees the root's files, users and configuration.
-    Failure raises :class:`HandlerError` naming the command and the end of its output.
-    """
-    Launches.count += 1
-    label = what or " ".join(argv)
-    run_as_other = user is not None and user.uid != os.geteuid()
-    kwargs: dict[str, Any] = {}
-    if root == Path("/"):
-        command = list(argv)
-        if run_as_other:
-            assert user is not None
-            if os.geteuid() != 0:
-                raise HandlerError(f"{label}: running as {user.name} needs root privileges")
-            kwargs = {"user": user.uid, "group": user.gid, "extra_groups": []}
-    else:
-        if os.geteuid() != 0:
-            raise HandlerError(f"{label}: running a program inside {root} needs root (chroot)")
-        spec = [f"--userspec={user.uid}:{user.gid}"] if user is not None else []
-        command = ["chroot", *spec, str(root), *argv]
-    cwd = None
-    if user is not None:
-        home = Path(user.home) if root == Path("/") else root / user.home.lstrip("/")
-        cwd = str(home) if home.is_dir() else None
-    try:
-        proc = subprocess.run(
-            command,
-            env=dict(env) if env is not None else child_env({}, user),
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-            cwd=cwd if root == Path("/") else None,
-            **kwargs,
-        )
-    except subprocess.TimeoutExpired:
-        raise HandlerError(f"{label}: still running after {timeout:.0f}s, stopped") from None
-    except OSError as exc:
-        raise HandlerError(f"{label}: cannot run: {exc.strerror or exc}") from None
-    if proc.returncode != 0:
-        tail = (proc.stderr.strip() or proc.stdout.strip()).splitlines()[-5:]
-        detail = "; ".join(tail) if tail else "no output"
-        raise HandlerError(f"{label}: exited with status {proc.returncode}: {detail}")
-    return proc

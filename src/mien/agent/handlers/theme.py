@@ -40,7 +40,8 @@ from mien.agent.handlers.base import (
     Operation,
 )
 from mien.agent.handlers.linedocs import control_char, shown
-from mien.agent.handlers.support import header, run_in_root, text_of
+from mien.agent.handlers.programs import run_in_root
+from mien.agent.handlers.support import header, text_of
 from mien.protocol.outcomes import Outcome, Reason
 from mien.spec.models import Persona
 

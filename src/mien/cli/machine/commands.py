@@ -147,11 +147,11 @@ def apply_cmd(
         print_plan(plan)
         return typer.confirm("Apply these changes?", default=False)
 
-    from mien.agent.handlers import support
+    from mien.agent.handlers import programs
 
-    launched = support.Launches.count
+    launched = programs.Launches.count
     result = _guard(engine.apply, persona, overlay, confirm=confirm)
-    if not result.applied and not result.recovered and support.Launches.count == launched:
+    if not result.applied and not result.recovered and programs.Launches.count == launched:
         _remember_noop(engine, result.plan.persona, persona, root, user, personas, overlay)
     if output is OutputFormat.json:
         common.print_json(_result_json(result))

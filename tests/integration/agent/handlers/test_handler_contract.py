@@ -26,8 +26,8 @@ import pytest
 from mien.agent import registry
 from mien.agent.engine import Engine
 from mien.agent.handlers.base import Context, HandlerError, lookup_user
+from mien.agent.handlers.programs import RunAs
 from mien.agent.handlers.shell import PASSWD, LoginShellHandler
-from mien.agent.handlers.support import RunAs
 from mien.agent.handlers.theme import COMPILED, KEYFILE, ThemeHandler
 from mien.agent.outcomes import EngineError
 from mien.agent.transaction import ApplyFailed
@@ -79,10 +79,10 @@ def install_sh(root: Path) -> None:
 
 
 def test_no_handler_module_reads_processes_or_runs_programs_itself() -> None:
-    """psutil and subprocess are the Context's (and support's runner's) business only."""
+    """psutil and subprocess are the business of the Context and its program runner only."""
     offenders = []
     for path in sorted(HANDLERS_DIR.glob("*.py")):
-        if path.name in ("base.py", "support.py"):
+        if path.name in ("base.py", "programs.py"):
             continue
         for node in ast.walk(ast.parse(path.read_text())):
             names = []
