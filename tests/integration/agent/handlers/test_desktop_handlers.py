@@ -72,7 +72,9 @@ def test_unlisted_shell_is_refused(driver) -> None:  # type: ignore[no-untyped-d
 
 
 def test_listed_but_missing_shell_is_refused(driver) -> None:  # type: ignore[no-untyped-def]
-    with pytest.raises(HandlerError, match=r"terminal_shell: /bin/zsh .* not installed"):
+    with pytest.raises(
+        EngineError, match=r"login_shell: .*terminal_shell: /bin/zsh .* not installed"
+    ):
         driver.plan(LoginShellHandler(), {"os_settings": {"terminal_shell": "zsh"}})
 
 
