@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -16,6 +17,9 @@ from mien.cli import common
 from mien.cli.common import OutputFormat
 from mien.cli.machine.commands import OUTPUT, ROOT, USER, _engine, _guard, _result_json
 from mien.cli.machine.output import print_result
+
+if TYPE_CHECKING:
+    from mien.agent.outcomes import ApplyResult
 
 customize_app = typer.Typer(
     name="customize",
@@ -35,6 +39,19 @@ customize_app = typer.Typer(
 )
 
 
+def _answer(
+    output: OutputFormat, data: dict[str, Any], message: str, result: ApplyResult | None
+) -> None:
+    """Say what changed: ``data`` plus the apply it caused (JSON), or ``message`` and the
+    apply's result (people)."""
+    if output is OutputFormat.json:
+        common.print_json({**data, "applied": _result_json(result) if result else None})
+        return
+    common.info(message)
+    if result is not None:
+        print_result(result)
+
+
 @customize_app.command("set")
 def customize_set(
     key: str = typer.Argument(..., help="Persona key path, e.g. os_settings.theme"),
@@ -52,14 +69,9 @@ def customize_set(
         parsed = value
     engine = _engine(root, user)
     result = _guard(engine.customize, key, parsed)
-    if output is OutputFormat.json:
-        common.print_json(
-            {"key": key, "value": parsed, "applied": _result_json(result) if result else None}
-        )
-        return
-    common.info(f"customization {key} = {parsed!r} stored")
-    if result is not None:
-        print_result(result)
+    _answer(
+        output, {"key": key, "value": parsed}, f"customization {key} = {parsed!r} stored", result
+    )
 
 
 @customize_app.command("unset")
@@ -72,14 +84,7 @@ def customize_unset(
     """Remove a customization (the persona's value applies again)."""
     engine = _engine(root, user)
     result = _guard(engine.customize, key, unset=True)
-    if output is OutputFormat.json:
-        common.print_json(
-            {"key": key, "removed": True, "applied": _result_json(result) if result else None}
-        )
-        return
-    common.info(f"customization {key} removed")
-    if result is not None:
-        print_result(result)
+    _answer(output, {"key": key, "removed": True}, f"customization {key} removed", result)
 
 
 @customize_app.command("list")
@@ -197,14 +202,7 @@ def customize_adopt(
     """
     engine = _engine(root, user)
     result = _guard(engine.keep_saved, number, True)
-    if output is OutputFormat.json:
-        common.print_json(
-            {"saved": number, "kept": True, "applied": _result_json(result) if result else None}
-        )
-        return
-    common.info(f"saved file #{number} is kept")
-    if result is not None:
-        print_result(result)
+    _answer(output, {"saved": number, "kept": True}, f"saved file #{number} is kept", result)
 
 
 @customize_app.command("drop")
@@ -217,14 +215,9 @@ def customize_drop(
     """Stop keeping saved file N (the persona's content applies again; the copy stays)."""
     engine = _engine(root, user)
     result = _guard(engine.keep_saved, number, False)
-    if output is OutputFormat.json:
-        common.print_json(
-            {"saved": number, "kept": False, "applied": _result_json(result) if result else None}
-        )
-        return
-    common.info(f"saved file #{number} is no longer kept")
-    if result is not None:
-        print_result(result)
+    _answer(
+        output, {"saved": number, "kept": False}, f"saved file #{number} is no longer kept", result
+    )
 
 
 def register(app: typer.Typer) -> None:
