@@ -82,16 +82,16 @@ def before_open(path: Path) -> None:
     that is still open (the agent's loop keeps one). A file that is not SQLite is reported
     by SQLite itself (``SQLITE_NOTADB``) when the connection first reads it.
     """
-    has_backup = backup_path(path).exists()
     try:
         size = path.stat().st_size
     except FileNotFoundError:
-        if has_backup:
+        if backup_path(path).exists():
             raise StateDamaged(
                 path, "is missing (a backup of the last good state exists)"
             ) from None
         return
-    if size == 0 and has_backup:
+    # Only a lost database asks about the backup: every open pays for the first stat alone.
+    if size == 0 and backup_path(path).exists():
         raise StateDamaged(path, "is empty (a backup of the last good state exists)")
 
 
