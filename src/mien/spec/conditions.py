@@ -3,15 +3,15 @@
 A persona's ``adaptation_rules[].when`` is a CEL expression (the Common Expression Language
 of Kubernetes admission policies, Envoy and cloud IAM), run by ``cel-expr-python``, the CEL
 project's C++ runtime. The spec compiles each condition when a document is validated, so a
-syntax error is reported with its column before any agent sees it. Nothing evaluates
-conditions at run time yet: the adaptation runtime that will, with this same environment,
-is not part of mien (rules are stored, not acted on).
+syntax error is reported with its column before any agent sees it. :mod:`mien.rules`
+evaluates them with this same environment.
 
-Variables a condition sees (all maps, values of any type):
-``metrics`` (sampled numbers such as ``cpu_percent``), ``events``, ``baseline`` (learned
-averages), ``priority`` (the persona's ``priority_metrics``), ``trust`` (its
-``trust_levels``), ``persona`` (name, labels) and ``data`` (the last payload of an external
-data source, for its ``when``).
+Variables a condition sees (maps, values of any type, except ``now``):
+``metrics`` (sampled numbers such as ``cpu_percent``, see :mod:`mien.spec.metrics`),
+``events``, ``baseline`` (learned averages), ``anomaly`` (z-scores against the baseline),
+``priority`` (the persona's ``priority_metrics``), ``trust`` (its ``trust_levels``),
+``persona`` (name, labels), ``data`` (external data sources by name; in a source's own
+``when``, that source's data) and ``now`` (epoch seconds, a number).
 """
 
 from __future__ import annotations
@@ -21,7 +21,17 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-VARIABLES = ("metrics", "events", "baseline", "priority", "trust", "persona", "data")
+VARIABLES = (
+    "metrics",
+    "events",
+    "baseline",
+    "anomaly",
+    "priority",
+    "trust",
+    "persona",
+    "data",
+    "now",
+)
 
 _POSITION = re.compile(r"<input>:(\d+):(\d+): (.*)")
 
@@ -44,7 +54,9 @@ def environment() -> Any:
     from cel_expr_python import cel
 
     dyn_map = cel.Type.Map(cel.Type.STRING, cel.Type.DYN)
-    return cel.NewEnv(variables=dict.fromkeys(VARIABLES, dyn_map))
+    variables = dict.fromkeys(VARIABLES, dyn_map)
+    variables["now"] = cel.Type.DOUBLE
+    return cel.NewEnv(variables=variables)
 
 
 @cache

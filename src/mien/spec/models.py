@@ -233,20 +233,28 @@ class Action(_Open):
 
 
 class Rule(_Closed):
-    """An adaptation rule: when the CEL condition ``when`` has held for ``for``, run
-    ``then``; do not fire again within ``cooldown``."""
+    """An adaptation rule: when the CEL condition ``when`` has held
+    for ``for``, the rule fires and runs ``then``; it resolves once ``clear_when`` (default:
+    ``when`` no longer holds) has held for ``clear_for``. ``keep_firing_for`` keeps it
+    firing that long after ``when`` stops; ``cooldown`` stops the same action on the same
+    target from running again within it; ``serves`` names the ``priority_metrics`` goal
+    the rule works for, to settle conflicts with other rules."""
 
     name: Identifier | None = None
     description: str | None = None
     when: Condition
     for_: Duration | None = Field(default=None, alias="for")
     then: Annotated[list[Action], Field(min_length=1)]
+    clear_when: Condition | None = None
+    clear_for: Duration | None = None
+    keep_firing_for: Duration | None = None
     cooldown: Duration | None = None
+    serves: Identifier | None = None
 
-    @field_validator("when")
+    @field_validator("when", "clear_when")
     @classmethod
-    def _compiles(cls, value: str) -> str:
-        return _condition(value)
+    def _compiles(cls, value: str | None) -> str | None:
+        return None if value is None else _condition(value)
 
 
 class DataSource(_Closed):

@@ -10,7 +10,9 @@ from mien.spec.canonical import canonical
 from mien.spec.models import TOP_LEVEL_FIELDS, format_for_path
 from tests.unit.spec.spec_helpers import doc, problem, problems
 
-UNDECLARED = "(conditions can use metrics, events, baseline, priority, trust, persona, data)"
+UNDECLARED = (
+    "(conditions can use metrics, events, baseline, anomaly, priority, trust, persona, data, now)"
+)
 
 CEL_ERRORS: list[tuple[str, str, str]] = [
     (

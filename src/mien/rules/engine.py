@@ -1,0 +1,384 @@
+"""The rules engine: a persona's rules compiled once, stepped over samples of its inputs.
+
+Pure (no I/O, no clock): the agent's adaptation loop calls :meth:`RuleSet.step` with the
+latest :class:`Inputs` and the stored states, executes the intents that ``runs``, reverts
+the automated changes of the rules in ``resolved`` and stores the new states; ``mien rules
+test`` calls it over samples from a file; the server will call it for fleet rules.
+
+Each rule is a state machine::
+
+    inactive ─when holds─▶ pending ─held for `for`─▶ firing ─clear holds─▶ resolving
+        ▲                     │ when stops                ▲  clear stops      │
+        └─────────────────────┘                           └───────────────────┘
+        ◀──────────────────── clear held for `clear_for` ─────────────────────┘
+
+A rule without ``for`` fires at once; without ``clear_for`` it goes back to inactive as
+soon as its clear condition (``clear_when``, default ``when`` not holding) holds;
+``keep_firing_for`` delays that by a grace period. A condition that cannot be decided
+(a metric or source missing) is ``unknown`` and keeps the rule where it is.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from mien.rules.conditions import FALSE, TRUE, Condition, Decision, activation_for
+from mien.rules.intents import Intent, Planned, judge, opposed, plan
+from mien.rules.state import Phase, RuleState
+from mien.spec.metrics import metric_refs
+from mien.spec.models import Action, Persona, Rule
+
+SOURCE_PREFIX = "source:"
+_PRESENT = "true"  # the condition of a data source without `when`: its data is there
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """One sample of everything a condition may read.
+
+    ``data`` maps a source name to its entry: ``value`` (the parsed payload: a list of
+    lines, a JSON value or a text), ``age`` (seconds since it was fetched),
+    ``changed_at`` (epoch seconds the payload last changed) and, for a JSON object, its
+    top-level keys as well (so ``data.forecast.expected_rps`` reads the payload). Build
+    entries with :func:`source_data`.
+    """
+
+    metrics: Mapping[str, float] = field(default_factory=dict)
+    baseline: Mapping[str, float] = field(default_factory=dict)
+    anomaly: Mapping[str, float] = field(default_factory=dict)
+    events: Mapping[str, float] = field(default_factory=dict)
+    data: Mapping[str, Any] = field(default_factory=dict)
+    now: float = 0.0
+
+
+def source_data(value: Any, *, age: float, changed_at: float) -> dict[str, Any]:
+    """A data source's entry in :attr:`Inputs.data`."""
+    entry: dict[str, Any] = dict(value) if isinstance(value, dict) else {}
+    entry.update(value=value, age=float(age), changed_at=float(changed_at))
+    return entry
+
+
+@dataclass(frozen=True)
+class Transition:
+    """A rule changed phase at ``at``; ``why`` says why, in words."""
+
+    rule: str
+    from_: Phase
+    to: Phase
+    at: float
+    why: str
+    truth: str
+
+
+@dataclass
+class Step:
+    """The outcome of one step: new states, transitions, intents and resolved rules.
+
+    ``notes`` says, per rule, where it stands and why (for ``mien rules test``/``mien
+    top``); ``unknown`` lists the inputs that made a condition unknown.
+    """
+
+    states: dict[str, RuleState]
+    transitions: list[Transition] = field(default_factory=list)
+    fire: list[Intent] = field(default_factory=list)
+    resolved: list[str] = field(default_factory=list)
+    notes: dict[str, str] = field(default_factory=dict)
+    unknown: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+
+@dataclass
+class Compiled:
+    """One rule (or data source) ready to step."""
+
+    name: str
+    when: Condition | None  # None: a data source without `when` (true while data is there)
+    clear: Condition | None
+    for_s: float
+    clear_for_s: float
+    keep_s: float
+    cooldown_s: float
+    planned: list[Planned]
+    weight: float
+    source: str | None = None
+    index: int = 0
+
+
+def _seconds(value: Any) -> float:
+    return float(value.seconds) if value is not None else 0.0
+
+
+_PRIORITY_REF = re.compile(r"\bpriority\s*(?:\.\s*([A-Za-z_]\w*)|\[\s*[\"']([^\"']*)[\"']\s*\])")
+
+
+def _weight(rule: Rule | None, when: str, priority: Mapping[str, float]) -> float:
+    """The weight of the goal a rule serves: ``serves``, else the first metric the
+    condition reads that is a priority, else the first ``priority.NAME`` it reads."""
+    if rule is not None and rule.serves:
+        return float(priority.get(rule.serves, 0.0))
+    for ref in metric_refs(when):
+        if ref.name in priority:
+            return float(priority[ref.name])
+    for a, b in _PRIORITY_REF.findall(when):
+        if (a or b) in priority:
+            return float(priority[a or b])
+    return 0.0
+
+
+class RuleSet:
+    """A persona's rules and data sources, compiled; step them with :meth:`step`."""
+
+    def __init__(self, persona: Persona, rules: list[Compiled]) -> None:
+        self.persona = persona
+        self.rules = rules
+        self.by_name = {r.name: r for r in rules}
+        self._scope_base: dict[str, Any] = {
+            "priority": dict(persona.priority_metrics),
+            "trust": dict(persona.trust_levels),
+            "persona": {"name": persona.name or "", "labels": dict(persona.labels)},
+        }
+
+    @classmethod
+    def compile(cls, persona: Persona) -> RuleSet:
+        """Compile every condition once; raises ConditionError for one that does not."""
+        out: list[Compiled] = []
+        priority = persona.priority_metrics
+        for i, rule in enumerate(persona.adaptation_rules):
+            out.append(
+                Compiled(
+                    name=rule.name or f"rule-{i + 1}",
+                    when=Condition(rule.when),
+                    clear=Condition(rule.clear_when) if rule.clear_when else None,
+                    for_s=_seconds(rule.for_),
+                    clear_for_s=_seconds(rule.clear_for),
+                    keep_s=_seconds(rule.keep_firing_for),
+                    cooldown_s=_seconds(rule.cooldown),
+                    planned=plan(rule.then, persona),
+                    weight=_weight(rule, rule.when, priority),
+                    index=i,
+                )
+            )
+        for i, src in enumerate(persona.external_data_sources):
+            if not src.then:
+                continue
+            name = src.name or f"source-{i + 1}"
+            out.append(
+                Compiled(
+                    name=SOURCE_PREFIX + name,
+                    when=Condition(src.when) if src.when else None,
+                    clear=None,
+                    for_s=0.0,
+                    clear_for_s=0.0,
+                    keep_s=0.0,
+                    cooldown_s=0.0,
+                    planned=plan(src.then, persona),
+                    weight=_weight(None, src.when or "", priority),
+                    source=name,
+                    index=len(out),
+                )
+            )
+        return cls(persona, out)
+
+    def names(self) -> list[str]:
+        return [r.name for r in self.rules]
+
+    def actions_of(self, name: str) -> list[Action]:
+        """The built-in actions a rule runs (responses expanded)."""
+        return [p.action for p in self.by_name[name].planned]
+
+    def step(self, inputs: Inputs, states: Mapping[str, RuleState]) -> Step:
+        """Advance every rule to ``inputs.now``; ``states`` is not modified."""
+        now = inputs.now
+        scope: dict[str, Any] = {
+            **self._scope_base,
+            "metrics": inputs.metrics,
+            "baseline": inputs.baseline,
+            "anomaly": inputs.anomaly,
+            "events": inputs.events,
+            "data": inputs.data,
+            "now": float(now),
+        }
+        activations: dict[str | None, Any] = {}
+
+        def lazy(key: str | None, local: Mapping[str, Any]) -> Callable[[], Any]:
+            def build() -> Any:
+                if key not in activations:
+                    activations[key] = activation_for(local)
+                return activations[key]
+
+            return build
+
+        out = Step(states={})
+        newly: list[tuple[Compiled, RuleState]] = []
+        for rule in self.rules:
+            local: Mapping[str, Any] = scope
+            if rule.source is not None:
+                entry = inputs.data.get(rule.source)
+                local = {**scope, "data": entry if isinstance(entry, Mapping) else {}}
+            build = lazy(rule.source, local)
+            when = self._decide_when(rule, local, build)
+            state = (states.get(rule.name) or RuleState(since=now)).copy()
+            state.cooldown = {t: u for t, u in state.cooldown.items() if u > now}
+            before = state.phase
+            note = _advance(rule, state, when, local, build, now, out)
+            state.truth = when.truth
+            out.states[rule.name] = state
+            out.notes[rule.name] = note
+            if when.truth == "unknown":
+                out.unknown[rule.name] = when.unknown
+            if state.phase == "firing" and before in ("inactive", "pending"):
+                newly.append((rule, state))
+            elif rule.source is not None and state.phase == "firing":
+                changed = _changed_at(inputs.data.get(rule.source))
+                if changed is not None and changed != state.data_changed_at:
+                    newly.append((rule, state))  # a new copy of the feed: act on it again
+            if state.phase == "inactive" and before in ("firing", "resolving"):
+                out.resolved.append(rule.name)
+        self._intents(newly, inputs, out)
+        return out
+
+    def _decide_when(
+        self, rule: Compiled, local: Mapping[str, Any], build: Callable[[], Any]
+    ) -> Decision:
+        if rule.when is None:
+            present = isinstance(local.get("data"), Mapping) and "value" in local["data"]
+            return TRUE if present else Decision("unknown", (f"data.{rule.source} missing",))
+        return rule.when.decide(local, build)
+
+    def _intents(self, newly: list[tuple[Compiled, RuleState]], inputs: Inputs, out: Step) -> None:
+        trust = self.persona.trust_levels
+        active = [r for r in self.rules if out.states[r.name].phase in ("firing", "resolving")]
+        fresh = {rule.name for rule, _ in newly}
+        for rule, state in newly:
+            data = inputs.data.get(rule.source) if rule.source else inputs.data
+            if rule.source is not None:
+                state.data_changed_at = _changed_at(data)
+            for p in rule.planned:
+                intent = judge(rule.name, p, trust, inputs.now, state.cooldown, data)
+                winner = _heavier(rule, p, active, fresh)
+                if winner is not None:
+                    intent = _replace(intent, suppressed_by=winner)
+                if intent.runs and rule.cooldown_s > 0:
+                    state.cooldown[p.target] = inputs.now + rule.cooldown_s
+                out.fire.append(intent)
+
+
+def _replace(intent: Intent, **changes: Any) -> Intent:
+    return replace(intent, **changes)
+
+
+def _changed_at(entry: Any) -> float | None:
+    if isinstance(entry, Mapping):
+        value = entry.get("changed_at")
+        if isinstance(value, int | float):
+            return float(value)
+    return None
+
+
+def _heavier(rule: Compiled, p: Planned, active: list[Compiled], fresh: set[str]) -> str | None:
+    """The rule that wins a target ``p`` wants, when it wants something else there.
+
+    Per target, the heaviest rule wanting something of it wins; on a tie a rule that was
+    already firing keeps what it has, and between rules firing now the first written wins.
+    """
+    for key, want in p.wants:
+        contenders = [
+            (other, w) for other in active for q in other.planned for k, w in q.wants if k == key
+        ]
+        if not contenders:
+            continue
+        winner, wanted = max(
+            contenders, key=lambda c: (c[0].weight, c[0].name not in fresh, -c[0].index)
+        )
+        if winner is not rule and opposed(want, wanted):
+            return winner.name
+    return None
+
+
+def _clear(
+    rule: Compiled, when: Decision, local: Mapping[str, Any], build: Callable[[], Any]
+) -> Decision:
+    if rule.clear is not None:
+        return rule.clear.decide(local, build)
+    if when.truth == "unknown":
+        return when
+    return FALSE if when.truth == "true" else TRUE
+
+
+def _advance(
+    rule: Compiled,
+    state: RuleState,
+    when: Decision,
+    local: Mapping[str, Any],
+    build: Callable[[], Any],
+    now: float,
+    out: Step,
+) -> str:
+    """Move one rule's state; record transitions; return a note on where it stands."""
+
+    def go(to: Phase, why: str) -> None:
+        out.transitions.append(Transition(rule.name, state.phase, to, now, why, when.truth))
+        state.phase, state.since = to, now
+        if to == "firing" and state.fired_at is None:
+            state.fired_at = now
+        if to == "inactive":
+            state.fired_at = state.keep_until = None
+
+    what = "the data" if rule.when is None else "`when`"
+    if when.truth == "unknown" and state.phase in ("inactive", "pending"):
+        return f"{state.phase}: {what} is unknown ({', '.join(when.unknown) or 'no value'})"
+    if state.phase == "inactive":
+        if when.truth != "true":
+            return "inactive: `when` does not hold"
+        if rule.for_s <= 0:
+            go("firing", f"{what} holds (no `for`)")
+            return "firing"
+        go("pending", f"`when` holds; fires after {_dur(rule.for_s)} if it keeps holding")
+        return f"pending for {_dur(rule.for_s)}"
+    if state.phase == "pending":
+        held = now - state.since
+        if when.truth != "true":
+            go("inactive", f"`when` stopped holding after {_dur(held)}")
+            return "inactive"
+        if held >= rule.for_s:
+            go("firing", f"`when` held for {_dur(held)} (`for` {_dur(rule.for_s)})")
+            return "firing"
+        return f"pending: `when` holds; fires in {_dur(rule.for_s - held)}"
+    clear = _clear(rule, when, local, build)
+    clear_name = "`clear_when`" if rule.clear is not None else f"{what} no longer holds"
+    if clear.truth == "unknown":
+        return f"{state.phase}: clear condition is unknown ({', '.join(clear.unknown)})"
+    if state.phase == "firing":
+        if clear.truth != "true":
+            state.keep_until = None
+            return "firing: the condition still holds"
+        if rule.keep_s > 0:
+            if state.keep_until is None:
+                state.keep_until = now + rule.keep_s
+            if now < state.keep_until:
+                return f"firing: kept firing (`keep_firing_for`) until {state.keep_until:g}"
+        if rule.clear_for_s <= 0:
+            go("inactive", f"{clear_name}: resolved")
+            return "inactive"
+        go("resolving", f"{clear_name}; resolves after {_dur(rule.clear_for_s)} if it stays so")
+        return "resolving"
+    # resolving
+    held = now - state.since
+    if clear.truth != "true":
+        go("firing", "the clear condition stopped holding: firing again")
+        return "firing"
+    if held >= rule.clear_for_s:
+        go("inactive", f"clear condition held for {_dur(held)} (`clear_for`): resolved")
+        return "inactive"
+    return f"resolving: resolves in {_dur(rule.clear_for_s - held)}"
+
+
+def _dur(seconds: float) -> str:
+    seconds = max(0.0, seconds)
+    if seconds < 120:
+        return f"{seconds:g}s"
+    if seconds < 7200:
+        return f"{seconds / 60:g}m"
+    return f"{seconds / 3600:g}h"
