@@ -26,7 +26,8 @@ from mien.cli import common
 # loads every handler); tests/integration/test_claims.py holds the two to each other.
 STORED_NOT_ACTED = (
     "priority_metrics, learning_domains, trust_levels, adaptation_rules, decay_rate"
-    ", external_data_sources, automated_responses, resource_requirements, access_controls"
+    ", external_data_sources, automated_responses, telemetry, resource_requirements"
+    ", access_controls"
 )
 
 app = typer.Typer(

@@ -31,6 +31,7 @@ from pydantic_core import PydanticCustomError
 
 from mien.spec.conditions import ConditionError, compile_condition
 from mien.spec.frequency import Frequency
+from mien.spec.telemetry import Telemetry
 from mien.spec.values import (
     AbsPath,
     Bandwidth,
@@ -367,6 +368,7 @@ class Persona(_Closed):
     automated_responses: dict[Identifier, Annotated[list[Action], Field(min_length=1)]] = Field(
         default_factory=dict
     )
+    telemetry: Telemetry = Field(default_factory=Telemetry)
 
     resource_requirements: ResourceRequirements = Field(default_factory=ResourceRequirements)
     access_controls: AccessControls = Field(default_factory=AccessControls)

@@ -68,6 +68,8 @@ FIELD_DESCRIPTIONS: dict[str, str] = {
     "'when' and 'then' (also spelled ExternalDataSources). Stored, not acted on yet.",
     "automated_responses": "Named lists of actions that rules run with {respond: name} "
     "(also spelled AutomatedResponses). Stored, not acted on yet.",
+    "telemetry": "What the agent's collectors watch for the granted learning_domains: "
+    "interval, logs, access_log, probes, processes, watch, auth_log, scan_findings.",
     "resource_requirements": "CPU, memory, storage and network bandwidth the persona needs, "
     "and a priority under contention (also spelled BaseConfiguration). Stored, not acted on yet.",
     "access_controls": "Who may use the persona, and which files and network endpoints its "

@@ -55,6 +55,7 @@ ADAPTATION = frozenset(
         "decay_rate",
         "external_data_sources",
         "automated_responses",
+        "telemetry",
     }
 )
 
