@@ -21,6 +21,7 @@ from mien.spec.errors import FieldPath, Problem, SpecError
 from mien.spec.forms import Normaliser
 from mien.spec.models import Persona
 from mien.spec.source import MAX_BYTES, Mark, SourceMap, load_bytes, parse_text
+from mien.spec.telemetry import ungranted
 
 
 @dataclass
@@ -203,6 +204,8 @@ def lint(persona: Persona, where: SourceMap) -> list[Problem]:
                 severity="warning",
             )
         )
+    for part, message in ungranted(persona.telemetry, list(persona.learning_domains)):
+        out.append(where.problem(("telemetry", part), message, severity="warning"))
     return out
 
 

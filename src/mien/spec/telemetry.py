@@ -200,3 +200,31 @@ class Telemetry(_Closed):
                     raise ValueError(f"{field}: the name {item.name!r} is given twice")
                 seen.add(item.name)
         return self
+
+
+PART_DOMAINS: dict[str, str] = {
+    "logs": "system_logs",
+    "access_log": "api_calls",
+    "probes": "metrics",
+    "processes": "processes",
+    "watch": "file_access",
+    "auth_log": "auth_events",
+    "firewall_log": "auth_events",
+    "scan_findings": "auth_events",
+}
+"""The learning domain each part of the section needs before anything of it is read."""
+
+
+def ungranted(telemetry: Telemetry, domains: list[str]) -> list[tuple[str, str]]:
+    """``(part, warning)`` for each part the persona gives whose domain it does not grant."""
+    out = []
+    for part, domain in PART_DOMAINS.items():
+        if (
+            part in telemetry.model_fields_set
+            and getattr(telemetry, part)
+            and domain not in domains
+        ):
+            out.append(
+                (part, f"{domain} is not in learning_domains, so telemetry.{part} is not read")
+            )
+    return out

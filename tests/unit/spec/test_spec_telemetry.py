@@ -102,3 +102,21 @@ def test_metric_table_and_domains() -> None:
         "file_access",
         "auth_events",
     }
+
+
+def test_parts_whose_domain_is_not_granted_are_warned_about() -> None:
+    d = doc(
+        "name: t\n"
+        "learning_domains: [metrics]\n"
+        "telemetry:\n"
+        "  logs: [{name: a, path: /var/log/a.log}]\n"
+        "  probes: [{name: p, tcp: '127.0.0.1:80'}]\n"
+        "  auth_log: /var/log/secure\n"
+    )
+    assert [str(w) for w in d.warnings] == [
+        "p.yaml:4:9: telemetry.logs: warning: system_logs is not in learning_domains,"
+        " so telemetry.logs is not read",
+        "p.yaml:6:13: telemetry.auth_log: warning: auth_events is not in learning_domains,"
+        " so telemetry.auth_log is not read",
+    ]
+    assert doc("name: t\nlearning_domains: [system_logs]\ntelemetry: {logs: []}\n").warnings == []
