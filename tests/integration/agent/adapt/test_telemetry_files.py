@@ -218,3 +218,21 @@ def test_file_access_rates_through_telemetry(tmp_path: Path) -> None:
     assert r.events["file_changes:data"] == 9
     assert r.metrics["file_changes_per_min:data"] == pytest.approx(18.0)
     t.close()
+
+
+def test_a_failing_collector_is_an_error_not_an_exception(tmp_path: Path) -> None:
+    (tmp_path / "var/log/app.log").mkdir(parents=True)  # a directory where the log should be
+    (tmp_path / "var/log/access.log").write_text("")
+    p = persona(
+        ["system_logs", "api_calls", "auth_events"],
+        logs=[{"name": "app", "path": LOG}],
+        access_log={"path": "/var/log/access.log"},
+        auth_log="/var/log/access.log/not-a-dir/auth.log",
+    )
+    t = Telemetry(p, tmp_path)
+    for now in (0.0, 60.0):
+        r = t.sample(now)
+        assert "not a regular file" in r.errors["system_logs"]
+        assert "auth.log" in r.errors["auth_events"]
+        assert "api_calls" not in r.errors
+    assert r.metrics == {"api_rps": 0.0}
