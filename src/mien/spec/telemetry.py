@@ -3,9 +3,9 @@
 A persona grants data domains in ``learning_domains``; this section names the things in
 those domains the collectors need to be told about (log files, an access log, latency
 probes, processes, watched paths, the auth log, a scan's findings file). Every path is a path
-on the machine, resolved under the agent's root. :data:`METRICS` is the table of metric
-names each domain produces: the agent's collectors (:mod:`mien.agent.adapt.telemetry`)
-produce exactly these, and rule conditions are checked against them.
+on the machine, resolved under the agent's root. The metric names each domain produces are
+the table in :mod:`mien.spec.metrics`; the agent's collectors
+(:mod:`mien.agent.adapt.telemetry`) produce exactly those.
 """
 
 from __future__ import annotations
@@ -17,55 +17,6 @@ from urllib.parse import urlsplit
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from mien.spec.values import Duration, Identifier, Url
-
-METRICS: dict[str, tuple[str, ...]] = {
-    "metrics": (
-        "cpu_percent",
-        "load_1m",
-        "load_5m",
-        "memory_percent",
-        "swap_percent",
-        "disk_percent:<mount>",
-        "net_rx_bps",
-        "net_tx_bps",
-        "latency_ms:<probe>",
-    ),
-    "system_logs": ("log_errors_per_min:<name>",),
-    "network_traffic": (
-        "iface_rx_bps:<iface>",
-        "iface_tx_bps:<iface>",
-        "connections:<port>",
-        "connections_total",
-    ),
-    "api_calls": (
-        "api_rps",
-        "api_error_rate",
-        "api_latency_p50_ms",
-        "api_latency_p95_ms",
-        "api_latency_p99_ms",
-    ),
-    "processes": ("process_count", "process_up:<name>", "top_cpu_percent"),
-    "file_access": ("file_changes_per_min:<name>",),
-    "auth_events": (
-        "auth_failures_per_min",
-        "auth_successes_per_min",
-        "firewall_blocks_per_min",
-        "scan_findings",
-    ),
-}
-"""Metric names by learning domain; ``<x>`` is a part the persona or the machine names
-(``disk_percent:/var``, ``latency_ms:api``)."""
-
-
-def domain_of(metric: str) -> str | None:
-    """The learning domain that produces ``metric`` (``disk_percent:/`` → ``metrics``)."""
-    head, sep, _ = metric.partition(":")
-    for domain, names in METRICS.items():
-        for name in names:
-            base, has_part, _ = name.partition(":")
-            if base == head and bool(sep) == bool(has_part):
-                return domain
-    return None
 
 
 class _Closed(BaseModel):

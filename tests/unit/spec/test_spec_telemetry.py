@@ -6,7 +6,6 @@ import pytest
 
 from mien.spec.canonical import canonical
 from mien.spec.models import Persona
-from mien.spec.telemetry import METRICS, domain_of
 from tests.unit.spec.spec_helpers import doc, problem, problems
 
 
@@ -79,29 +78,6 @@ def test_a_full_section() -> None:
 def test_bad_sections_are_positioned(body: str, expected: str) -> None:
     text = "name: t\nlearning_domains: [metrics]\ntelemetry:\n" + body
     assert expected in problem(text), problems(text)
-
-
-def test_metric_table_and_domains() -> None:
-    assert domain_of("cpu_percent") == "metrics"
-    assert domain_of("disk_percent:/var") == "metrics"
-    assert domain_of("disk_percent") is None
-    assert domain_of("cpu_percent:x") is None
-    assert domain_of("log_errors_per_min:app") == "system_logs"
-    assert domain_of("connections_total") == "network_traffic"
-    assert domain_of("api_latency_p99_ms") == "api_calls"
-    assert domain_of("process_up:nginx") == "processes"
-    assert domain_of("file_changes_per_min:etc") == "file_access"
-    assert domain_of("scan_findings") == "auth_events"
-    assert domain_of("nonsense") is None
-    assert set(METRICS) == {
-        "metrics",
-        "system_logs",
-        "network_traffic",
-        "api_calls",
-        "processes",
-        "file_access",
-        "auth_events",
-    }
 
 
 def test_parts_whose_domain_is_not_granted_are_warned_about() -> None:

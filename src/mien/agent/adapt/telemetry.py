@@ -5,7 +5,7 @@
 part of a :class:`Reading`. A domain that is not granted has no collector, so nothing of it is
 read. A collector that fails puts its message in ``Reading.errors`` under its domain and the
 sample goes on: telemetry never raises. Metric names are those of
-:data:`mien.spec.telemetry.METRICS`. Used by the agent's adaptation loop and
+:data:`mien.spec.metrics.DOMAINS`. Used by the agent's adaptation loop and
 ``bench/telemetry_bench.py``.
 """
 

@@ -125,7 +125,7 @@ def test_api_calls_from_a_combined_access_log(tmp_path: Path) -> None:
     write(tmp_path, path, "".join(lines) + "not a request line\n")
     r = t.sample(10.0)
     assert r.metrics["api_rps"] == pytest.approx(10.0)
-    assert r.metrics["api_error_rate"] == pytest.approx(0.05)
+    assert r.metrics["api_error_rate"] == pytest.approx(5.0)  # percent
     assert r.metrics["api_latency_p50_ms"] == pytest.approx(50.0)
     assert r.metrics["api_latency_p95_ms"] == pytest.approx(95.0)
     assert r.metrics["api_latency_p99_ms"] == pytest.approx(1000.0)
@@ -142,7 +142,7 @@ def test_api_calls_from_json_lines(tmp_path: Path) -> None:
     rows = [{"status": 200, "duration_ms": 10}, {"status": 500, "duration_ms": 30}]
     write(tmp_path, path, "".join(json.dumps(r) + "\n" for r in rows))
     r = t.sample(2.0)
-    assert r.metrics["api_rps"] == 1.0 and r.metrics["api_error_rate"] == 0.5
+    assert r.metrics["api_rps"] == 1.0 and r.metrics["api_error_rate"] == 50.0
     assert r.metrics["api_latency_p99_ms"] == 30.0
 
 

@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 
 from mien.agent.adapt.telemetry import Telemetry
+from mien.spec.metrics import domain_of
 from mien.spec.models import Persona
-from mien.spec.telemetry import domain_of
 
 ALL = [
     "metrics",

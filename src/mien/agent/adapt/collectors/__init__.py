@@ -18,7 +18,7 @@ from mien.spec.models import Persona
 
 @dataclass
 class Reading:
-    """One sample: ``metrics`` by name (see :data:`mien.spec.telemetry.METRICS`),
+    """One sample: ``metrics`` by name (see :data:`mien.spec.metrics.DOMAINS`),
     ``events`` (counts since the previous sample: ``log_errors:<name>``, ``api_requests``,
     ``api_errors``, ``auth_failures``, ``auth_successes``, ``firewall_blocks``,
     ``file_changes:<name>``, ``probe_failed:<name>``) and ``errors`` (domain → what went

@@ -76,7 +76,7 @@ class ApiCallsCollector(Collector):
         events["api_errors"] = round(errors * scale)
         m["api_rps"] = len(requests) * scale / sample.elapsed
         if requests:
-            m["api_error_rate"] = errors / len(requests)
+            m["api_error_rate"] = 100.0 * errors / len(requests)
         latencies = sorted(r.latency_ms for r in requests if r.latency_ms is not None)
         if latencies:
             for p in (50, 95, 99):
