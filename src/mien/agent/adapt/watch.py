@@ -70,7 +70,9 @@ class Watcher:
         self.root = root
         self.paths = paths
         self.errors: dict[str, str] = {}
-        self._libc = _libc() if use_inotify else None
+        # The watch goes on /proc/self/fd/N; without /proc, scan instead.
+        usable = use_inotify and os.path.isdir("/proc/self/fd")
+        self._libc = _libc() if usable else None
         self._fd = -1
         if self._libc is not None:
             fd = self._libc.inotify_init1(IN_NONBLOCK | IN_CLOEXEC)
