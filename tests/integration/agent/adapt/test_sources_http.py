@@ -219,3 +219,16 @@ def test_parse_payload() -> None:
     assert parse_payload("caf\u00e9".encode(), "text") == "caf\u00e9"
     with pytest.raises(FetchError, match="not UTF-8"):
         parse_payload(b"\xff", "text")
+
+
+def test_a_server_that_is_down_is_an_error(tmp_path: Path) -> None:
+    import socket
+
+    closed = socket.create_server(("127.0.0.1", 0))
+    port = closed.getsockname()[1]
+    closed.close()
+    ds = DataSources(persona(port), tmp_path)
+    copy = ds.poll("feed", 0.0)
+    assert copy.last_error is not None and "ConnectError" in copy.last_error
+    assert copy.value is None and copy.failures == 1
+    ds.close()
