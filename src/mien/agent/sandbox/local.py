@@ -1,0 +1,334 @@
+"""The ``local`` sandbox driver: bubblewrap namespaces plus cgroup v1 limits, for hosts
+without a container engine.
+
+Each lease gets, under the run directory (``/run/mien/sandbox/lease-<id>/``):
+
+- ``storage``: a tmpfs of the lease's ``storage`` size holding everything the sandbox
+  writes (so the size limit covers every write);
+- ``root``: an overlay whose read-only lower layers are the cached persona layer over the
+  cached base root (:mod:`mien.agent.sandbox.roots`) and whose upper layer is in
+  ``storage`` — the cached trees themselves are never written;
+- cgroups (:mod:`mien.agent.sandbox.cgroups`) with the CPU quota, memory and pids limits;
+- for an egress allow-list, a network namespace (:mod:`mien.agent.sandbox.netns`).
+
+Programs run through ``bwrap`` with new user, pid, ipc, uts and mount namespaces (and an
+empty network namespace unless egress is allowed), as the persona user inside, mapped to
+an unprivileged host uid of the lease's own (200000 + n), with every capability dropped.
+Only the lease's root, ``/proc``, a minimal ``/dev`` and the persona's mounts are visible.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import re
+import shutil
+import subprocess
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from mien.agent.sandbox import cgroups, netns, roots
+from mien.agent.sandbox.base import (
+    Driver,
+    Progress,
+    RunResult,
+    SandboxError,
+    SandboxHandle,
+    SandboxSpec,
+    Usage,
+)
+
+DEFAULT_RUN_DIR = Path("/run/mien/sandbox")
+DEFAULT_STORAGE = 1 << 30
+HOST_UID_BASE = 200_000
+_USER = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
+# Loads the persona's login environment and the applications' settings, then runs argv.
+PRELUDE = (
+    ". /etc/profile.d/mien.sh 2>/dev/null; set -a; "
+    "[ -r /etc/mien/app.env ] && . /etc/mien/app.env; set +a; exec \"$@\""
+)
+
+
+def run_dir() -> Path:
+    return Path(os.environ.get("MIEN_SANDBOX_RUN") or DEFAULT_RUN_DIR)
+
+
+class LocalDriver(Driver):
+    name = "local"
+
+    def __init__(
+        self,
+        recipe: roots.Recipe | None = None,
+        *,
+        cache: Path | None = None,
+        runs: Path | None = None,
+    ) -> None:
+        self.recipe = recipe or roots.Recipe()
+        self.cache = cache
+        self.runs = runs or run_dir()
+
+    # --- availability ------------------------------------------------------------------
+
+    def available(self) -> str | None:
+        if os.geteuid() != 0:
+            return "needs root (mounts, cgroups and namespaces)"
+        if shutil.which("bwrap") is None:
+            return "bubblewrap (bwrap) is not installed (scripts/system-deps)"
+        return cgroups.missing()
+
+    # --- provision ---------------------------------------------------------------------
+
+    def _dir(self, lease_id: str) -> Path:
+        return self.runs / f"lease-{lease_id}"
+
+    def provision(self, spec: SandboxSpec, progress: Progress | None = None) -> SandboxHandle:
+        missing = self.available()
+        if missing:
+            raise SandboxError(f"local sandbox driver: {missing}")
+        user = spec.user or roots.SANDBOX_USER
+        if not _USER.match(user):
+            raise SandboxError(f"sandbox user {user!r}: not a valid user name")
+        for mount in spec.mounts:
+            if not Path(mount.host_path).exists():
+                raise SandboxError(
+                    f"access_controls.filesystem: {mount.host_path} does not exist on this host"
+                )
+        addresses = netns.resolve(spec.egress) if spec.network == "egress" else {}
+        base = roots.base_root(self.recipe, progress, self.cache)
+        layer = roots.persona_layer(base, spec.persona, progress, self.cache, user)
+        self.runs.mkdir(parents=True, exist_ok=True)
+        where = self._dir(spec.lease_id)
+        with self._lock():
+            if where.exists():
+                raise SandboxError(f"lease {spec.lease_id} already has a sandbox on this host")
+            where.mkdir(mode=0o711)
+            handle = SandboxHandle(
+                self.name,
+                spec.lease_id,
+                spec.persona_name,
+                {"dir": str(where), "host_uid": self._free_uid(), "user": user},
+            )
+            self._save(handle)
+        try:
+            self._build(handle, spec, base, layer, addresses)
+            self._save(handle)
+            ready = self.run(handle, ["true"], timeout=30)
+            if ready.exit_status != 0:
+                raise SandboxError(
+                    "the sandbox does not start: " + ready.stderr.decode(errors="replace")[-500:]
+                )
+        except BaseException:
+            self.destroy(handle)
+            raise
+        if progress:
+            progress(f"sandbox for lease {spec.lease_id} is ready")
+        return handle
+
+    def _build(
+        self,
+        handle: SandboxHandle,
+        spec: SandboxSpec,
+        base: Path,
+        layer: Path,
+        addresses: dict[str, list[str]],
+    ) -> None:
+        where, uid = Path(handle.data["dir"]), int(handle.data["host_uid"])
+        storage = where / "storage"
+        storage.mkdir()
+        size = spec.limits.storage_bytes or DEFAULT_STORAGE
+        subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700,nosuid,nodev", "mien-sandbox",
+             str(storage)],
+            check=True, capture_output=True, timeout=30,
+        )
+        handle.data["storage"] = str(storage)
+        for sub in ("upper", "work"):
+            (storage / sub).mkdir()
+        root = where / "root"
+        roots.mount([layer, base], root, storage / "upper", storage / "work")
+        handle.data["root"] = str(root)
+        home = root / "home" / handle.data["user"]
+        workspace = root / "workspace"
+        workspace.mkdir(exist_ok=True)
+        for path in (home, workspace):  # the persona user owns these (copied up to storage)
+            _chown_tree(path, uid)
+        handle.data["cgroups"] = cgroups.create(spec.lease_id, spec.limits)
+        if spec.network == "egress":
+            handle.data["net"] = netns.create(
+                spec.lease_id, spec.egress, addresses, spec.limits.bandwidth_bps
+            )
+            (where / "hosts").write_text(netns.hosts_file(addresses))
+        handle.data["mounts"] = [[m.host_path, m.mode] for m in spec.mounts]
+
+    def _free_uid(self) -> int:
+        taken = {int(h.data.get("host_uid", 0)) for h in self.list()}
+        n = 0
+        while HOST_UID_BASE + n in taken:
+            n += 1
+        return HOST_UID_BASE + n
+
+    @contextlib.contextmanager
+    def _lock(self) -> Iterator[None]:
+        fd = os.open(self.runs / ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    def _save(self, handle: SandboxHandle) -> None:
+        path = Path(handle.data["dir"]) / "handle.json"
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(handle.to_json()))
+        tmp.replace(path)
+
+    # --- run ---------------------------------------------------------------------------
+
+    def command(self, handle: SandboxHandle, argv: Sequence[str], env: Mapping[str, str]) -> list[str]:
+        """The bwrap command line running ``argv`` inside (after the environment prelude)."""
+        data = handle.data
+        user = str(data["user"])
+        cmd = [
+            "bwrap", "--unshare-user", "--uid", str(roots.SANDBOX_UID), "--gid",
+            str(roots.SANDBOX_UID), "--unshare-pid", "--unshare-ipc", "--unshare-uts",
+            "--unshare-cgroup-try", "--hostname", f"lease-{handle.lease_id}"[:63],
+            "--bind", str(data["root"]), "/", "--proc", "/proc", "--dev", "/dev",
+            "--die-with-parent", "--new-session", "--cap-drop", "ALL",
+        ]  # fmt: skip
+        if "net" not in data:
+            cmd.append("--unshare-net")
+        else:
+            cmd += ["--ro-bind", str(Path(data["dir"]) / "hosts"), "/etc/hosts"]
+        for host_path, mode in data.get("mounts", []):
+            cmd += ["--bind" if mode == "rw" else "--ro-bind", host_path, host_path]
+        cmd += ["--chdir", f"/home/{user}", "--", "/bin/sh", "-c", PRELUDE, "sh"]
+        if env:
+            cmd += ["/usr/bin/env", *(f"{k}={v}" for k, v in env.items())]
+        return cmd + list(argv)
+
+    def popen(
+        self,
+        handle: SandboxHandle,
+        argv: Sequence[str],
+        *,
+        env: Mapping[str, str] | None = None,
+        capture: bool = True,
+    ) -> subprocess.Popen[bytes]:
+        """The streaming variant of :meth:`run`: a started process (pipes when ``capture``)."""
+        data = handle.data
+        if not data.get("root") or not os.path.ismount(str(data["root"])):
+            raise SandboxError(f"lease {handle.lease_id} has no sandbox on this host")
+        for name, value in (env or {}).items():
+            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name) or "\0" in value:
+                raise SandboxError(f"environment variable {name!r}: not a valid name or value")
+        self._record(handle, argv)
+        user = str(data["user"])
+        base_env = {
+            "PATH": "/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin",
+            "HOME": f"/home/{user}",
+            "USER": user,
+            "LOGNAME": user,
+            "LANG": "C.UTF-8",
+        }
+        pipe = subprocess.PIPE if capture else None
+        return subprocess.Popen(
+            self.command(handle, argv, env or {}),
+            stdin=pipe,
+            stdout=pipe,
+            stderr=pipe,
+            env=base_env,
+            cwd="/",
+            preexec_fn=_child_setup(handle.lease_id, int(data["host_uid"]), data.get("net")),
+        )
+
+    def run(
+        self,
+        handle: SandboxHandle,
+        argv: Sequence[str],
+        *,
+        env: Mapping[str, str] | None = None,
+        stdin: bytes | None = None,
+        tty: bool = False,
+        timeout: float | None = None,
+    ) -> RunResult:
+        proc = self.popen(handle, argv, env=env, capture=not tty)
+        try:
+            out, err = proc.communicate(None if tty else (stdin or b""), timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, err = proc.communicate()
+            return RunResult(124, out or b"", (err or b"") + b"\nmien: timed out\n")
+        return RunResult(_status(proc.returncode), out or b"", err or b"")
+
+    def _record(self, handle: SandboxHandle, argv: Sequence[str]) -> None:
+        with open(Path(handle.data["dir"]) / "runs.jsonl", "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(list(argv)) + "\n")
+
+    # --- usage, list, destroy ------------------------------------------------------------
+
+    def usage(self, handle: SandboxHandle) -> Usage:
+        processes: list[list[str]] = []
+        with contextlib.suppress(OSError):
+            text = (Path(handle.data["dir"]) / "runs.jsonl").read_text(encoding="utf-8")
+            processes = [json.loads(line) for line in text.splitlines()[-1000:] if line]
+        for pid in cgroups.pids(handle.lease_id):  # what is running inside now
+            with contextlib.suppress(OSError):
+                with open(f"/proc/{pid}/cmdline", "rb") as fh:
+                    argv = [a.decode(errors="replace") for a in fh.read(8192).split(b"\0") if a]
+                if argv and os.path.basename(argv[0]) != "bwrap" and argv not in processes:
+                    processes.append(argv)
+        return Usage(
+            cpu_seconds=cgroups.cpu_seconds(handle.lease_id),
+            peak_memory_bytes=cgroups.peak_memory(handle.lease_id),
+            processes=processes,
+            oom_killed=cgroups.oom_kills(handle.lease_id) > 0,
+        )
+
+    def list(self) -> list[SandboxHandle]:
+        found = []
+        for path in sorted(self.runs.glob("lease-*/handle.json")):
+            with contextlib.suppress(OSError, ValueError, KeyError):
+                found.append(SandboxHandle.from_json(json.loads(path.read_text())))
+        return found
+
+    def destroy(self, handle: SandboxHandle) -> None:
+        where = self._dir(handle.lease_id)
+        cgroups.kill_all(handle.lease_id)
+        if isinstance(handle.data.get("net"), dict):
+            netns.destroy(handle.data["net"])
+        else:
+            netns.destroy({"netns": netns.name_for(handle.lease_id)})
+        roots.umount(where / "root")
+        roots.umount(where / "storage")
+        cgroups.destroy(handle.lease_id)
+        if where.exists() and not any(os.path.ismount(p) for p in (where / "root", where / "storage")):
+            shutil.rmtree(where, ignore_errors=True)
+
+
+def _status(code: int) -> int:
+    return 128 - code if code < 0 else code
+
+
+def _chown_tree(path: Path, uid: int) -> None:
+    os.lchown(path, uid, uid)
+    for dirpath, dirnames, filenames in os.walk(path):
+        for name in dirnames + filenames:
+            os.lchown(os.path.join(dirpath, name), uid, uid)
+
+
+def _child_setup(lease_id: str, uid: int, net: Any) -> Any:
+    """In the child before exec: join the lease's cgroups (and network), drop to its uid."""
+
+    def setup() -> None:
+        os.setsid()
+        cgroups.join(lease_id, os.getpid())
+        if isinstance(net, dict) and net.get("netns"):
+            netns.enter(str(net["netns"]))
+        os.setgroups([])
+        os.setresgid(uid, uid, uid)
+        os.setresuid(uid, uid, uid)
+
+    return setup
