@@ -48,7 +48,7 @@ _USER = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
 # Loads the persona's login environment and the applications' settings, then runs argv.
 PRELUDE = (
     ". /etc/profile.d/mien.sh 2>/dev/null; set -a; "
-    "[ -r /etc/mien/app.env ] && . /etc/mien/app.env; set +a; exec \"$@\""
+    '[ -r /etc/mien/app.env ] && . /etc/mien/app.env; set +a; exec "$@"'
 )
 
 
@@ -140,9 +140,18 @@ class LocalDriver(Driver):
         storage.mkdir()
         size = spec.limits.storage_bytes or DEFAULT_STORAGE
         subprocess.run(
-            ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700,nosuid,nodev", "mien-sandbox",
-             str(storage)],
-            check=True, capture_output=True, timeout=30,
+            [
+                "mount",
+                "-t",
+                "tmpfs",
+                "-o",
+                f"size={size},mode=0700,nosuid,nodev",
+                "mien-sandbox",
+                str(storage),
+            ],
+            check=True,
+            capture_output=True,
+            timeout=30,
         )
         handle.data["storage"] = str(storage)
         for sub in ("upper", "work"):
@@ -187,7 +196,9 @@ class LocalDriver(Driver):
 
     # --- run ---------------------------------------------------------------------------
 
-    def command(self, handle: SandboxHandle, argv: Sequence[str], env: Mapping[str, str]) -> list[str]:
+    def command(
+        self, handle: SandboxHandle, argv: Sequence[str], env: Mapping[str, str]
+    ) -> list[str]:
         """The bwrap command line running ``argv`` inside (after the environment prelude)."""
         data = handle.data
         user = str(data["user"])
@@ -235,13 +246,14 @@ class LocalDriver(Driver):
         }
         pipe = subprocess.PIPE if capture else None
         return subprocess.Popen(
-            self.command(handle, argv, env or {}),
+            _enter(handle.lease_id, int(data["host_uid"]), data.get("net"))
+            + self.command(handle, argv, env or {}),
             stdin=pipe,
             stdout=pipe,
             stderr=pipe,
             env=base_env,
             cwd="/",
-            preexec_fn=_child_setup(handle.lease_id, int(data["host_uid"]), data.get("net")),
+            start_new_session=True,
         )
 
     def run(
@@ -304,7 +316,9 @@ class LocalDriver(Driver):
         roots.umount(where / "root")
         roots.umount(where / "storage")
         cgroups.destroy(handle.lease_id)
-        if where.exists() and not any(os.path.ismount(p) for p in (where / "root", where / "storage")):
+        if where.exists() and not any(
+            os.path.ismount(p) for p in (where / "root", where / "storage")
+        ):
             shutil.rmtree(where, ignore_errors=True)
 
 
@@ -319,16 +333,13 @@ def _chown_tree(path: Path, uid: int) -> None:
             os.lchown(os.path.join(dirpath, name), uid, uid)
 
 
-def _child_setup(lease_id: str, uid: int, net: Any) -> Any:
-    """In the child before exec: join the lease's cgroups (and network), drop to its uid."""
-
-    def setup() -> None:
-        os.setsid()
-        cgroups.join(lease_id, os.getpid())
-        if isinstance(net, dict) and net.get("netns"):
-            netns.enter(str(net["netns"]))
-        os.setgroups([])
-        os.setresgid(uid, uid, uid)
-        os.setresuid(uid, uid, uid)
-
-    return setup
+def _enter(lease_id: str, uid: int, net: Any) -> list[str]:
+    """The commands that put the sandbox in the lease's cgroups (and network namespace) and
+    drop to its host uid before bwrap starts (a wrapper, not a ``preexec_fn``: the agent
+    has threads)."""
+    groups = [str(p / "cgroup.procs") for p in cgroups.paths(lease_id).values()]
+    join = "".join(f'echo $$ >"${i + 1}" || exit 125; ' for i in range(len(groups)))
+    cmd = ["/bin/sh", "-c", f'{join}shift {len(groups)}; exec "$@"', "sh", *groups]
+    if isinstance(net, dict) and net.get("netns"):
+        cmd += ["nsenter", f"--net={netns.NETNS_DIR / str(net['netns'])}", "--"]
+    return [*cmd, "setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--"]

@@ -14,10 +14,8 @@ Used by the ``local`` driver; the ``podman`` driver uses podman networks instead
 
 from __future__ import annotations
 
-import ctypes
 import hashlib
 import ipaddress
-import os
 import socket
 import subprocess
 from pathlib import Path
@@ -26,7 +24,6 @@ from mien.agent.sandbox.base import Endpoint, SandboxError
 
 NETNS_DIR = Path("/run/netns")
 _NET_BASE = int(ipaddress.IPv4Address("10.213.0.0"))
-_CLONE_NEWNET = 0x40000000
 
 
 def name_for(lease_id: str) -> str:
@@ -105,8 +102,21 @@ def create(
             burst = max(1600, rate // 8 // 100)  # ~10 ms worth, at least one packet
             _in_ns(
                 ns,
-                ["tc", "qdisc", "add", "dev", ns_if, "root", "tbf", "rate", f"{rate}bit",
-                 "burst", str(burst), "latency", "50ms"],
+                [
+                    "tc",
+                    "qdisc",
+                    "add",
+                    "dev",
+                    ns_if,
+                    "root",
+                    "tbf",
+                    "rate",
+                    f"{rate}bit",
+                    "burst",
+                    str(burst),
+                    "latency",
+                    "50ms",
+                ],
             )
     except BaseException:
         destroy(made)
@@ -156,14 +166,3 @@ def destroy(made: dict[str, str]) -> None:
         _ip("link", "del", host_if, check=False)
     if ns and (NETNS_DIR / ns).exists():
         _ip("netns", "del", ns, check=False)
-
-
-def enter(ns: str) -> None:
-    """Join the named namespace (in a child before exec; the caller has CAP_SYS_ADMIN)."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    fd = os.open(NETNS_DIR / ns, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        if libc.setns(fd, _CLONE_NEWNET) != 0:
-            raise OSError(ctypes.get_errno(), "setns")
-    finally:
-        os.close(fd)

@@ -127,12 +127,16 @@ def layer_key(base: Path, document: Mapping[str, Any], user: str = SANDBOX_USER)
         for k, v in document.items()
         if k not in ("resource_requirements", "access_controls", "extends")
     }
-    text = json.dumps({"base": str(base), "user": user, "persona": inside}, sort_keys=True, default=str)
+    text = json.dumps(
+        {"base": str(base), "user": user, "persona": inside}, sort_keys=True, default=str
+    )
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 @contextlib.contextmanager
-def overlay(lower: list[Path], mountpoint: Path, upper: Path | None, work: Path | None) -> Iterator[Path]:
+def overlay(
+    lower: list[Path], mountpoint: Path, upper: Path | None, work: Path | None
+) -> Iterator[Path]:
     """Mount an overlay (read-only without ``upper``) for the duration of the block."""
     mount(lower, mountpoint, upper, work)
     try:
