@@ -170,6 +170,8 @@ class LocalDriver(Driver):
                 spec.lease_id, spec.egress, addresses, spec.limits.bandwidth_bps
             )
             (where / "hosts").write_text(netns.hosts_file(addresses))
+        for mount in spec.mounts:  # bound by root here: the lease uid need not reach them
+            _bind(mount.host_path, root, read_only=mount.mode == "ro")
         handle.data["mounts"] = [[m.host_path, m.mode] for m in spec.mounts]
 
     def _free_uid(self) -> int:
@@ -213,8 +215,6 @@ class LocalDriver(Driver):
             cmd.append("--unshare-net")
         else:
             cmd += ["--ro-bind", str(Path(data["dir"]) / "hosts"), "/etc/hosts"]
-        for host_path, mode in data.get("mounts", []):
-            cmd += ["--bind" if mode == "rw" else "--ro-bind", host_path, host_path]
         cmd += ["--chdir", f"/home/{user}", "--", "/bin/sh", "-c", PRELUDE, "sh"]
         if env:
             cmd += ["/usr/bin/env", *(f"{k}={v}" for k, v in env.items())]
@@ -324,6 +324,27 @@ class LocalDriver(Driver):
 
 def _status(code: int) -> int:
     return 128 - code if code < 0 else code
+
+
+def _bind(host_path: str, root: Path, *, read_only: bool) -> None:
+    """Bind ``host_path`` at the same path under ``root`` (read-only: remounted so)."""
+    target = root
+    for part in Path(host_path).parts[1:]:
+        target = target / part
+        if target.is_symlink():
+            raise SandboxError(f"access_controls.filesystem: {host_path}: {target} is a link")
+    if Path(host_path).is_dir():
+        target.mkdir(parents=True, exist_ok=True)
+    else:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.touch(exist_ok=True)
+    argvs = [["mount", "--bind", host_path, str(target)]]
+    if read_only:
+        argvs.append(["mount", "-o", "remount,bind,ro,nosuid,nodev", str(target)])
+    for argv in argvs:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False)
+        if done.returncode != 0:
+            raise SandboxError(f"access_controls.filesystem: {host_path}: {done.stderr.strip()}")
 
 
 def _chown_tree(path: Path, uid: int) -> None:

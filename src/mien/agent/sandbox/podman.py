@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import socket
 import subprocess
 import threading
 import time
@@ -78,7 +79,8 @@ class PodmanDriver(Driver):
 
         url = self.url
         if url is None:
-            if not self.socket.exists():
+            if not _answers(self.socket):
+                self.socket.unlink(missing_ok=True)  # left by a service that is gone
                 self._start_service()
             url = f"unix://{self.socket}"
         self._client = docker.DockerClient(base_url=url, timeout=120)
@@ -308,6 +310,17 @@ class PodmanDriver(Driver):
         with contextlib.suppress(docker.errors.NotFound):
             client.networks.get(f"mien-lease-{handle.lease_id}").remove()
         (self.runs / "podman" / "runs" / f"{handle.lease_id}.jsonl").unlink(missing_ok=True)
+
+
+def _answers(path: Path) -> bool:
+    """Whether a service listens on the Unix socket ``path``."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(2)
+        try:
+            sock.connect(str(path))
+        except OSError:
+            return False
+    return True
 
 
 def _check(argv: list[str], stdin: str | None = None) -> None:
