@@ -3,7 +3,8 @@ of ``podman system service`` (the Docker SDK), started on demand on a Unix socke
 the agent's run directory unless ``MIEN_PODMAN_URL`` names one.
 
 The container runs the persona image (:mod:`mien.agent.sandbox.images`) with a read-only
-root file system, ``/workspace`` and ``/tmp`` as tmpfs of the lease's storage size, the
+root file system; ``/workspace``, ``/tmp`` and the user's home (filled at start from the
+persona's) are tmpfs, each of the lease's storage size; the
 memory limit (swap included; an OOM-killed program exits 137), the CPU quota
 (``nano_cpus``), a pids limit, every capability dropped and no new privileges, the
 persona's mounts, and either no network or a per-lease podman network restricted from
@@ -36,6 +37,9 @@ from mien.agent.sandbox.base import (
 from mien.agent.sandbox.local import DEFAULT_STORAGE, PRELUDE, run_dir
 
 LABEL = "mien.lease"
+_WAIT_READY = (
+    "i=0; until [ -e /tmp/.mien-ready ]; do i=$((i+1)); [ $i -gt 200 ] && exit 1; sleep 0.05; done"
+)
 
 
 class PodmanDriver(Driver):
@@ -167,7 +171,9 @@ class PodmanDriver(Driver):
             "tmpfs": {
                 "/workspace": f"size={storage},mode=1777",
                 "/tmp": f"size={storage},mode=1777",
+                f"/home/{user}": f"size={storage},mode=0750,U",
             },
+            "environment": {"HOME": f"/home/{user}"},
             "mounts": [
                 DockerMount(m.host_path, m.host_path, type="bind", read_only=m.mode == "ro")
                 for m in spec.mounts
@@ -189,11 +195,16 @@ class PodmanDriver(Driver):
             kwargs["extra_hosts"] = {h: a[0] for h, a in addresses.items() if a}
         else:
             kwargs["network_mode"] = "none"
-        container = client.containers.run(image, ["sleep", "infinity"], **kwargs)
+        # The home is a tmpfs (the root is read-only): it starts as the persona left it.
+        start = f'cp -a {roots.HOME_SKEL}/. "$HOME"/; : >/tmp/.mien-ready; exec sleep infinity'
+        container = client.containers.run(image, ["/bin/sh", "-c", start], **kwargs)
         container.reload()
         pid = int(container.attrs["State"]["Pid"])
         handle.data["id"] = container.id
         handle.data["cgroups"] = _cgroups_of(pid)
+        ready = self.run(handle, ["sh", "-c", _WAIT_READY], timeout=30)
+        if ready.exit_status != 0:
+            raise SandboxError("the sandbox does not start: " + ready.stderr.decode()[-500:])
         if spec.network == "egress":
             nsenter = ["nsenter", "-t", str(pid), "-n"]
             _check([*nsenter, "nft", "-f", "-"], netns.ruleset(spec.egress, addresses))

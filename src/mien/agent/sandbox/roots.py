@@ -31,6 +31,8 @@ from typing import Any
 from mien.agent.sandbox.base import Progress, SandboxError, shell_env_line, split_app_config
 
 APP_ENV = "/etc/mien/app.env"
+# A copy of the user's home as the persona left it, for drivers whose home is a fresh tmpfs.
+HOME_SKEL = "/var/lib/mien/sandbox-home"
 SANDBOX_USER = "app"
 SANDBOX_UID = 1000
 DEFAULT_CACHE = Path("/var/cache/mien/sandbox")
@@ -244,6 +246,9 @@ def _apply(
         Engine(root, user=user, env=env).apply_data(doc, label=f"sandbox:{name}")
     except Exception as exc:  # the engine's own message (apt's, pip's) is the reason
         raise SandboxError(f"applying persona {name}: {exc}") from None
+    skel = root / HOME_SKEL.lstrip("/")
+    shutil.rmtree(skel, ignore_errors=True)
+    shutil.copytree(root / "home" / user, skel, symlinks=True)
     target = root / APP_ENV.lstrip("/")
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(app_env_text(flat))
