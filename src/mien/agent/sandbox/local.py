@@ -169,7 +169,9 @@ class LocalDriver(Driver):
             handle.data["net"] = netns.create(
                 spec.lease_id, spec.egress, addresses, spec.limits.bandwidth_bps
             )
-            (where / "hosts").write_text(netns.hosts_file(addresses))
+            hosts = root / "etc" / "hosts"
+            hosts.unlink(missing_ok=True)  # never write through a link
+            hosts.write_text(netns.hosts_file(addresses))
         for mount in spec.mounts:  # bound by root here: the lease uid need not reach them
             _bind(mount.host_path, root, read_only=mount.mode == "ro")
         handle.data["mounts"] = [[m.host_path, m.mode] for m in spec.mounts]
@@ -213,8 +215,6 @@ class LocalDriver(Driver):
         ]  # fmt: skip
         if "net" not in data:
             cmd.append("--unshare-net")
-        else:
-            cmd += ["--ro-bind", str(Path(data["dir"]) / "hosts"), "/etc/hosts"]
         cmd += ["--chdir", f"/home/{user}", "--", "/bin/sh", "-c", PRELUDE, "sh"]
         if env:
             cmd += ["/usr/bin/env", *(f"{k}={v}" for k, v in env.items())]
