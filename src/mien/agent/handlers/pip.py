@@ -1,8 +1,10 @@
 """``required_applications`` with ``manager: pip`` → a virtualenv per persona.
 
 The persona's Python packages live in ``/opt/mien/venvs/<persona>`` (inside the root
-when it is not ``/``), made with the stdlib ``venv`` from the Python running mien; the
-environment handler puts its ``bin`` on PATH after the system's directories. A marker
+when it is not ``/``), made with the stdlib ``venv`` from the Python running mien — or,
+in a root with its own ``/usr/bin/python3`` (a sandbox's), from that one through chroot,
+so the venv works inside; the environment handler puts its ``bin`` on PATH after the
+system's directories. A marker
 file in the venv records the requirement set it was built from, so ``plan`` decides
 "nothing to do" by reading one small file — pip never runs when nothing changed.
 
@@ -38,6 +40,7 @@ from mien.spec.models import Package, Persona
 
 SETTING = "required_applications"
 MARKER = "mien-venv.json"
+ROOT_PYTHON = "/usr/bin/python3"
 
 
 def pip_spec(pkg: Package) -> str:
@@ -180,10 +183,15 @@ class PipHandler(BaseHandler):
         _rmtree(staging)
         host.parent.mkdir(parents=True, exist_ok=True)
         python = str(data["python"])
-        here = Path("/")
+        here, built = Path("/"), staging
+        root_python = ctx.host_path(ROOT_PYTHON)
+        if ctx.root != here and (root_python.is_symlink() or root_python.is_file()):
+            # A system root of its own (a sandbox's): its venv must run on its Python.
+            here, python = ctx.root, ROOT_PYTHON
+            built = Path(str(data["venv"])).with_name(staging.name)
         run_in_root(
             here,
-            [python, "-m", "venv", str(staging)],
+            [python, "-m", "venv", str(built)],
             env=child_env(ctx.env, None),
             timeout=300,
             what=f"python -m venv {data['venv']}",
@@ -191,14 +199,14 @@ class PipHandler(BaseHandler):
         specs = [str(s) for s in data["specs"]]
         run_in_root(
             here,
-            [str(staging / "bin" / "python"), "-m", "pip", "install", "--no-input", *specs],
+            [str(built / "bin" / "python"), "-m", "pip", "install", "--no-input", *specs],
             env=_pip_env(ctx.env, dict(data.get("pip_env", {}))),
             timeout=1800,
             what=f"pip install {' '.join(specs)}",
         )
         marker = {"persona": host.name, "specs": specs, "python": python_version()}
         (staging / MARKER).write_text(json.dumps(marker, indent=2) + "\n")
-        relocate(staging, str(staging), str(data["venv"]))
+        relocate(staging, str(built), str(data["venv"]))
         if host.exists():
             os.rename(host, backup)
         os.rename(staging, host)

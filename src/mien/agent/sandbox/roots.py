@@ -17,6 +17,7 @@ lease) and the ``podman`` driver / ``mien app image`` (which import the trees as
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -33,6 +34,7 @@ from mien.agent.sandbox.base import Progress, SandboxError, shell_env_line, spli
 APP_ENV = "/etc/mien/app.env"
 # A copy of the user's home as the persona left it, for drivers whose home is a fresh tmpfs.
 HOME_SKEL = "/var/lib/mien/sandbox-home"
+BUILD_CA = "/etc/mien/build-ca.pem"
 SANDBOX_USER = "app"
 SANDBOX_UID = 1000
 DEFAULT_CACHE = Path("/var/cache/mien/sandbox")
@@ -92,6 +94,13 @@ def base_root(recipe: Recipe, progress: Progress | None = None, cache: Path | No
     where = (cache or cache_dir()) / f"base-{recipe.key()}"
     if (where / "root" / "usr").is_dir():
         return where / "root"
+    with _building(where):
+        if (where / "root" / "usr").is_dir():  # built by another process meanwhile
+            return where / "root"
+        return _build_base(recipe, where, progress)
+
+
+def _build_base(recipe: Recipe, where: Path, progress: Progress | None) -> Path:
     if shutil.which("mmdebstrap") is None:
         raise SandboxError("building a base root needs mmdebstrap (scripts/system-deps)")
     partial = where.with_name(where.name + f".{os.getpid()}.partial")
@@ -133,6 +142,18 @@ def layer_key(base: Path, document: Mapping[str, Any], user: str = SANDBOX_USER)
         {"base": str(base), "user": user, "persona": inside}, sort_keys=True, default=str
     )
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@contextlib.contextmanager
+def _building(where: Path) -> Iterator[None]:
+    """One build of ``where`` at a time, across processes and threads."""
+    where.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(f"{where}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 @contextlib.contextmanager
@@ -205,6 +226,15 @@ def persona_layer(
     where = (cache or cache_dir()) / f"layer-{layer_key(base, document, user)}"
     if (where / "done").is_file():
         return where / "upper"
+    with _building(where):
+        if (where / "done").is_file():  # built by another process meanwhile
+            return where / "upper"
+        return _build_layer(base, document, where, user, progress)
+
+
+def _build_layer(
+    base: Path, document: Mapping[str, Any], where: Path, user: str, progress: Progress | None
+) -> Path:
     partial = where.with_name(where.name + f".{os.getpid()}.partial")
     shutil.rmtree(partial, ignore_errors=True)
     for sub in ("upper", "work", "merged"):
@@ -216,7 +246,7 @@ def persona_layer(
         shutil.rmtree(partial / "work", ignore_errors=True)
         (partial / "merged").rmdir()
         (partial / "done").write_text(name + "\n")
-        shutil.rmtree(where, ignore_errors=True)
+        shutil.rmtree(where, ignore_errors=True)  # an unfinished build (never in use)
         partial.rename(where)
     except BaseException:
         umount(partial / "merged")
@@ -242,10 +272,21 @@ def _apply(
     if progress:
         progress(f"applying persona {name} inside the sandbox root")
     env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"}
+    # pip inside honours the agent's pip settings; a CA bundle it names is a host file,
+    # so it is lent to the root for the build only.
+    env.update({k: v for k, v in os.environ.items() if k.startswith("PIP_") and k != "PIP_CERT"})
+    lent = root / BUILD_CA.lstrip("/")
+    cert = os.environ.get("PIP_CERT")
+    if cert and Path(cert).is_file():
+        lent.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(cert, lent)
+        env["PIP_CERT"] = BUILD_CA
     try:
         Engine(root, user=user, env=env).apply_data(doc, label=f"sandbox:{name}")
     except Exception as exc:  # the engine's own message (apt's, pip's) is the reason
         raise SandboxError(f"applying persona {name}: {exc}") from None
+    finally:
+        lent.unlink(missing_ok=True)
     skel = root / HOME_SKEL.lstrip("/")
     shutil.rmtree(skel, ignore_errors=True)
     shutil.copytree(root / "home" / user, skel, symlinks=True)

@@ -124,3 +124,19 @@ def test_destroy_removes_everything_and_is_idempotent(driver: Any, sandbox: Make
         with pytest.raises(docker.errors.NotFound):
             driver.client().containers.get(handle.data["container"])
     assert os.path.exists("/")  # nothing of the host went with it
+
+
+def test_pip_packages_are_installed_for_the_sandbox_python(driver: Any, sandbox: Make) -> None:
+    document = {
+        "name": "py-tool",
+        "required_applications": [
+            {"name": "python3-venv", "manager": "apt"},
+            {"name": "six", "manager": "pip", "version": "1.17.0"},
+        ],
+        "resource_requirements": {"memory": "256MiB"},
+    }
+    handle = sandbox(driver, document)
+    done = driver.run(
+        handle, ["python", "-c", "import six, sys; print(six.__version__, sys.prefix)"]
+    )
+    assert done.stdout == b"1.17.0 /opt/mien/venvs/py-tool\n", done
