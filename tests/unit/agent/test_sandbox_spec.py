@@ -139,3 +139,23 @@ def test_picking_a_driver_says_what_is_missing() -> None:
         pick({"nothere": NotHere()})
     with pytest.raises(SandboxError, match="no sandbox driver 'k8s'"):
         pick({"nothere": NotHere()}, "k8s")
+
+
+def test_the_host_glue_can_hand_over_its_own_lease_spec() -> None:
+    from dataclasses import dataclass
+
+    from mien.agent.sandbox import Usage, get_driver
+    from mien.agent.sandbox.base import as_spec
+
+    @dataclass
+    class LeaseSpec:
+        lease_id: str
+        document: dict[str, object]
+
+    spec = as_spec(LeaseSpec("L5", SEED))
+    assert spec == SandboxSpec.from_persona("L5", SEED)
+    with pytest.raises(SandboxError, match="not a sandbox spec: str"):
+        as_spec("L5")
+    assert Usage(1.0, 42, [], False).peak_memory == 42
+    with pytest.raises(SandboxError, match="no sandbox driver 'k8s'"):
+        get_driver("k8s")

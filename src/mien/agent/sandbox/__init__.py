@@ -35,6 +35,7 @@ __all__ = [
     "SandboxSpec",
     "Usage",
     "drivers",
+    "get_driver",
     "pick",
 ]
 
@@ -45,3 +46,9 @@ def drivers() -> dict[str, Driver]:
     from mien.agent.sandbox.podman import PodmanDriver
 
     return {"podman": PodmanDriver(), "local": LocalDriver()}
+
+
+def get_driver(name: str | None = None) -> Driver:
+    """The driver called ``name`` (``None``: the first usable one), ready to use; raises
+    :class:`SandboxError` saying what is missing."""
+    return pick(drivers(), name)

@@ -196,8 +196,25 @@ class Usage:
     processes: list[list[str]]
     oom_killed: bool
 
+    @property
+    def peak_memory(self) -> int:
+        """The same as :attr:`peak_memory_bytes` (the broker's usage report names it so)."""
+        return self.peak_memory_bytes
+
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def as_spec(spec: Any) -> SandboxSpec:
+    """A :class:`SandboxSpec`, or one made from any object with ``lease_id`` and the
+    persona ``document`` (what the host glue hands over)."""
+    if isinstance(spec, SandboxSpec):
+        return spec
+    document = getattr(spec, "document", None)
+    lease_id = getattr(spec, "lease_id", None)
+    if not isinstance(document, Mapping) or not isinstance(lease_id, str):
+        raise SandboxError(f"not a sandbox spec: {type(spec).__name__}")
+    return SandboxSpec.from_persona(lease_id, document)
 
 
 class Driver(ABC):

@@ -39,6 +39,7 @@ from mien.agent.sandbox.base import (
     SandboxHandle,
     SandboxSpec,
     Usage,
+    as_spec,
 )
 
 DEFAULT_RUN_DIR = Path("/run/mien/sandbox")
@@ -85,6 +86,7 @@ class LocalDriver(Driver):
         return self.runs / f"lease-{lease_id}"
 
     def provision(self, spec: SandboxSpec, progress: Progress | None = None) -> SandboxHandle:
+        spec = as_spec(spec)
         missing = self.available()
         if missing:
             raise SandboxError(f"local sandbox driver: {missing}")

@@ -33,6 +33,7 @@ from mien.agent.sandbox.base import (
     SandboxHandle,
     SandboxSpec,
     Usage,
+    as_spec,
 )
 from mien.agent.sandbox.local import DEFAULT_STORAGE, PRELUDE, run_dir
 
@@ -122,6 +123,7 @@ class PodmanDriver(Driver):
     # --- provision -----------------------------------------------------------------------
 
     def provision(self, spec: SandboxSpec, progress: Progress | None = None) -> SandboxHandle:
+        spec = as_spec(spec)
         missing = self.available()
         if missing:
             raise SandboxError(f"podman sandbox driver: {missing}")
