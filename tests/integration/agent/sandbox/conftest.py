@@ -34,6 +34,7 @@ TOOL = {
     "required_applications": [{"name": "jq", "manager": "apt"}],
     "application_configuration": {
         "greeter": {"path": "/etc/greeter.json", "format": "json", "values": {"greeting": "hi"}},
+        "tool": {"path": "~/.config/tool.json", "values": {"color": "blue"}},
         "database_connection_string": "postgresql://db.internal:5432/app",
     },
     "environment_variables": {"GREETING_MODE": "loud"},

@@ -32,6 +32,8 @@ def test_an_installed_program_runs_with_its_configuration(driver: Any, sandbox: 
         env={"EXTRA": "given"},
     )
     assert env.stdout == b"postgresql://db.internal:5432/app|loud|given|app\n", env.stderr
+    home = driver.run(handle, ["sh", "-c", "jq -r .color ~/.config/tool.json && touch ~/new"])
+    assert (home.exit_status, home.stdout) == (0, b"blue\n"), home.stderr  # and writable
     assert driver.run(handle, ["cat"], stdin=b"through stdin").stdout == b"through stdin"
     assert driver.run(handle, ["sh", "-c", "exit 7"]).exit_status == 7
     used = driver.usage(handle)
