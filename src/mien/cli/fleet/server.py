@@ -22,7 +22,9 @@ from mien.cli.fleet.common import OutputOpt
 
 HELP = (
     "Run the Persona Manager Service (one replica). SQLite in the data directory by "
-    "default; --db postgresql+asyncpg://USER:PASSWORD@HOST/DB for several replicas."
+    "default; --db postgresql+asyncpg://USER:PASSWORD@HOST/DB for several replicas. "
+    "Serves the REST API under /api/v1 and the operators' dashboard under /ui (sign in "
+    "with an API token; see docs/dashboard.md)."
 )
 
 DataOption = Annotated[
