@@ -27,6 +27,7 @@ from ui_harness import (
 )
 
 from mien.client import Client
+from tests.support import run_mien
 
 READ_PAGES = [
     "/ui/",
@@ -343,3 +344,8 @@ def test_client_reads_match(fleet: Fleet) -> None:
     with fleet.session(fleet.tokens.viewer) as http:
         text = http.get("/ui/").text
     assert f"{summary.instances} instance(s): {summary.in_sync} in sync" in text
+
+
+def test_server_help_names_the_dashboard() -> None:
+    shown = run_mien("server", "--help")
+    assert shown.returncode == 0 and "/ui" in shown.stdout and "dashboard" in shown.stdout

@@ -23,7 +23,7 @@ router = APIRouter(route_class=UiRoute, include_in_schema=False)
 
 def _safe_next(target: str | None) -> str:
     """Only a dashboard path is a place to go after sign-in (never another site)."""
-    if target and target.startswith("/ui") and not target.startswith("//"):
+    if target and (target == "/ui" or target.startswith(("/ui/", "/ui?"))):
         if "\\" not in target and "\r" not in target and "\n" not in target:
             return target
     return "/ui/"
