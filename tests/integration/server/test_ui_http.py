@@ -8,8 +8,10 @@ The browser walk (chromium) is tests/e2e/ui/test_dashboard.py.
 from __future__ import annotations
 
 import json
+import signal
 import ssl
 import subprocess
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -349,3 +351,24 @@ def test_client_reads_match(fleet: Fleet) -> None:
 def test_server_help_names_the_dashboard() -> None:
     shown = run_mien("server", "--help")
     assert shown.returncode == 0 and "/ui" in shown.stdout and "dashboard" in shown.stdout
+
+
+def test_an_open_event_stream_does_not_hold_up_a_stop(tmp_path: Path) -> None:
+    server = ServerProcess(tmp_path / "data").start()
+    try:
+        with server.client() as admin:
+            seed_hostile(admin)  # an instance that never reports: the rollout stays open
+        with httpx.Client(base_url=server.url, timeout=30) as http:
+            assert sign_in(http, server.admin_token).status_code == 303
+            with http.stream("GET", "/ui/rollouts/binding/hostile-binding/events") as events:
+                lines = events.iter_lines()
+                next(line for line in lines if line.startswith("data:"))
+                started = time.monotonic()
+                server.proc.send_signal(signal.SIGTERM)  # type: ignore[union-attr]
+                rest = list(lines)  # the server ends the stream as it shuts down
+                assert "event: done" not in rest
+        assert server.proc.wait(20) == 0  # type: ignore[union-attr]
+        assert time.monotonic() - started < 10
+    finally:
+        server.kill()
+    assert "dashboard http://127.0.0.1" in server.log()
