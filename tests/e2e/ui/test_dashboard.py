@@ -68,6 +68,11 @@ class Person:
         self.errors: list[str] = []
         self.page.on("dialog", lambda d: (self.dialogs.append(d.message), d.dismiss()))
         self.page.on("pageerror", lambda e: self.errors.append(str(e)))
+        # The page's own script and styles must pass its Content-Security-Policy.
+        self.page.on(
+            "console",
+            lambda m: self.errors.append(m.text) if "Content Security Policy" in m.text else None,
+        )
         self.shots = shots
         self.who = who
         self.count = 0
@@ -119,7 +124,8 @@ def test_dashboard_in_a_browser(tmp_path: Path, browser: Any, artifacts: Path) -
         op = Person(browser, server.url, artifacts, "operator")
         op.sign_in(tokens.operator)
         # --- every page ---
-        op.visit("/ui/")
+        op.visit("/ui")  # without the slash too
+        assert op.page.url.endswith("/ui/")
         for iid in ids.values():
             assert op.page.locator(f"tr[data-instance='{iid}']").count() == 1
         op.shot("fleet")

@@ -372,3 +372,44 @@ def test_an_open_event_stream_does_not_hold_up_a_stop(tmp_path: Path) -> None:
     finally:
         server.kill()
     assert "dashboard http://127.0.0.1" in server.log()
+
+
+# Every dashboard route, and the concrete URL the tests above use for it: a new route fails
+# here until it is added, and so gets the session, CSRF and role checks.
+ROUTES = {
+    ("GET", "/ui/login"): "/ui/login",
+    ("POST", "/ui/login"): "/ui/login",
+    ("POST", "/ui/logout"): "/ui/logout",
+    ("GET", "/ui/"): "/ui/",
+    ("GET", "/ui/instances/{instance_id}"): "/ui/instances/{iid}",
+    ("GET", "/ui/personas"): "/ui/personas",
+    ("GET", "/ui/personas/{name}"): "/ui/personas/hostile",
+    ("GET", "/ui/bindings"): "/ui/bindings",
+    ("POST", "/ui/bindings"): "/ui/bindings",
+    ("GET", "/ui/bindings/{name}"): "/ui/bindings/hostile-binding",
+    ("POST", "/ui/bindings/{name}"): "/ui/bindings/hostile-binding",
+    ("POST", "/ui/bindings/{name}/delete"): "/ui/bindings/hostile-binding/delete",
+    ("GET", "/ui/rollouts/{kind}/{name}"): "/ui/rollouts/binding/hostile-binding",
+    ("GET", "/ui/rollouts/{kind}/{name}/events"): "/ui/rollouts/binding/hostile-binding/events",
+    ("GET", "/ui/audit"): "/ui/audit",
+}
+
+
+def test_every_dashboard_route_is_covered() -> None:
+    from fastapi.routing import APIRoute
+
+    from mien.server import ui
+
+    served = {
+        (method, ui.PREFIX + route.path)
+        for router in ui.routers()
+        for route in router.routes
+        if isinstance(route, APIRoute)
+        for method in route.methods
+        if method != "HEAD"
+    }
+    assert served == set(ROUTES), "update ROUTES (and the tests) for new or removed routes"
+    gets = {url for (method, _p), url in ROUTES.items() if method == "GET"} - {"/ui/login"}
+    posts = {url for (method, _p), url in ROUTES.items() if method == "POST"}
+    assert gets - {"/ui/rollouts/binding/hostile-binding/events"} <= set(READ_PAGES)
+    assert posts - {"/ui/login", "/ui/logout"} == {path for path, _data in WRITES}

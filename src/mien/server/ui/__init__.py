@@ -12,7 +12,7 @@ elsewhere. See docs/dashboard.md.
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from mien.server.ui.render import STATIC
@@ -21,7 +21,8 @@ from mien.server.ui.sessions import Sessions
 PREFIX = "/ui"
 
 
-def install(app: FastAPI) -> None:
+def routers() -> list[APIRouter]:
+    """Every router of the dashboard, each mounted under :data:`PREFIX`."""
     from mien.server.ui import (
         audit_pages,
         binding_pages,
@@ -31,7 +32,12 @@ def install(app: FastAPI) -> None:
         rollouts,
     )
 
+    modules = (login, fleet_pages, persona_pages, binding_pages, rollouts, audit_pages)
+    return [module.router for module in modules]
+
+
+def install(app: FastAPI) -> None:
     app.state.mien_ui_sessions = Sessions()
-    for module in (login, fleet_pages, persona_pages, binding_pages, rollouts, audit_pages):
-        app.include_router(module.router, prefix=PREFIX)
+    for router in routers():
+        app.include_router(router, prefix=PREFIX)
     app.mount(f"{PREFIX}/static", StaticFiles(directory=str(STATIC)), name="ui-static")
