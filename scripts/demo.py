@@ -5,7 +5,8 @@ throw-away machine root (``demo-root/vm1``: a directory laid out like a small De
 so nothing outside it changes), switches, keeps the user's edit, rolls back, and is refused
 a restricted command. Part 3 starts the Persona Manager Service on its embedded SQLite
 default, enrolls two agents on two more roots, pushes personas, binds one by tag, activates
-another explicitly, runs remote commands and reads the audit trail.
+another explicitly, runs remote commands and reads the audit trail. Part 4 signs in to the
+dashboard of that running fleet and fetches the pages a person would open.
 
 Everything is written under ``demo-root/`` (recreated on each run) and every server or
 agent process started here is stopped before the demo ends.
@@ -225,7 +226,7 @@ def wait_healthy(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
     raise SystemExit(f"the server did not start:\n{log.read_text()}")
 
 
-def part_fleet(processes: list[subprocess.Popen[bytes]]) -> None:
+def part_fleet(processes: list[subprocess.Popen[bytes]]) -> tuple[str, str, int]:
     heading("3. A fleet: the Persona Manager Service on its embedded SQLite default")
     data = DEMO / "server"
     port = free_port()
@@ -330,6 +331,62 @@ def part_fleet(processes: list[subprocess.Popen[bytes]]) -> None:
     admin("instance", "effective", web)
     admin("audit", "--limit", "12")
     admin("audit", "verify")
+    return url, token, port
+
+
+def _text(html: str, pattern: str) -> str:
+    import re
+    from html import unescape
+
+    found = re.search(pattern, html, re.S)
+    return " ".join(unescape(re.sub(r"<[^>]+>", " ", found.group(1))).split()) if found else ""
+
+
+def part_dashboard(url: str, token: str, port: int) -> None:
+    heading("4. The dashboard: the same fleet in a browser, under /ui")
+    import re
+
+    import httpx
+
+    say("A headless pass over the pages a person would open, signed in with the admin token")
+    with httpx.Client(base_url=url, timeout=10, follow_redirects=True) as http:
+        form = http.get("/ui/login")
+        nonce = re.search(r'name="csrf" value="([^"]+)"', form.text)
+        signed = http.post(
+            "/ui/login",
+            data={"csrf": nonce.group(1) if nonce else "", "token": token, "next": "/ui/"},
+        )
+        if signed.status_code != 200:
+            raise SystemExit(
+                f"demo step failed: signing in to the dashboard ({signed.status_code})"
+            )
+
+        def names(html: str) -> str:
+            found = re.findall(r'<tr><td><a href="[^"]+">([^<]+)</a>', html)
+            return f"{len(found)} listed: " + ", ".join(found)
+
+        pages = [
+            ("/ui/", lambda h: _text(h, r'<p class="summary">(.*?)</p>')),
+            ("/ui/personas", names),
+            ("/ui/bindings", names),
+            (
+                "/ui/rollouts/binding/web-devs",
+                lambda h: _text(h, r'<span id="rollout-line">(.*?)</span>'),
+            ),
+            ("/ui/audit?verify=true", lambda h: _text(h, r'id="verify-result">(.*?)</p>')),
+        ]
+        for path, shows in pages:
+            page = http.get(path)
+            if page.status_code != 200:
+                raise SystemExit(f"demo step failed: GET {path} answered {page.status_code}")
+            title = _text(page.text, r"<h1>(.*?)</h1>")
+            print(f"{BOLD}GET {path}{RESET}  {page.status_code}  {title}: {shows(page.text)}")
+    print(
+        "To look yourself, start the demo fleet's server again and open the dashboard:\n"
+        f"  $ .venv/bin/mien server --data {rel(DEMO / 'server')} --port {port}\n"
+        f"  open {url}/ui/ and sign in with the token in {rel(DEMO / 'server/admin.token')}\n"
+        "  (Ctrl-C stops it; docs/dashboard.md says what each page shows)"
+    )
 
 
 def stop(processes: list[subprocess.Popen[bytes]]) -> None:
@@ -351,7 +408,8 @@ def main() -> None:
     try:
         part_language()
         part_machine()
-        part_fleet(processes)
+        url, token, port = part_fleet(processes)
+        part_dashboard(url, token, port)
     finally:
         stop(processes)
     heading("Done")

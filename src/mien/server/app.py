@@ -17,7 +17,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from mien import __version__
-from mien.server import bootstrap, errors
+from mien.server import bootstrap, errors, ui
 from mien.server.api import docs_ui, health, routers
 from mien.server.fastpath import AgentFastPath
 from mien.server.limits import BodyLimitMiddleware
@@ -144,6 +144,7 @@ def create_app(
         app.include_router(router, prefix=API_PREFIX)
     app.include_router(health.router)
     app.include_router(docs_ui.router(API_PREFIX, f"{API_PREFIX}/openapi.json", app.title))
+    ui.install(app)  # the operators' dashboard under /ui
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
     app.add_middleware(LatencyMiddleware, metrics=lambda: state.metrics, prefix=API_PREFIX)
     # Outermost: well-formed long-polls and reports are answered before any of the above.

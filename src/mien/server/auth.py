@@ -160,7 +160,11 @@ class TokenCache:
     async def row(self, secret: str) -> TokenRow:
         """The token row of ``secret``, cached; an unknown secret is a 401. A cached
         enrollment token's ``uses_left`` may be stale: spending a use rechecks it."""
-        digest = hash_secret(secret)
+        return await self.row_by_hash(hash_secret(secret))
+
+    async def row_by_hash(self, digest: str) -> TokenRow:
+        """:meth:`row` for a secret known only by its hash (a dashboard session keeps the
+        hash, never the secret)."""
         cached = self._entries.get(digest)
         if cached is not None and time.monotonic() - cached[0] < self.ttl:
             return cached[1]
@@ -175,7 +179,12 @@ class TokenCache:
         return found
 
     async def principal(self, authorization: str | None) -> Principal:
-        row = await self.row(bearer(authorization))
+        return await self.principal_by_hash(hash_secret(bearer(authorization)))
+
+    async def principal_by_hash(self, digest: str) -> Principal:
+        """The caller whose token's secret hashes to ``digest``; checked on every call, so a
+        revoked or expired token ends its dashboard sessions too."""
+        row = await self.row_by_hash(digest)
         now = self.clock()
         row = check_row(row, now)
         role = "agent" if row.kind == "agent" else row.role

@@ -22,7 +22,9 @@ from mien.cli.fleet.common import OutputOpt
 
 HELP = (
     "Run the Persona Manager Service (one replica). SQLite in the data directory by "
-    "default; --db postgresql+asyncpg://USER:PASSWORD@HOST/DB for several replicas."
+    "default; --db postgresql+asyncpg://USER:PASSWORD@HOST/DB for several replicas. "
+    "Serves the REST API under /api/v1 and the operators' dashboard under /ui (sign in "
+    "with an API token; see docs/dashboard.md)."
 )
 
 DataOption = Annotated[
@@ -184,6 +186,7 @@ def serve(settings: Any, *, access_log: bool = False) -> None:
     info(f"mien server: database {redact_url(settings.database_url)}")
     info(f"mien server: admin token file {settings.admin_token_path} (written on first start)")
     info(f"mien server: serving {scheme}://{settings.host}:{settings.port}/api/v1")
+    info(f"mien server: dashboard {scheme}://{settings.host}:{settings.port}/ui/")
 
     class Server(uvicorn.Server):
         def handle_exit(self, sig: int, frame: Any) -> None:
