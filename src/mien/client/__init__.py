@@ -2,8 +2,11 @@
 
 * :class:`Client` (sync): everything an operator or CI does — personas, bindings,
   instances, activations, remote commands, audit, tokens.
-* :class:`AgentClient` / :class:`AsyncAgentClient`: the agent protocol — enroll, long-poll
-  for the desired state, report, command results, heartbeat.
+* :class:`AgentClient`: the agent protocol — enroll, long-poll for the desired state,
+  report, command results, heartbeat.
+* :mod:`mien.client.ops`: every operation as a request built and checked once, whichever
+  session sends it (the clients above, or an asyncio caller's
+  :class:`~mien.client._http.AsyncSession`).
 * :mod:`mien.protocol`: every request and response body (the API contract, shared with
   the server); :mod:`mien.client.errors`: one exception hierarchy, retryable vs final.
 * :func:`backoff`: jittered exponential delays for reconnecting.
@@ -20,7 +23,6 @@ from typing import TYPE_CHECKING, Any
 _EXPORTS = {
     "Client": "mien.client.sync",
     "AgentClient": "mien.client.agent",
-    "AsyncAgentClient": "mien.client.agent",
     "backoff": "mien.client._http",
     "ClientError": "mien.client.errors",
     "RetryableError": "mien.client.errors",
@@ -40,7 +42,7 @@ _EXPORTS = {
 
 if TYPE_CHECKING:
     from mien.client._http import backoff
-    from mien.client.agent import AgentClient, AsyncAgentClient
+    from mien.client.agent import AgentClient
     from mien.client.errors import (
         BadRequest,
         ClientError,
@@ -71,7 +73,6 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "AgentClient",
-    "AsyncAgentClient",
     "BadRequest",
     "Client",
     "ClientError",

@@ -1,9 +1,11 @@
-"""What the sync and async clients share: a call described as data, how an answer becomes
-a typed result or a :class:`~mien.client.errors.ClientError`, and retry backoff.
+"""What every client shares: a call described as data, the sessions that send calls (sync,
+and async for callers that run many agents in one event loop), how an answer becomes a
+typed result or a :class:`~mien.client.errors.ClientError`, and retry backoff.
 
 Each API operation is a :class:`Call` (method, path, parameters, body, and how to parse
-the answer). :class:`~mien.client.sync.Client` and the agent clients only *send* calls, so
-every operation is written once whichever transport runs it.
+the answer) built by :mod:`mien.client.ops`. :class:`~mien.client.sync.Client` and
+:class:`~mien.client.agent.AgentClient` are a :class:`Session` plus typed methods that
+only *send* calls, so every operation is written once whichever transport runs it.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any, Generic, TypeVar
 import httpx
 from pydantic import BaseModel, ValidationError
 
+from mien import __version__
 from mien.client import errors
 from mien.protocol import ErrorBody
 
@@ -26,6 +29,7 @@ API = "/api/v1"
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
 B = TypeVar("B", bound=BaseModel)
+S = TypeVar("S", bound="Session")
 
 
 @dataclass(frozen=True)
@@ -51,6 +55,104 @@ class Call(Generic[T]):
         if self.timeout is not None:
             kwargs["timeout"] = httpx.Timeout(self.timeout, connect=10.0)
         return client.build_request(self.method, self.path, **kwargs)
+
+
+Verify = bool | str | Path | ssl.SSLContext
+"""``False``, a CA bundle path or an SSL context for a server with a private certificate."""
+
+
+def _options(
+    server: str, token: str | None, timeout: float, verify: Verify, agent: bool
+) -> dict[str, Any]:
+    headers = {"User-Agent": f"mien{'-agent' if agent else ''}/{__version__}"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    options: dict[str, Any] = {
+        "base_url": base_url(server),
+        "headers": headers,
+        "timeout": httpx.Timeout(timeout, connect=10.0),
+        "verify": ssl_context(verify),
+    }
+    if agent:
+        # Long-polls keep one connection busy; a couple more serve reports and results.
+        options["limits"] = httpx.Limits(max_connections=4, max_keepalive_connections=4)
+    return options
+
+
+def _where(call: Call[Any], request: httpx.Request) -> str:
+    return f"{call.method} {request.url.path}"
+
+
+class Session:
+    """A synchronous connection to one mien server, authenticated by one bearer token."""
+
+    agent = False  # an agent's session: its own User-Agent, few connections
+
+    def __init__(
+        self,
+        server: str,
+        token: str | None = None,
+        *,
+        timeout: float = 30.0,
+        verify: Verify = True,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        """``server``: ``https://host:port``; ``transport``: for tests."""
+        options = _options(server, token, timeout, verify, self.agent)
+        self.server: str = options["base_url"]
+        self._http = httpx.Client(**options, transport=transport)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self: S) -> S:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def send(self, call: Call[T]) -> T:
+        """Send one operation of :mod:`mien.client.ops` and parse its answer."""
+        request = call.request(self._http)
+        try:
+            response = self._http.send(request)
+        except httpx.HTTPError as exc:
+            raise translate(exc, _where(call, request)) from exc
+        return call.parse(check(response))
+
+
+class AsyncSession:
+    """The asynchronous twin of :class:`Session` for an asyncio caller (the integration
+    tests run many simulated agents in one event loop): ``await session.send(ops.x(...))``."""
+
+    def __init__(
+        self,
+        server: str,
+        token: str | None = None,
+        *,
+        timeout: float = 30.0,
+        verify: Verify = True,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        options = _options(server, token, timeout, verify, agent=True)
+        self._http = httpx.AsyncClient(**options, transport=transport)
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> AsyncSession:
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        await self.aclose()
+
+    async def send(self, call: Call[T]) -> T:
+        request = call.request(self._http)
+        try:
+            response = await self._http.send(request)
+        except httpx.HTTPError as exc:
+            raise translate(exc, _where(call, request)) from exc
+        return call.parse(check(response))
 
 
 def _clean(params: Mapping[str, Any] | list[tuple[str, Any]] | None) -> list[tuple[str, Any]]:
@@ -143,7 +245,7 @@ def translate(exc: httpx.HTTPError, where: str) -> errors.ClientError:
     return errors.ProtocolError(f"{where}: {exc}", code="protocol")
 
 
-def ssl_context(verify: bool | str | Path | ssl.SSLContext) -> bool | ssl.SSLContext:
+def ssl_context(verify: Verify) -> bool | ssl.SSLContext:
     """``verify`` as httpx wants it: a CA bundle path becomes an SSL context."""
     if isinstance(verify, str | Path):
         return ssl.create_default_context(cafile=str(verify))

@@ -1,4 +1,4 @@
-"""The synchronous client's calls for remote commands, audit, tokens and enrollment: a
+"""The synchronous client's calls for remote commands, audit and tokens: a
 mixin of :class:`mien.client.Client` (kept apart so that each module stays small)."""
 
 from __future__ import annotations
@@ -9,13 +9,11 @@ from typing import TypeVar
 
 from mien.client import ops
 from mien.client._http import Call, build
-from mien.client.agent import enroll_request
 from mien.protocol import (
     AuditRecord,
     AuditVerification,
     CommandRecord,
     CommandRequest,
-    Enrollment,
     TokenCreate,
     TokenCreated,
     TokenInfo,
@@ -25,7 +23,7 @@ T = TypeVar("T")
 
 
 class AdminCalls:
-    """Remote commands, audit, tokens, enrollment (see :class:`mien.client.Client`)."""
+    """Remote commands, audit, tokens (see :class:`mien.client.Client`)."""
 
     def send(self, call: Call[T]) -> T:
         raise NotImplementedError  # provided by Client
@@ -125,16 +123,3 @@ class AdminCalls:
 
     def revoke_token(self, token_id: str) -> None:
         self.send(ops.revoke_token(token_id))
-
-    def enroll(
-        self,
-        enroll_token: str,
-        *,
-        tags: Mapping[str, str] | None = None,
-        hostname: str | None = None,
-        instance_id: str | None = None,
-        agent_version: str | None = None,
-    ) -> Enrollment:
-        """Trade an enrollment token for an instance id and its own agent token."""
-        request = enroll_request(tags, hostname, instance_id, agent_version)
-        return self.send(ops.enroll(enroll_token, request))

@@ -1,12 +1,14 @@
-"""Every API operation as a :class:`~mien.client._http.Call`: path, parameters, body and
-the type of the answer. The clients send these; nothing here does I/O."""
+"""Every API operation as a :class:`~mien.client._http.Call`: path, parameters, the body
+(built and checked here, so a bad argument is a :class:`~mien.client.errors.BadRequest`
+before anything is sent) and the type of the answer. The clients (and the tests' async
+agents) send these; nothing here does I/O."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict, Unpack
 from urllib.parse import quote
 
 import httpx
@@ -326,7 +328,23 @@ def revoke_token(token_id: str) -> Call[None]:
 # --- the agent protocol ----------------------------------------------------------------
 
 
-def enroll(enroll_token: str, request: EnrollRequest) -> Call[Enrollment]:
+def enroll(
+    enroll_token: str,
+    *,
+    tags: Mapping[str, str] | None = None,
+    hostname: str | None = None,
+    instance_id: str | None = None,
+    agent_version: str | None = None,
+) -> Call[Enrollment]:
+    request = build(
+        EnrollRequest,
+        {
+            "tags": dict(tags or {}),
+            "hostname": hostname,
+            "instance_id": instance_id,
+            "agent_version": agent_version,
+        },
+    )
     return Call(
         "POST",
         f"{API}/enroll",
@@ -352,11 +370,58 @@ def desired(known: str | None, wait: float) -> Call[DesiredState | None]:
     )
 
 
-def report(body: AgentReport) -> Call[ReportAck]:
+class ReportFields(TypedDict, total=False):
+    """What an agent's report may say beside its state (see :class:`AgentReport`)."""
+
+    activation_id: str | None
+    hash: str | None
+    persona: str | None
+    version: int | None
+    error: str | None
+    history: Sequence[HistoryEntry | Mapping[str, Any]] | None
+    agent_version: str | None
+    settings: Sequence[Mapping[str, Any]] | None
+
+
+def report(state: str, **fields: Unpack[ReportFields]) -> Call[ReportAck]:
+    """``applying``, ``applied`` or ``failed`` (with ``error``, cut to 16 KiB)."""
+    error = fields.get("error")
+    history = fields.get("history")
+    settings = fields.get("settings")
+    body = build(
+        AgentReport,
+        {
+            **fields,
+            "state": state,
+            "error": error[:16384] if error else error,
+            "history": [h.model_dump() if isinstance(h, HistoryEntry) else dict(h) for h in history]
+            if history is not None
+            else None,
+            "settings": [dict(o) for o in settings] if settings is not None else None,
+        },
+    )
     return Call("POST", f"{API}/agent/report", model(ReportAck), json=_json(body))
 
 
-def command_result(command_id: str, body: CommandResult) -> Call[None]:
+def command_result(
+    command_id: str,
+    exit_status: int,
+    stdout: str = "",
+    stderr: str = "",
+    *,
+    refused: bool = False,
+    error: str | None = None,
+) -> Call[None]:
+    body = build(
+        CommandResult,
+        {
+            "exit_status": max(-255, min(255, exit_status)),
+            "stdout": stdout,
+            "stderr": stderr,
+            "refused": refused,
+            "error": error,
+        },
+    )
     return Call("POST", f"{API}/agent/commands/{_p(command_id)}/result", nothing, json=_json(body))
 
 

@@ -15,17 +15,13 @@ pages and return everything.
 
 from __future__ import annotations
 
-import ssl
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-import httpx
-
-from mien import __version__
 from mien.client import errors, ops
-from mien.client._http import Call, base_url, build, check, ssl_context, translate
+from mien.client._http import Session, build
 from mien.client.admin import AdminCalls
 from mien.protocol import (
     Activation,
@@ -50,49 +46,8 @@ Document = Mapping[str, Any] | str | bytes | Path
 """A persona document: a mapping (sent as JSON), YAML/JSON text or bytes, or a file."""
 
 
-class Client(AdminCalls):
-    """A session with one mien server, authenticated by one bearer token."""
-
-    def __init__(
-        self,
-        server: str,
-        token: str | None = None,
-        *,
-        timeout: float = 30.0,
-        verify: bool | str | Path | ssl.SSLContext = True,
-        transport: httpx.BaseTransport | None = None,
-    ) -> None:
-        """``server``: ``https://host:port``; ``verify``: ``False``, a CA bundle path or an
-        SSL context for a server with a private certificate; ``transport``: for tests."""
-        headers = {"User-Agent": f"mien/{__version__}"}
-        if token:
-            headers["Authorization"] = f"Bearer {token}"
-        self.server = base_url(server)
-        self._http = httpx.Client(
-            base_url=self.server,
-            headers=headers,
-            timeout=httpx.Timeout(timeout, connect=10.0),
-            verify=ssl_context(verify),
-            transport=transport,
-        )
-
-    def close(self) -> None:
-        self._http.close()
-
-    def __enter__(self) -> Client:
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self.close()
-
-    def send(self, call: Call[T]) -> T:
-        """Send one operation of :mod:`mien.client.ops` and parse its answer."""
-        request = call.request(self._http)
-        try:
-            response = self._http.send(request)
-        except httpx.HTTPError as exc:
-            raise translate(exc, f"{call.method} {request.url.path}") from exc
-        return call.parse(check(response))
+class Client(Session, AdminCalls):
+    """An operator's session with one mien server, authenticated by one bearer token."""
 
     # --- service -------------------------------------------------------------------
 

@@ -27,7 +27,8 @@ from typing import Any
 
 import httpx
 
-from mien.client import AsyncAgentClient, Client, RetryableError, backoff
+from mien.client import Client, RetryableError, backoff, ops
+from mien.client._http import AsyncSession
 from mien.protocol import DesiredState
 
 HERE = Path(__file__).resolve()
@@ -163,15 +164,15 @@ class SimAgent:
     async def enroll(
         self, enroll_token: str, tags: dict[str, str] | None = None, **kw: Any
     ) -> None:
-        async with AsyncAgentClient(self.server) as api:
-            enrolled = await api.enroll(enroll_token, tags=tags, **kw)
+        async with AsyncSession(self.server) as api:
+            enrolled = await api.send(ops.enroll(enroll_token, tags=tags, **kw))
         self.token, self.instance_id = enrolled.token, enrolled.instance_id
 
     async def run(self, stop: asyncio.Event) -> None:
         attempt = 0
-        async with AsyncAgentClient(self.server, self.token) as api:
+        async with AsyncSession(self.server, self.token) as api:
             while not stop.is_set():
-                poll = asyncio.ensure_future(api.desired(self.known, self.wait))
+                poll = asyncio.ensure_future(api.send(ops.desired(self.known, self.wait)))
                 stopped = asyncio.ensure_future(stop.wait())
                 done, _ = await asyncio.wait({poll, stopped}, return_when=asyncio.FIRST_COMPLETED)
                 if poll not in done:
@@ -193,55 +194,63 @@ class SimAgent:
                 self.received.append(desired)
                 await self.handle(api, desired)
 
-    async def handle(self, api: AsyncAgentClient, desired: DesiredState) -> None:
+    async def handle(self, api: AsyncSession, desired: DesiredState) -> None:
         for command in desired.commands:
             status, out, err, refused = await self.execute(
                 command.command, command.args, command.timeout
             )
-            await api.command_result(command.id, status, out, err, refused=refused)
+            await api.send(ops.command_result(command.id, status, out, err, refused=refused))
         if desired.document is not None and (
             self.applied is None or self.applied.hash != desired.hash
         ):
             # As the real agent: "applying" and "failed" name what still runs.
             running = self.applied
-            await api.report(
-                "applying",
-                activation_id=desired.activation_id,
-                persona=running.persona if running else None,
-                version=running.version if running else None,
-                hash=running.hash if running else None,
-            )
-            error = self.fail_with(desired.document) if self.fail_with else None
-            if error:
-                await api.report(
-                    "failed",
+            await api.send(
+                ops.report(
+                    "applying",
                     activation_id=desired.activation_id,
                     persona=running.persona if running else None,
                     version=running.version if running else None,
                     hash=running.hash if running else None,
-                    error=error,
+                )
+            )
+            error = self.fail_with(desired.document) if self.fail_with else None
+            if error:
+                await api.send(
+                    ops.report(
+                        "failed",
+                        activation_id=desired.activation_id,
+                        persona=running.persona if running else None,
+                        version=running.version if running else None,
+                        hash=running.hash if running else None,
+                        error=error,
+                    )
                 )
             else:
                 self.applied = desired
                 self.history.append(
                     {"persona": desired.persona, "hash": desired.hash, "action": "activate"}
                 )
-                await api.report(
+                await api.send(
+                    ops.report(
+                        "applied",
+                        activation_id=desired.activation_id,
+                        persona=desired.persona,
+                        version=desired.version,
+                        hash=desired.hash,
+                        history=self.history,
+                    )
+                )
+        elif desired.document is not None and desired.activation_id:
+            assert self.applied is not None
+            await api.send(
+                ops.report(
                     "applied",
                     activation_id=desired.activation_id,
                     persona=desired.persona,
                     version=desired.version,
-                    hash=desired.hash,
-                    history=self.history,
+                    hash=self.applied.hash,
                 )
-        elif desired.document is not None and desired.activation_id:
-            assert self.applied is not None
-            await api.report(
-                "applied",
-                activation_id=desired.activation_id,
-                persona=desired.persona,
-                version=desired.version,
-                hash=self.applied.hash,
             )
         self.known = desired.state
 

@@ -10,6 +10,7 @@ import pytest
 from server_harness import AgentFleet, ServerProcess, SimAgent, wait_until
 
 from mien.client import AgentClient, Client, Forbidden, InvalidDocument, NotFound, Unauthorized, ops
+from mien.client._http import AsyncSession
 
 WEB = {
     "name": "web",
@@ -196,13 +197,11 @@ def test_long_poll_returns_at_once_on_change(server: ServerProcess, admin: Clien
     assert enrolled.instance_id == "vm-poll"
 
     async def poll() -> tuple[float, object]:
-        from mien.client import AsyncAgentClient
-
-        async with AsyncAgentClient(server.url, enrolled.token) as api:
-            first = await api.desired(None, wait=0)
+        async with AsyncSession(server.url, enrolled.token) as api:
+            first = await api.send(ops.desired(None, wait=0))
             assert first is not None and first.document is None
             started = time.monotonic()
-            answer = await api.desired(first.state, wait=30)
+            answer = await api.send(ops.desired(first.state, wait=30))
             return time.monotonic() - started, answer
 
     async def scenario() -> tuple[float, object]:

@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 from server_harness import ServerProcess, wait_until
 
-from mien.client import AgentClient, AsyncAgentClient, Client, Unauthorized, Unavailable
+from mien.client import AgentClient, Client, Unauthorized, Unavailable, ops
+from mien.client._http import AsyncSession
 
 WEB = {"name": "web", "environment_variables": {"ROLE": "web"}}
 
@@ -42,10 +43,10 @@ def enroll(
 
 async def parked_poll(server: ServerProcess, token: str, change) -> float:  # type: ignore[no-untyped-def]
     """Park a long-poll on ``server``, run ``change``; seconds until the poll answers."""
-    async with AsyncAgentClient(server.url, token) as api:
-        first = await api.desired(None, wait=0)
+    async with AsyncSession(server.url, token) as api:
+        first = await api.send(ops.desired(None, wait=0))
         assert first is not None
-        poll = asyncio.ensure_future(api.desired(first.state, wait=30))
+        poll = asyncio.ensure_future(api.send(ops.desired(first.state, wait=30)))
         with Client(server.url) as observer:
             await asyncio.to_thread(wait_until, lambda: observer.health().waiting_agents == 1)
         started = time.monotonic()
@@ -114,11 +115,11 @@ def test_sigterm_answers_parked_long_polls_and_exits_0(tmp_path: Path, db_url: s
         tokens = [enroll(server, admin, f"vm-{i}") for i in range(20)]
 
     async def scenario() -> list[object]:
-        clients = [AsyncAgentClient(server.url, t) for t in tokens]
+        clients = [AsyncSession(server.url, t) for t in tokens]
         try:
-            firsts = await asyncio.gather(*(c.desired(None, wait=0) for c in clients))
+            firsts = await asyncio.gather(*(c.send(ops.desired(None, wait=0)) for c in clients))
             polls = [
-                asyncio.ensure_future(c.desired(f.state, wait=60))  # type: ignore[union-attr]
+                asyncio.ensure_future(c.send(ops.desired(f.state, wait=60)))  # type: ignore[union-attr]
                 for c, f in zip(clients, firsts, strict=True)
             ]
             with server.client() as observer:
