@@ -4,19 +4,20 @@
 persona, every applied state (history, with each managed file's bytes, so any of them can be
 restored exactly), the journal of the transaction in progress (before-images are committed
 here *before* a file is touched, which is what makes ``kill -9`` recoverable), the user's
-customizations, files saved from drift, and the audit trail.
+customizations and files saved from drift (:mod:`mien.agent.state_user`), and the audit
+trail (:mod:`mien.agent.audit_log`).
 
 File contents are stored once, by SHA-256, in ``blobs``. The database runs in WAL mode with
 ``synchronous=FULL`` so a committed journal entry survives a crash. The schema is versioned
 with ``PRAGMA user_version`` and migrated forward on open.
 
-Used by :mod:`mien.agent.engine` (transactions), the CLI (status, history, customize) and the
+Used by the engine (:mod:`mien.agent.engine_base`, :mod:`mien.agent.recovery`,
+:mod:`mien.agent.transaction`), the CLI (status, history, customize) and the
 router (audit of overrides and refusals).
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
@@ -29,10 +30,11 @@ from pathlib import Path
 from typing import Any
 
 from mien.agent import state_check
-from mien.agent.audit_log import AUDIT_LOG, append_audit_line, local_actor
+from mien.agent.audit_log import AUDIT_LOG, AuditBuffer, AuditRecord, audit_records, local_actor
 from mien.agent.handlers.base import FileState, ManagedRecord
 from mien.agent.locking import STATE_DIR, Busy, exclusive
 from mien.agent.state_schema import SCHEMA
+from mien.agent.state_user import UserRows
 
 __all__ = ["AUDIT_LOG", "STATE_DIR", "Busy", "State", "exclusive", "sha256"]
 
@@ -54,16 +56,6 @@ class HistoryEntry:
 
 
 @dataclass(frozen=True, slots=True)
-class Customization:
-    key: str
-    value: Any
-    source: str  # "user" (mien customize set) | "captured" (from an edited file)
-    origin: str  # the file a captured value came from
-    created_at: float
-    origin_uid: int | None = None  # who owned that file: the value applies only to their files
-
-
-@dataclass(frozen=True, slots=True)
 class JournalEntry:
     seq: int
     kind: str  # "file" | "mkdir" | "op"
@@ -72,17 +64,7 @@ class JournalEntry:
     data: dict[str, Any]
 
 
-@dataclass(frozen=True, slots=True)
-class AuditRecord:
-    id: int
-    ts: float
-    event: str
-    actor: str
-    persona: str | None
-    detail: dict[str, Any]
-
-
-class State:
+class State(UserRows):
     """Open state database of one root. Use as a context manager or call :meth:`close`."""
 
     def __init__(self, root: Path, *, create: bool = True, memory: bool = False) -> None:
@@ -93,8 +75,7 @@ class State:
         state_check.before_open(path)
         if not create and not path.exists():
             raise FileNotFoundError(path)
-        # Audit lines of the open transaction, written to audit.jsonl once it commits.
-        self._unwritten: list[tuple[float, str, str, str | None, dict[str, Any]]] = []
+        self._audit = AuditBuffer(root)
         self.damaged = False  # set when damage shows after open: the next open checks again
         self.memory = memory
         if memory:
@@ -172,11 +153,11 @@ class State:
             yield self.db
             self.db.execute("COMMIT")
         except BaseException:
-            self._unwritten.clear()
+            self._audit.discard()
             if self.db.in_transaction:
                 self.db.execute("ROLLBACK")
             raise
-        self._write_audit_lines()
+        self._audit.flush()
 
     # --- blobs -------------------------------------------------------------------------
 
@@ -410,67 +391,6 @@ class State:
         )
         self.db.execute("DELETE FROM journal WHERE txn_id = ?", (txn,))
 
-    # --- customizations ----------------------------------------------------------------
-
-    def customizations(self) -> list[Customization]:
-        rows = self.db.execute(
-            "SELECT key, value, source, origin, created_at, origin_uid FROM customizations "
-            "ORDER BY key"
-        )
-        return [Customization(k, json.loads(v), s, o, t, u) for k, v, s, o, t, u in rows]
-
-    def customization_map(self) -> dict[str, Any]:
-        return {c.key: c.value for c in self.customizations()}
-
-    def set_customization(
-        self, key: str, value: Any, source: str, origin: str = "", origin_uid: int | None = None
-    ) -> None:
-        self.db.execute(
-            "INSERT INTO customizations (key, value, source, origin, created_at, origin_uid) "
-            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value, "
-            "source = excluded.source, origin = excluded.origin, "
-            "created_at = excluded.created_at, origin_uid = excluded.origin_uid",
-            (key, json.dumps(value), source, origin, time.time(), origin_uid),
-        )
-
-    def unset_customization(self, key: str) -> bool:
-        cur = self.db.execute("DELETE FROM customizations WHERE key = ?", (key,))
-        return cur.rowcount > 0
-
-    def replace_customizations(
-        self,
-        items: Mapping[str, Any],
-        source: str = "restored",
-        origins: Mapping[str, Any] | None = None,
-    ) -> None:
-        """Replace every customization; a captured one keeps the file and uid it came from
-        (``origins``: key → [path, uid], as history records them), and so its scope."""
-        known = {c.key: (c.origin, c.origin_uid) for c in self.customizations() if c.origin}
-        known.update({k: (str(v[0]), v[1]) for k, v in (origins or {}).items()})
-        self.db.execute("DELETE FROM customizations")
-        for key, value in items.items():
-            origin, uid = known.get(key, ("", None))
-            self.set_customization(key, value, source, origin, uid)
-
-    # --- files saved from drift --------------------------------------------------------
-
-    def save_file(self, path: str, content: bytes, persona: str, uid: int | None = None) -> int:
-        """Save a copy of a file as a user left it (``uid``: who owned it)."""
-        digest = self.put_blob(content)
-        cur = self.db.execute(
-            "INSERT INTO saved_files (path, hash, persona, saved_at, uid) VALUES (?, ?, ?, ?, ?)",
-            (path, digest, persona, time.time(), uid),
-        )
-        return int(cur.lastrowid or 0)
-
-    def saved_files(self) -> list[tuple[int, str, str, str, float]]:
-        return [
-            (int(r[0]), str(r[1]), str(r[2]), str(r[3]), float(r[4]))
-            for r in self.db.execute(
-                "SELECT id, path, hash, persona, saved_at FROM saved_files ORDER BY id"
-            )
-        ]
-
     # --- audit -------------------------------------------------------------------------
 
     def audit(
@@ -483,27 +403,7 @@ class State:
     ) -> None:
         """Record an audit event in the database and, once that commits,
         ``ROOT/var/log/mien/audit.jsonl`` (a rolled-back event never reaches the log)."""
-        ts = time.time()
-        who = actor or local_actor()
-        self.db.execute(
-            "INSERT INTO audit (ts, event, actor, persona, detail) VALUES (?, ?, ?, ?, ?)",
-            (ts, event, who, persona, json.dumps(detail, default=str)),
-        )
-        self._unwritten.append((ts, event, who, persona, detail))
-        if not self.db.in_transaction:  # autocommit: the row is already durable
-            self._write_audit_lines()
-
-    def _write_audit_lines(self) -> None:
-        lines, self._unwritten = self._unwritten, []
-        for ts, event, who, persona, detail in lines:
-            # The database holds the record now; a log line that cannot be written (a full
-            # disk) must not turn a committed change into a reported failure.
-            with contextlib.suppress(OSError):
-                append_audit_line(self.root, ts, event, who, persona, detail)
+        self._audit.record(self.db, event, persona, actor or local_actor(), detail)
 
     def audit_records(self, limit: int = 100) -> list[AuditRecord]:
-        rows = self.db.execute(
-            "SELECT id, ts, event, actor, persona, detail FROM audit ORDER BY id DESC LIMIT ?",
-            (limit,),
-        )
-        return [AuditRecord(r[0], r[1], r[2], r[3], r[4], json.loads(r[5])) for r in rows]
+        return audit_records(self.db, limit)

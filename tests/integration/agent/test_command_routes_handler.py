@@ -14,8 +14,9 @@ import pytest
 
 from mien.agent.engine import Engine
 from mien.agent.handlers import command_log
-from mien.agent.handlers.base import Context, HandlerError, UserInfo
+from mien.agent.handlers.base import Context, HandlerError
 from mien.agent.handlers.commands import CommandRoutesHandler
+from mien.agent.handlers.users import UserInfo
 from mien.agent.router import (
     COMMANDS_LOG_DIR,
     LEGACY_COMMANDS_LOG,

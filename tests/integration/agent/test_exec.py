@@ -23,8 +23,9 @@ from pathlib import Path
 
 import pytest
 
-from mien.agent.handlers.base import Context, UserInfo
+from mien.agent.handlers.base import Context
 from mien.agent.handlers.commands import CommandRoutesHandler
+from mien.agent.handlers.users import UserInfo
 from mien.agent.router import (
     COMMANDS_LOG_DIR,
     ROUTES_PATH,

@@ -18,10 +18,8 @@ forking. Used by :mod:`mien.agent.engine` and every module in :mod:`mien.agent.h
 
 from __future__ import annotations
 
-import grp
 import os
 import posixpath
-import pwd
 import stat
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -33,6 +31,7 @@ from mien.agent import safepath
 # Part of this module's contract (handlers and plugins import it from here).
 from mien.agent.handlers.errors import HandlerError as HandlerError  # noqa: PLC0414
 from mien.agent.handlers.programs import RunAs, child_env, run_in_root
+from mien.agent.handlers.users import UserInfo
 
 if TYPE_CHECKING:  # the router imports this module on every `mien exec`: keep pydantic out
     from collections.abc import Collection, Sequence
@@ -141,17 +140,6 @@ class Captured:
     key: str
     value: Any
     source: str  # the file it was found in
-
-
-@dataclass(frozen=True, slots=True)
-class UserInfo:
-    """The persona user (``--user``): whose shell, home and dotfiles a persona sets."""
-
-    name: str
-    uid: int
-    gid: int
-    home: str  # absolute path on the machine, e.g. /home/alice (not prefixed by root)
-    shell: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -404,33 +392,3 @@ class BaseHandler:
 
     def finish(self, ctx: Context, data: Mapping[str, Any]) -> None:
         """Called after commit (e.g. to delete a backup the operation kept for revert)."""
-
-
-def lookup_user(root: Path, name: str) -> UserInfo:
-    """The persona user from ``ROOT/etc/passwd`` (or the machine's database for ``/``)."""
-    passwd = root / "etc" / "passwd"
-    if passwd.is_file():
-        for line in passwd.read_text(errors="replace").splitlines():
-            fields = line.split(":")
-            if len(fields) >= 7 and fields[0] == name:
-                return UserInfo(name, int(fields[2]), int(fields[3]), fields[5], fields[6])
-    if root == Path("/"):
-        try:
-            entry = pwd.getpwnam(name)
-        except KeyError:
-            pass
-        else:
-            return UserInfo(name, entry.pw_uid, entry.pw_gid, entry.pw_dir, entry.pw_shell)
-    raise HandlerError(f"user {name!r} is not in {passwd}: pass an existing user with --user")
-
-
-def group_id(root: Path, name: str) -> int:
-    group = root / "etc" / "group"
-    if group.is_file():
-        for line in group.read_text(errors="replace").splitlines():
-            fields = line.split(":")
-            if len(fields) >= 3 and fields[0] == name:
-                return int(fields[2])
-    if root == Path("/"):
-        return grp.getgrnam(name).gr_gid
-    raise HandlerError(f"group {name!r} is not in {group}")

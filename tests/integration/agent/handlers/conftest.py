@@ -29,8 +29,8 @@ from mien.agent.handlers.base import (
     Handler,
     HandlerPlan,
     ManagedRecord,
-    lookup_user,
 )
+from mien.agent.handlers.users import lookup_user
 from mien.agent.plan import Plan
 from mien.agent.state import State
 from tests.support import make_machine

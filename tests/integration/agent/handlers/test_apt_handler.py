@@ -15,7 +15,8 @@ import pytest
 
 from mien.agent.engine import EngineError
 from mien.agent.handlers.apt import RECORD, STATUS, AptHandler, autoremovable, parse_status
-from mien.agent.handlers.base import Context, lookup_user
+from mien.agent.handlers.base import Context
+from mien.agent.handlers.users import lookup_user
 
 from .conftest import install_program
 

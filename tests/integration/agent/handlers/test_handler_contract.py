@@ -25,10 +25,11 @@ import pytest
 
 from mien.agent import registry
 from mien.agent.engine import Engine
-from mien.agent.handlers.base import Context, HandlerError, lookup_user
+from mien.agent.handlers.base import Context, HandlerError
 from mien.agent.handlers.programs import RunAs
 from mien.agent.handlers.shell import PASSWD, LoginShellHandler
 from mien.agent.handlers.theme import COMPILED, KEYFILE, ThemeHandler
+from mien.agent.handlers.users import lookup_user
 from mien.agent.outcomes import EngineError
 from mien.agent.transaction import ApplyFailed
 from mien.spec.models import Persona
@@ -128,7 +129,7 @@ def _named(name: str) -> bool:
 
 
 def context_on_slash() -> Context:
-    from mien.agent.handlers.base import UserInfo
+    from mien.agent.handlers.users import UserInfo
 
     return Context(Path("/"), UserInfo("root", 0, 0, "/root", "/bin/sh"), "p")
 
