@@ -236,6 +236,12 @@ def test_activate_waits_until_applied(
     table = cli("instance", "show", "act-1").stdout
     assert "desired (server)" in table and "applied (agent reported)" in table
     assert "In sync: the agent reported applying the desired content." in table
+    # An activation id is shown whole wherever it is shown, so it can be pasted back.
+    activation_id = shown["activations"][0]["id"]
+    assert len(activation_id) == 36
+    assert table.count(activation_id) == 3, table  # desired, applied, recent activations
+    explained = cli("instance", "effective", "act-1").stdout
+    assert f"activation {activation_id}: act v1" in explained, explained
 
     no_wait = cli("instance", "activate", "act-1", "act", "--no-wait")
     assert no_wait.returncode == 0

@@ -69,7 +69,7 @@ def print_explain(eff: EffectivePersona, key: str | None) -> None:
     if ex.activation is not None:
         a = ex.activation
         out.print(
-            f"  activation {esc(a.id[:8])}: {esc(a.persona)} v{a.version}, {a.status}, "
+            f"  activation {esc(a.id)}: {esc(a.persona)} v{a.version}, {a.status}, "
             f"by {esc(a.created_by)} at {cc.local_time(a.created_at)}"
         )
     out.print(f"  default persona: {esc(ex.default_persona or '(none)')}")

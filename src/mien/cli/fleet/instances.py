@@ -196,7 +196,7 @@ def show_cmd(
             ["activation", "persona", "status", "created", "by", "error"],
             [
                 [
-                    a.id[:8],
+                    a.id,  # whole: it is what other commands are given back
                     f"{a.persona} v{a.version}",
                     a.status,
                     cc.local_time(a.created_at),
@@ -232,7 +232,7 @@ def side_by_side(inst: Instance) -> list[list[Any]]:
         ["version", d.version if d.version is not None else "-", a.version or "-"],
         ["content hash", cc.short_hash(d.hash), cc.short_hash(a.hash)],
         ["source / state", why, a.state or "never reported"],
-        ["activation", (d.activation_id or "-")[:8], (a.activation_id or "-")[:8]],
+        ["activation", d.activation_id or "-", a.activation_id or "-"],
         ["at", "-", cc.local_time(a.at)],
         ["error", d.error or "-", a.error or "-"],
     ]
