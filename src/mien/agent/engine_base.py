@@ -105,6 +105,7 @@ class EngineBase:
             state.managed(),
             env=self.env,
             blobs=state.blob,
+            written=state.written_ownership(),
         )
 
     # --- finding personas --------------------------------------------------------------

@@ -322,6 +322,15 @@ class State(UserRows):
             json.loads(row[8]),
         )
 
+    def written_ownership(self) -> dict[str, tuple[int, int, int]]:
+        """The (mode, uid, gid) the active history entry gave each file it wrote."""
+        rows = self.db.execute(
+            "SELECT path, mode, uid, gid FROM history_files WHERE history_id = "
+            "(SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'active_history') "
+            "AND hash IS NOT NULL",
+        )
+        return {str(r[0]): (int(r[1]), int(r[2]), int(r[3])) for r in rows}
+
     def history_files(self, history_id: int) -> dict[str, tuple[ManagedRecord, FileState]]:
         rows = self.db.execute(
             "SELECT path, hash, mode, uid, gid, handler, meta, setting, capture_as "

@@ -13,7 +13,8 @@ mix (read → decide → change, as pyinfra's facts and operations):
 
 Handlers are registered through the ``mien.handlers`` entry-point group; the built-in ones
 are registered the same way (see ``pyproject.toml``), so a site adds its own without
-forking. Used by :mod:`mien.agent.engine` and every module in :mod:`mien.agent.handlers`.
+forking. Used by the engine (:mod:`mien.agent.engine_base`) and every module in
+:mod:`mien.agent.handlers`.
 """
 
 from __future__ import annotations
@@ -173,6 +174,7 @@ class Context:
         managed: Mapping[str, ManagedRecord] | None = None,
         env: Mapping[str, str] | None = None,
         blobs: Callable[[str], bytes] | None = None,
+        written: Mapping[str, tuple[int, int, int]] | None = None,
     ) -> None:
         self.root = root
         self.user = user
@@ -180,6 +182,7 @@ class Context:
         self.managed: Mapping[str, ManagedRecord] = managed or {}
         self.env: Mapping[str, str] = env if env is not None else os.environ
         self._blobs = blobs
+        self._written = written or {}  # the mode, uid and gid mien last gave each file
         self._root = str(root).rstrip("/")
         # Planning reads the same files several times (drift, ownership, merge, diff) from
         # a machine that does not change meanwhile; the engine turns this off before it
@@ -251,6 +254,14 @@ class Context:
         if record is None or record.written_hash is None or self._blobs is None:
             return None
         return self._blobs(record.written_hash)
+
+    def ownership(self, path: str, current: FileState) -> tuple[int, int, int] | None:
+        """The (mode, uid, gid) a file keeps unless the persona says otherwise: what mien last
+        gave it if it manages it (so a chmod or chown alone is put right), else the existing
+        file's; None for a new file."""
+        if path in self.managed and path in self._written:
+            return self._written[path]
+        return (current.mode, current.uid, current.gid) if current.exists else None
 
     def previous(self, handler: str) -> dict[str, ManagedRecord]:
         """The files ``handler`` managed after the last apply, by path."""

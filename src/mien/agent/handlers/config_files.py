@@ -80,8 +80,7 @@ class ConfigFilesHandler(BaseHandler):
 
     def _ownership(self, ctx: Context, path: str, app: str, cfg: AppConfig) -> tuple[int, int, int]:
         current = ctx.read(path)
-        mode = current.mode if current.exists else 0o644
-        uid, gid = (current.uid, current.gid) if current.exists else owner_of(ctx, path)
+        mode, uid, gid = ctx.ownership(path, current) or (0o644, *owner_of(ctx, path))
         if cfg.mode is not None:
             mode = int(cfg.mode, 8)
         if cfg.owner is not None:

@@ -42,13 +42,12 @@ def merged(
 ) -> FileSpec:
     """``path`` with ``desired`` merged in (keys managed last time and not now put back).
 
-    ``ownership`` (mode, uid, gid) defaults to the existing file's, or 0644 and the owner
-    :func:`owner_of` gives for a new file.
+    ``ownership`` (mode, uid, gid) defaults to what mien last gave the file, else the
+    existing file's, or 0644 and the owner :func:`owner_of` gives for a new file.
     """
     current = ctx.read(path)
     if ownership is None:
-        uid, gid = (current.uid, current.gid) if current.exists else owner_of(ctx, path)
-        ownership = (current.mode if current.exists else 0o644, uid, gid)
+        ownership = ctx.ownership(path, current) or (0o644, *owner_of(ctx, path))
     mode, uid, gid = ownership
     fingerprint = _fingerprint(fmt, desired, header, ownership, delimiter, meta)
     if (
