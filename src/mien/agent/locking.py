@@ -1,7 +1,8 @@
 """One agent transaction at a time per machine root.
 
-Used by :mod:`mien.agent.engine` around every command that may change a root (and recover
-it), so an apply, a rollback and the agent's loop never interleave.
+Used by :mod:`mien.agent.recovery` (for the engine) around every command that may change
+a root (and ``mien recover``), so an apply, a rollback and the agent's loop never
+interleave.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 persona marked ``default_persona``, or a document the server sent; and the effective
 persona once the user's customizations are laid over it.
 
-Used by :mod:`mien.agent.engine`.
+Used by the engine (:mod:`mien.agent.engine_base`).
 """
 
 from __future__ import annotations
