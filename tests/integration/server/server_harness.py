@@ -29,6 +29,7 @@ import httpx
 
 from mien.client import Client, RetryableError, backoff, ops
 from mien.client._http import AsyncSession
+from mien.client.ops import ReportFields
 from mien.protocol import DesiredState
 
 HERE = Path(__file__).resolve()
@@ -205,27 +206,16 @@ class SimAgent:
         ):
             # As the real agent: "applying" and "failed" name what still runs.
             running = self.applied
-            await api.send(
-                ops.report(
-                    "applying",
-                    activation_id=desired.activation_id,
-                    persona=running.persona if running else None,
-                    version=running.version if running else None,
-                    hash=running.hash if running else None,
-                )
+            still = ReportFields(
+                activation_id=desired.activation_id,
+                persona=running.persona if running else None,
+                version=running.version if running else None,
+                hash=running.hash if running else None,
             )
+            await api.send(ops.report("applying", **still))
             error = self.fail_with(desired.document) if self.fail_with else None
             if error:
-                await api.send(
-                    ops.report(
-                        "failed",
-                        activation_id=desired.activation_id,
-                        persona=running.persona if running else None,
-                        version=running.version if running else None,
-                        hash=running.hash if running else None,
-                        error=error,
-                    )
-                )
+                await api.send(ops.report("failed", **still, error=error))
             else:
                 self.applied = desired
                 self.history.append(
