@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from mien.agent.adapt import parsing
-from mien.agent.adapt.collectors import Collector, Sample
+from mien.agent.adapt.collectors.base import Collector, Sample
 from mien.agent.adapt.files import LogTail, read_capped
 from mien.agent.adapt.watch import Watcher
 from mien.spec.models import Persona

@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import psutil
 
-from mien.agent.adapt.collectors import Collector, Sample
+from mien.agent.adapt.collectors.base import Collector, Sample
 from mien.spec.models import Persona
 from mien.spec.telemetry import Probe
 
