@@ -56,7 +56,6 @@ RestartPreventExitStatus=1 2
 TimeoutStopSec=120
 KillMode=mixed
 {runtime}UMask=0022
-PrivateTmp=yes
 ProtectKernelTunables=yes
 ProtectKernelModules=yes
 ProtectKernelLogs=yes
