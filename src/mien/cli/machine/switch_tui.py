@@ -45,6 +45,7 @@ class PersonaItem(ListItem):
             label.append("  (active)", style="green")
         if candidate.description:
             label.append("\n    " + candidate.description.strip().splitlines()[0], style="dim")
+        self.text = label
         super().__init__(Label(label))
 
 
