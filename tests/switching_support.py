@@ -196,7 +196,9 @@ def mien_as(user: HostUser | None, *args: str) -> tuple[int, str, str]:
     return int(status), str(out), str(err)
 
 
-def wait_for_socket(path: Path, proc: subprocess.Popen[bytes] | None = None, timeout: float = 30) -> None:
+def wait_for_socket(
+    path: Path, proc: subprocess.Popen[bytes] | None = None, timeout: float = 30
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:

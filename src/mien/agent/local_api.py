@@ -123,7 +123,9 @@ class _Handler(BaseHTTPRequestHandler):
             body = self._body() if method == "POST" else {}
             route = self.server.routes.get((method, self.path.split("?", 1)[0]))
             if route is None:
-                raise _Failure(404, "not_found", f"no {method} {self.path} (see mien.agent.local_api)")
+                raise _Failure(
+                    404, "not_found", f"no {method} {self.path} (see mien.agent.local_api)"
+                )
             status, answer = 200, _dump(route(person, body))
         except _Failure as exc:
             status, answer = exc.status, {"detail": exc.detail, "code": exc.code, "problems": []}
@@ -191,7 +193,11 @@ def _routes(board: Switchboard) -> dict[tuple[str, str], Callable[[Person, dict[
 
     def status(person: Person, _body: dict[str, Any]) -> dict[str, Any]:
         st = board.engine().status()
-        return {"active": st.active, "user": st.user, "history": st.history.id if st.history else None}
+        return {
+            "active": st.active,
+            "user": st.user,
+            "history": st.history.id if st.history else None,
+        }
 
     def rollback(person: Person, body: dict[str, Any]) -> Any:
         req = parse(LocalRollback, body)

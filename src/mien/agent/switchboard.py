@@ -139,7 +139,9 @@ class Switchboard:
             except NotFound as exc:
                 raise Missing(str(exc)) from None
             except ClientError as exc:
-                raise Upstream(f"the fleet server {self.creds and self.creds.server}: {exc}") from None
+                raise Upstream(
+                    f"the fleet server {self.creds and self.creds.server}: {exc}"
+                ) from None
 
     def candidates(self, person: Person) -> list[Candidate]:
         """Every persona this person could be offered, each with ``allowed`` and why not."""
@@ -178,8 +180,10 @@ class Switchboard:
             if candidate.name == name:
                 if not candidate.allowed:
                     raise self.deny(
-                        person, what, f"{person.user} may not use persona {name!r}: "
-                        f"{candidate.reason}", persona=name
+                        person,
+                        what,
+                        f"{person.user} may not use persona {name!r}: {candidate.reason}",
+                        persona=name,
                     )
                 return candidate
         raise Missing(f"no persona {name!r} (see `mien switch --list`)")
@@ -289,7 +293,9 @@ class Switchboard:
             to = max(earlier)
         if to == 0:
             if not person.root:
-                raise self.deny(person, "rollback", "only root may return the machine to before mien")
+                raise self.deny(
+                    person, "rollback", "only root may return the machine to before mien"
+                )
             persona = ""
         else:
             found = [e for e in entries if e.id == to]

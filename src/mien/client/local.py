@@ -100,5 +100,7 @@ class LocalClient:
         return self._parse(list[LocalCustomization], data)  # type: ignore[no-any-return]
 
     def customize(self, key: str, value: Any = None, *, unset: bool = False) -> Outcome:
-        data = self._call("POST", "/v1/customizations", {"key": key, "value": value, "unset": unset})
+        data = self._call(
+            "POST", "/v1/customizations", {"key": key, "value": value, "unset": unset}
+        )
         return self._parse(Outcome, data)  # type: ignore[no-any-return]

@@ -45,5 +45,8 @@ def request_switch(
         {"persona": persona, "requested_by": {"user": user, "groups": list(groups)}},
     )
     return Call(
-        "POST", f"{API}/instances/{_p(instance_id)}/activations", model(Activation), json=_json(body)
+        "POST",
+        f"{API}/instances/{_p(instance_id)}/activations",
+        model(Activation),
+        json=_json(body),
     )

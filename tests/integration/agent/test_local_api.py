@@ -77,9 +77,7 @@ def test_each_person_sees_the_personas_they_may_use(machine: Path, people: Peopl
     assert names(None) == ["analyst", "dev", "ops"]
 
 
-def test_alice_previews_and_switches_and_the_audit_names_her(
-    machine: Path, people: People
-) -> None:
+def test_alice_previews_and_switches_and_the_audit_names_her(machine: Path, people: People) -> None:
     status, plan = request(machine, people.alice, "POST", "/v1/preview", {"persona": "dev"})
     assert status == 200, plan
     assert plan["changes"] > 0
@@ -131,8 +129,11 @@ def test_a_forged_identity_in_the_body_is_ignored(machine: Path, people: People)
     assert people.bob.name in answer["detail"]
     assert active(machine) is None
     status, answer = request(
-        machine, people.bob, "POST", "/v1/customizations", {"key": "os_settings.theme",
-        "value": "light", "user": people.alice.name}
+        machine,
+        people.bob,
+        "POST",
+        "/v1/customizations",
+        {"key": "os_settings.theme", "value": "light", "user": people.alice.name},
     )
     assert status == 403, answer
 
@@ -163,7 +164,10 @@ def test_bob_can_neither_read_nor_change_alices_customizations(
     assert [c["value"] for c in mine] == ["light"]
 
     status, answer = request(
-        machine, people.alice, "POST", "/v1/customizations",
+        machine,
+        people.alice,
+        "POST",
+        "/v1/customizations",
         {"key": "restricted_commands", "value": []},
     )
     assert status == 403 and "locked" in answer["detail"], answer
@@ -188,9 +192,7 @@ def test_a_huge_request_is_refused(machine: Path) -> None:
     assert active(machine) is None
 
 
-def test_the_cli_goes_through_the_socket_for_a_normal_user(
-    machine: Path, people: People
-) -> None:
+def test_the_cli_goes_through_the_socket_for_a_normal_user(machine: Path, people: People) -> None:
     root = str(machine)
     status, out, err = mien_as(people.alice, "switch", "--list", "--root", root)
     assert status == 0, err
@@ -209,9 +211,10 @@ def test_the_cli_goes_through_the_socket_for_a_normal_user(
     assert status == 1 and "may neither read nor change" in err and "most" not in out
     status, out, err = mien_as(people.alice, "customize", "list", "--root", root)
     assert status == 0 and "most" in out, err
-    assert 'PAGER="most"' in (machine / "etc/profile.d/mien.sh").read_text() or "most" in (
-        machine / "etc/profile.d/mien.sh"
-    ).read_text()
+    assert (
+        'PAGER="most"' in (machine / "etc/profile.d/mien.sh").read_text()
+        or "most" in (machine / "etc/profile.d/mien.sh").read_text()
+    )
 
 
 def test_serve_socket_refuses_an_enrolled_root_and_a_planted_file(tmp_path: Path) -> None:

@@ -22,9 +22,9 @@ import yaml
 from tests.support import REPO, make_machine, mien_command, run_mien
 
 sys.path.insert(0, str(REPO / "tests" / "integration" / "server"))
-from server_harness import ServerProcess  # noqa: E402
+from server_harness import ServerProcess
 
-from mien.client import Client  # noqa: E402
+from mien.client import Client
 
 DOC = REPO / "docs" / "install.md"
 
@@ -53,8 +53,12 @@ def test_the_unit_passes_systemd_analyze_verify(tmp_path: Path) -> None:
             ["systemd-analyze", "verify", str(path)], capture_output=True, text=True, check=False
         )
         # It exits 0 on many mistakes and only says so: any word about our unit is one.
-        return (done.stdout + done.stderr) if done.returncode else "\n".join(
-            line for line in (done.stdout + done.stderr).splitlines() if "mien-agent" in line
+        return (
+            (done.stdout + done.stderr)
+            if done.returncode
+            else "\n".join(
+                line for line in (done.stdout + done.stderr).splitlines() if "mien-agent" in line
+            )
         )
 
     text = unit(Path("/"))
@@ -114,13 +118,18 @@ def test_the_cloud_init_example_passes_cloud_init_schema(tmp_path: Path) -> None
     good = tmp_path / "user-data.yaml"
     good.write_text(example())
     done = subprocess.run(
-        [*command, "schema", "--config-file", str(good)], capture_output=True, text=True
+        [*command, "schema", "--config-file", str(good)],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "Valid cloud-config" in done.stdout
     bad = tmp_path / "bad.yaml"
     bad.write_text(example().replace("runcmd:", "runcmd: 5\nbroken:", 1))
-    done = subprocess.run([*command, "schema", "--config-file", str(bad)], capture_output=True)
+    done = subprocess.run(
+        [*command, "schema", "--config-file", str(bad)], capture_output=True, check=False
+    )
     assert done.returncode != 0  # the check can fail
 
 
@@ -139,7 +148,9 @@ def test_the_cloud_init_runcmd_enrolls_and_starts_the_agent(tmp_path: Path) -> N
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     # The edges of the world: the cloud's metadata, and the package index.
-    (bin_dir / "cloud-init").write_text("#!/bin/sh\n[ \"$1 $2\" = 'query instance_id' ] && echo i-0cafe42\n")
+    (bin_dir / "cloud-init").write_text(
+        "#!/bin/sh\n[ \"$1 $2\" = 'query instance_id' ] && echo i-0cafe42\n"
+    )
     (bin_dir / "cloud-init").chmod(0o755)
     venv = tmp_path / "opt-mien"
     (venv / "bin").mkdir(parents=True)
@@ -177,10 +188,16 @@ def test_the_cloud_init_runcmd_enrolls_and_starts_the_agent(tmp_path: Path) -> N
             instance = admin.get_instance("i-0cafe42")
             assert instance.id == "i-0cafe42"
             exec_start = next(
-                line.split("=", 1)[1] for line in printed.splitlines() if line.startswith("ExecStart=")
+                line.split("=", 1)[1]
+                for line in printed.splitlines()
+                if line.startswith("ExecStart=")
             )
             started = subprocess.run(
-                [*shlex.split(exec_start), "--once"], capture_output=True, text=True, timeout=120
+                [*shlex.split(exec_start), "--once"],
+                capture_output=True,
+                text=True,
+                timeout=120,
+                check=False,
             )
             assert started.returncode == 0, started.stderr
             active = admin.active_persona("i-0cafe42")

@@ -87,7 +87,9 @@ def _drive(root: Path) -> dict[str, Any]:
             await pilot.press("s")
             await until(pilot, lambda: "switched to dev" in status(app), "the switch")
             await until(pilot, lambda: app.active == "dev", "the refresh")
-            seen["after_switch"] = [i.text.plain for i in view.children if isinstance(i, PersonaItem)]
+            seen["after_switch"] = [
+                i.text.plain for i in view.children if isinstance(i, PersonaItem)
+            ]
             view.index = seen["names"].index("analyst")
             await pilot.press("s")
             await until(pilot, lambda: "switched to analyst" in status(app), "the second switch")
@@ -181,7 +183,10 @@ def test_through_a_real_terminal(machine: Path, tmp_path: Path) -> None:
 
     def screen() -> str:
         done = subprocess.run(
-            ["tmux", "capture-pane", "-p", "-t", session], capture_output=True, text=True
+            ["tmux", "capture-pane", "-p", "-t", session],
+            capture_output=True,
+            text=True,
+            check=False,
         )
         return done.stdout
 

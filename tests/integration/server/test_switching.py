@@ -51,8 +51,20 @@ def fleet_machine(
             admin.set_default_persona("ops")
             token = admin.create_token("enroll-vm3", kind="enroll", uses=1).token
             enrolled = run_mien(
-                "agent", "enroll", "--server", server.url, "--token", token, "--root", root,
-                "--user", people.alice.name, "--hostname", "vm-3", "--instance-id", "vm-3",
+                "agent",
+                "enroll",
+                "--server",
+                server.url,
+                "--token",
+                token,
+                "--root",
+                root,
+                "--user",
+                people.alice.name,
+                "--hostname",
+                "vm-3",
+                "--instance-id",
+                "vm-3",
             )
             assert enrolled.returncode == 0, enrolled.stderr
             with log.open("ab") as fh:
@@ -82,7 +94,7 @@ def until(check: object, timeout: float = 30.0) -> None:
 def test_a_switch_through_the_socket_is_recorded_and_kept(
     fleet_machine: tuple[ServerProcess, Client, Path, str], people: People
 ) -> None:
-    server, admin, root, vm = fleet_machine
+    _server, admin, root, vm = fleet_machine
     until(lambda: admin.active_persona(vm).applied.persona == "ops")
 
     status, offered = request(root, people.alice, "GET", "/v1/personas")
@@ -133,7 +145,9 @@ def test_the_server_refuses_a_person_the_persona_does_not_list(
         listed = api.get(f"/api/v1/instances/{vm}/switchable", params={"user": people.bob.name})
         assert listed.status_code == 200
         assert {i["name"]: i["allowed"] for i in listed.json()["items"]} == {
-            "analyst": False, "dev": False, "ops": False
+            "analyst": False,
+            "dev": False,
+            "ops": False,
         }
         grouped = api.get(
             f"/api/v1/instances/{vm}/switchable",
@@ -150,7 +164,9 @@ def test_the_server_refuses_a_person_the_persona_does_not_list(
     # direct request reached the server, which audited it.
     refusals = [r for r in admin.audit(instance=vm) if r.action == "activation.refused"]
     assert [r.detail["requested_by"] for r in refusals] == [people.bob.name]
-    local = [json.loads(line) for line in (root / "var/log/mien/audit.jsonl").read_text().splitlines()]
+    local = [
+        json.loads(line) for line in (root / "var/log/mien/audit.jsonl").read_text().splitlines()
+    ]
     assert any(
         r["event"] == "local_api.refused" and r["actor"] == f"local:{people.bob.name}"
         for r in local

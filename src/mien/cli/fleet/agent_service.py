@@ -131,6 +131,9 @@ def register_on(agent_app: typer.Typer) -> None:
         print_only: bool = typer.Option(
             False, "--print", help="Print the unit and change nothing."
         ),
+        output: common.OutputFormat = typer.Option(
+            common.OutputFormat.table, "--output", help="table for people, json for scripts."
+        ),
     ) -> None:
         """Install mien-agent.service (systemd) that runs `mien agent run` at boot, and
         start it.
@@ -139,11 +142,18 @@ def register_on(agent_app: typer.Typer) -> None:
         and what to run. Enroll first: `mien agent enroll --server URL --token TOKEN`.
         """
         text = unit_text(root.absolute(), mien_executable())
+        path = UNIT_DIR / UNIT_NAME
         if print_only:
-            sys.stdout.write(text)
+            if output is common.OutputFormat.json:
+                common.print_json({"unit": text, "path": str(path), "installed": False})
+            else:
+                sys.stdout.write(text)
             return
         if not systemd_running():
-            sys.stdout.write(text)
+            if output is common.OutputFormat.json:
+                common.print_json({"unit": text, "path": str(path), "installed": False})
+            else:
+                sys.stdout.write(text)
             common.error(
                 "systemd is not running here (no /run/systemd/system): nothing installed. "
                 f"Where it runs, save the unit above as {UNIT_DIR / UNIT_NAME} and run "
@@ -154,7 +164,6 @@ def register_on(agent_app: typer.Typer) -> None:
             raise typer.Exit(2)
         if os.geteuid() != 0:
             common.fail("installing a system service needs root (or use --print)", 2)
-        path = UNIT_DIR / UNIT_NAME
         tmp = path.with_name(f".{UNIT_NAME}.tmp")
         tmp.write_text(text)
         tmp.chmod(0o644)
@@ -163,4 +172,8 @@ def register_on(agent_app: typer.Typer) -> None:
             done = subprocess.run(argv, capture_output=True, text=True, check=False)
             if done.returncode != 0:
                 common.fail(f"{' '.join(argv)} failed: {done.stderr.strip()}")
-        common.info(f"installed {path}; started {UNIT_NAME} (`systemctl status {UNIT_NAME}`)")
+        common.done(
+            output,
+            f"installed {path}; started {UNIT_NAME} (`systemctl status {UNIT_NAME}`)",
+            {"unit": text, "path": str(path), "installed": True},
+        )

@@ -146,7 +146,7 @@ def backend(root: Path, user: str | None = None) -> Backend:
 
     path = socket_path(root)
     if os.geteuid() != 0 or socket_answers(path):
-        return Socket(root)  # type: ignore[return-value]
+        return Socket(root)
     return Direct(root, user)
 
 

@@ -113,9 +113,7 @@ async def switchable(
 ) -> Candidates:
     _own(who, instance_id)
     await _tags(state, instance_id)
-    docs = sorted(
-        (d for d in state.fleet.personas.values() if not d.deleted), key=lambda d: d.name
-    )
+    docs = sorted((d for d in state.fleet.personas.values() if not d.deleted), key=lambda d: d.name)
     return Candidates(items=[_describe(d, user, group) for d in docs])
 
 
