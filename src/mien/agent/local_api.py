@@ -47,6 +47,7 @@ from mien.protocol.switching import LocalCustomize, LocalPreview, LocalRollback,
 
 SOCKET = "run/mien/agent.sock"
 MAX_BODY = 64 * 1024
+MAX_CONNECTIONS = 32
 log = logging.getLogger("mien.agent.local_api")
 
 
@@ -176,6 +177,22 @@ def _engine_failure(exc: Exception) -> tuple[int, dict[str, Any]]:
 class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
     daemon_threads = True
     routes: dict[tuple[str, str], Callable[[Person, dict[str, Any]], Any]]
+    # At most this many connections are served at once; more are closed at once, so no
+    # one can exhaust the agent's threads by opening connections and sending nothing.
+    slots: threading.BoundedSemaphore
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self.slots.acquire(blocking=False):
+            log.warning("local api: too many connections; one refused")
+            self.shutdown_request(request)
+            return
+        super().process_request(request, client_address)
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.slots.release()
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         import sys
@@ -199,6 +216,10 @@ def _routes(board: Switchboard) -> dict[tuple[str, str], Callable[[Person, dict[
             "history": st.history.id if st.history else None,
         }
 
+    def switch(person: Person, body: dict[str, Any]) -> Any:
+        req = parse(LocalSwitch, body)
+        return board.switch(person, req.persona, req.wait)
+
     def rollback(person: Person, body: dict[str, Any]) -> Any:
         req = parse(LocalRollback, body)
         return board.rollback(person, req.to, req.wait)
@@ -212,9 +233,7 @@ def _routes(board: Switchboard) -> dict[tuple[str, str], Callable[[Person, dict[
         ("GET", "/v1/personas"): lambda p, _b: board.personas(p),
         ("GET", "/v1/status"): status,
         ("POST", "/v1/preview"): lambda p, b: board.preview(p, parse(LocalPreview, b).persona),
-        ("POST", "/v1/switch"): lambda p, b: board.switch(
-            p, parse(LocalSwitch, b).persona, parse(LocalSwitch, b).wait
-        ),
+        ("POST", "/v1/switch"): switch,
         ("GET", "/v1/history"): lambda p, _b: board.history(p),
         ("POST", "/v1/rollback"): rollback,
         ("GET", "/v1/customizations"): lambda p, _b: board.customizations(p),
@@ -251,6 +270,7 @@ class LocalApi:
         self.server = _Server(str(self.path), _Handler)
         os.chmod(self.path, mode)
         self.server.routes = _routes(board)
+        self.server.slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
         self.thread = threading.Thread(
             target=self.server.serve_forever, name="mien-local-api", daemon=True
         )

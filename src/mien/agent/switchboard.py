@@ -43,6 +43,7 @@ from mien.protocol.switching import (
     Preview,
     refusal,
 )
+from mien.spec.errors import SpecError
 
 if TYPE_CHECKING:
     from mien.agent.plan import Plan
@@ -155,10 +156,8 @@ class Switchboard:
         for name, path in sorted(engine.catalog.names().items()):
             try:
                 data = engine.source(path).data
-            except (EngineError, Exception) as exc:  # an invalid file is not offered
-                if isinstance(exc, (KeyboardInterrupt, SystemExit)):
-                    raise
-                continue
+            except (EngineError, SpecError, OSError):
+                continue  # a persona that does not resolve is not offered
             why = None if person.root else refusal(data, person.user, person.groups)
             out.append(
                 Candidate(

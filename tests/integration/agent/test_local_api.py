@@ -11,6 +11,7 @@ from __future__ import annotations
 import shutil
 import socket
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -179,8 +180,11 @@ def _raw(root: Path, data: bytes) -> bytes:
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
         sock.settimeout(30)
         sock.connect(str(root / "run/mien/agent.sock"))
-        sock.sendall(data)
-        return sock.recv(65536)
+        try:
+            sock.sendall(data)
+            return sock.recv(65536)
+        except (BrokenPipeError, ConnectionResetError):
+            return b""  # the agent closed the connection
 
 
 def test_a_huge_request_is_refused(machine: Path) -> None:
@@ -190,6 +194,34 @@ def test_a_huge_request_is_refused(machine: Path) -> None:
     chunked = b"POST /v1/switch HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
     assert _raw(machine, chunked).startswith(b"HTTP/1.1 411")
     assert active(machine) is None
+
+
+def test_a_persona_name_is_never_read_as_a_path(machine: Path, people: People) -> None:
+    (machine / "dev.yaml").write_text("name: planted\naccess_controls: {users: [nobody]}\n")
+    for name in ("../../etc/passwd", "/etc/passwd", "dev.yaml", "etc"):
+        status, answer = request(machine, people.alice, "POST", "/v1/switch", {"persona": name})
+        assert status in (404, 422), (name, answer)
+    assert active(machine) is None
+
+
+def test_idle_connections_cannot_exhaust_the_agent(machine: Path, people: People) -> None:
+    from mien.agent.local_api import MAX_CONNECTIONS
+
+    idle = []
+    try:
+        for _ in range(MAX_CONNECTIONS):
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.connect(str(machine / "run/mien/agent.sock"))
+            idle.append(sock)
+        time.sleep(0.5)
+        assert _raw(machine, b"GET /v1/status HTTP/1.1\r\nHost: x\r\n\r\n") == b""
+    finally:
+        for sock in idle:
+            sock.close()
+    deadline = time.monotonic() + 10
+    while _raw(machine, b"GET /v1/status HTTP/1.1\r\nHost: x\r\n\r\n") == b"":
+        assert time.monotonic() < deadline, "the agent did not recover its connections"
+        time.sleep(0.1)
 
 
 def test_the_cli_goes_through_the_socket_for_a_normal_user(machine: Path, people: People) -> None:
