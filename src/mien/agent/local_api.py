@@ -267,7 +267,18 @@ class LocalApi:
     def __init__(self, root: Path, board: Switchboard, mode: int = 0o666) -> None:
         self.path = socket_path(root)
         _prepare(self.path)
-        self.server = _Server(str(self.path), _Handler)
+        # Past the kernel's 108-byte limit on socket paths, bind through a descriptor of
+        # the directory (deep roots in tests and images).
+        fd = os.open(self.path.parent, os.O_PATH | os.O_DIRECTORY)
+        try:
+            name = (
+                str(self.path)
+                if len(os.fsencode(self.path)) < 100
+                else f"/proc/self/fd/{fd}/agent.sock"
+            )
+            self.server = _Server(name, _Handler)
+        finally:
+            os.close(fd)
         os.chmod(self.path, mode)
         self.server.routes = _routes(board)
         self.server.slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
@@ -293,10 +304,16 @@ class LocalApi:
 
 
 def start_local_api(
-    root: Path, user: str | None = None, creds: Any = None, *, client_factory: Any = None
-) -> LocalApi:
+    root: Path,
+    user: str | None = None,
+    creds: Any = None,
+    *,
+    client_factory: Any = None,
+    warn: Callable[[str], None] | None = None,
+) -> LocalApi | None:
     """Serve the socket of ``root`` in a background thread (what ``mien agent run`` calls;
-    ``creds``: the fleet credential, so switches become requests to the server)."""
+    ``creds``: the fleet credential, so switches become requests to the server). A socket
+    that cannot be served is reported through ``warn`` and the agent runs without it."""
     if creds is not None and client_factory is None:
         from mien.client import AgentClient
 
@@ -304,4 +321,8 @@ def start_local_api(
             return AgentClient(creds.server, creds.token, timeout=30.0, verify=creds.verify)
 
     board = Switchboard(root.absolute(), user=user, creds=creds, client_factory=client_factory)
-    return LocalApi(root.absolute(), board).start()
+    try:
+        return LocalApi(root.absolute(), board).start()
+    except OSError as exc:
+        (warn or log.warning)(f"the local API is not served ({exc}): `mien switch` needs root")
+        return None

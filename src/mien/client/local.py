@@ -7,6 +7,7 @@ kernel (SO_PEERCRED). Nothing here says who the caller is; the socket does.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -32,13 +33,27 @@ def socket_path(root: str | Path) -> Path:
     return Path(root).absolute() / SOCKET
 
 
+def reachable(path: Path) -> tuple[str, int | None]:
+    """A name to connect to ``path`` by: itself, or, past the kernel's 108-byte limit on
+    socket paths, the same file through an open descriptor of its directory
+    (``/proc/self/fd/N/NAME``; the caller closes N)."""
+    if len(os.fsencode(path)) < 100:
+        return str(path), None
+    fd = os.open(path.parent, os.O_PATH | os.O_DIRECTORY)
+    return f"/proc/self/fd/{fd}/{path.name}", fd
+
+
 class LocalClient:
     """Talk to the agent on ``root`` through its socket (raises :class:`ClientError`)."""
 
     def __init__(self, root: str | Path = "/", *, timeout: float = 660.0) -> None:
         self.path = socket_path(root)
+        try:
+            name, self._dir_fd = reachable(self.path)
+        except OSError:
+            name, self._dir_fd = str(self.path), None  # reported when a call connects
         self._http = httpx.Client(
-            transport=httpx.HTTPTransport(uds=str(self.path)),
+            transport=httpx.HTTPTransport(uds=name),
             base_url="http://mien-agent",
             timeout=httpx.Timeout(timeout, connect=5.0),
             headers={"User-Agent": "mien-local"},
@@ -46,6 +61,9 @@ class LocalClient:
 
     def close(self) -> None:
         self._http.close()
+        if self._dir_fd is not None:
+            os.close(self._dir_fd)
+            self._dir_fd = None
 
     def __enter__(self) -> LocalClient:
         return self

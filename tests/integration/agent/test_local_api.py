@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import mien_command
 from tests.switching_support import (
     People,
     audit_lines,
@@ -262,4 +263,30 @@ def test_serve_socket_refuses_an_enrolled_root_and_a_planted_file(tmp_path: Path
     done = run_mien("agent", "serve-socket", "--root", other)
     assert done.returncode == 1 and "is not a socket" in done.stderr, done.stderr
     assert (other / "run/mien/agent.sock").read_text() == "not a socket"
-    _ = subprocess  # the module is used by the fixtures' helpers
+
+
+def test_a_root_deeper_than_a_socket_path_may_be_is_served(tmp_path: Path) -> None:
+    from mien.client.local import LocalClient
+    from tests.support import make_machine
+
+    deep = tmp_path / ("d" * 60) / ("e" * 60)
+    root = make_machine(deep)
+    assert len(str(root / "run/mien/agent.sock")) > 108
+    log = tmp_path / "agent.log"
+    with log.open("ab") as fh:
+        proc = subprocess.Popen(
+            [*mien_command(), "agent", "serve-socket", "--root", str(root), "--user", "alice"],
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 30
+        while not (root / "run/mien/agent.sock").is_socket():
+            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.05)
+        with LocalClient(root) as client:
+            me = client.whoami()
+        assert me.root and me.persona_user == "alice"
+    finally:
+        proc.terminate()
+        assert proc.wait(30) == 0, log.read_text()

@@ -177,11 +177,12 @@ def run_cmd(
     from mien.agent.local_api import start_local_api
 
     # The socket `mien switch` and `mien customize` use without root (docs/switching.md).
-    local_api = start_local_api(root.absolute(), user or creds.user, creds)
+    local_api = start_local_api(root.absolute(), user or creds.user, creds, warn=logger.warning)
     try:
         status = agent.run(once=once)
     finally:
-        local_api.stop()
+        if local_api is not None:
+            local_api.stop()
     raise typer.Exit(status)
 
 

@@ -44,15 +44,22 @@ class BackendError(Exception):
 
 def socket_answers(path: Path) -> bool:
     """Whether an agent listens on ``path`` (a stale socket file does not count)."""
+    from mien.client.local import reachable
+
     if not path.is_socket():
         return False
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-        sock.settimeout(2.0)
-        try:
-            sock.connect(str(path))
-        except OSError:
-            return False
-    return True
+    name, fd = reachable(path)
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(2.0)
+            try:
+                sock.connect(name)
+            except OSError:
+                return False
+        return True
+    finally:
+        if fd is not None:
+            os.close(fd)
 
 
 class Direct:

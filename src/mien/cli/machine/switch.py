@@ -21,15 +21,16 @@ from mien.cli.machine.commands import OUTPUT, ROOT, USER
 
 HELP = (
     "Switch this machine's persona, as yourself (no root needed).\n\n"
-    "  mien switch                  # the terminal UI: personas, preview, history, customizations\n"
-    "  mien switch --list           # the personas you may switch to (* = active)\n"
-    "  mien switch analyst --preview   # what switching would change\n"
-    "  mien switch analyst          # switch (on a fleet machine: asks the server for you)\n"
-    "  mien switch --history        # applied states; --rollback N returns to one\n\n"
+    "  mien switch                   # the terminal UI\n"
+    "  mien switch --list            # personas you may use (* = active)\n"
+    "  mien switch analyst --preview # what switching would change\n"
+    "  mien switch analyst           # switch (fleet: asks the server)\n"
+    "  mien switch --history         # applied states\n"
+    "  mien switch --rollback 3      # back to entry 3\n\n"
     "You may switch to a persona whose access_controls.users names you or one of your groups "
     "(group:NAME); root may switch to any. The agent serves ROOT/run/mien/agent.sock "
     "(`mien agent run`, or `mien agent serve-socket` on a machine without a fleet) and "
-    "learns who you are from the kernel."
+    "learns who you are from the kernel. See docs/switching.md."
 )
 
 
