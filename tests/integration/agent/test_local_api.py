@@ -8,6 +8,7 @@ nor change them. Nothing a request says changes who it is from; a huge body is r
 
 from __future__ import annotations
 
+import json
 import shutil
 import socket
 import subprocess
@@ -290,3 +291,25 @@ def test_a_root_deeper_than_a_socket_path_may_be_is_served(tmp_path: Path) -> No
     finally:
         proc.terminate()
         assert proc.wait(30) == 0, log.read_text()
+
+
+def test_root_without_an_agent_switches_directly(tmp_path: Path) -> None:
+    from tests.support import install_zsh, make_machine, run_mien
+
+    root = install_zsh(make_machine(tmp_path / "vm"))
+    folder = root / "etc/mien/personas"
+    folder.mkdir(parents=True)
+    (folder / "ops.yaml").write_text(
+        "name: ops\ndescription: Operations\nenvironment_variables: {A: b}\n"
+    )
+    listed = run_mien("switch", "--list", "--root", root, "--output", "json")
+    assert listed.returncode == 0, listed.stderr
+    assert [p["name"] for p in json.loads(listed.stdout)["personas"]] == ["ops"]
+    done = run_mien("switch", "ops", "--root", root, "--user", "alice")
+    assert done.returncode == 0 and "switched to ops" in done.stderr, done.stderr
+    assert not (root / "run/mien/agent.sock").exists()
+    assert [r["actor"] for r in audit_lines(root) if r["event"] == "persona.activated"] == [
+        "local:root"
+    ]
+    missing = run_mien("switch", "nope", "--root", root)
+    assert missing.returncode == 1 and "no persona 'nope'" in missing.stderr

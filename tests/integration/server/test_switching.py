@@ -38,9 +38,9 @@ def people() -> Iterator[People]:
 
 @pytest.fixture
 def fleet_machine(
-    tmp_path: Path, people: People
+    tmp_path: Path, people: People, db_url: str | None
 ) -> Iterator[tuple[ServerProcess, Client, Path, str]]:
-    server = ServerProcess(tmp_path / "server").start()
+    server = ServerProcess(tmp_path / "server", db_url).start()
     root = reachable_root(people)
     agent: subprocess.Popen[bytes] | None = None
     log = tmp_path / "agent.log"
