@@ -15,12 +15,29 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 AUDIT_LOG = "var/log/mien/audit.jsonl"
+
+# The person the agent acts for while it serves a request on its local socket (whose name
+# came from the kernel's peer credentials, see mien.agent.local_api).
+_acting_for: ContextVar[str | None] = ContextVar("mien_acting_for", default=None)
+
+
+@contextmanager
+def acting_for(user: str) -> Iterator[None]:
+    """Name ``user`` as the actor of every audit record written in this block (this thread
+    or task only)."""
+    token = _acting_for.set(user)
+    try:
+        yield
+    finally:
+        _acting_for.reset(token)
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +99,11 @@ def audit_records(db: sqlite3.Connection, limit: int = 100) -> list[AuditRecord]
 
 def local_actor() -> str:
     """Who runs this, from the real uid: ``$USER`` is the caller's to set, so only root's
-    ``sudo`` (which sets ``SUDO_USER`` itself) may name someone else."""
+    ``sudo`` (which sets ``SUDO_USER`` itself) may name someone else. The agent serving its
+    socket names the person it acts for (:func:`acting_for`)."""
+    acting = _acting_for.get()
+    if acting is not None:
+        return f"local:{acting}"
     uid = os.getuid()
     if uid == 0:
         return f"local:{os.environ.get('SUDO_USER') or 'root'}"

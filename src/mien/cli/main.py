@@ -70,6 +70,7 @@ COMMAND_MODULES: dict[str, str] = {
     **dict.fromkeys(("validate", "render", "explain", "schema"), "language.commands"),
     **dict.fromkeys(("plan", "apply", "status", "history", "rollback"), "machine.commands"),
     "customize": "machine.customize",
+    "switch": "machine.switch",
     "recover": "machine.recover",
     "exec": "machine.execute",
     "root": "machine.root",

@@ -174,7 +174,15 @@ def run_cmd(
     agent = Agent(
         root.absolute(), creds, engine=engine, wait=wait, log=logger.info, warn=logger.warning
     )
-    status = agent.run(once=once)
+    from mien.agent.local_api import start_local_api
+
+    # The socket `mien switch` and `mien customize` use without root (docs/switching.md).
+    local_api = start_local_api(root.absolute(), user or creds.user, creds, warn=logger.warning)
+    try:
+        status = agent.run(once=once)
+    finally:
+        if local_api is not None:
+            local_api.stop()
     raise typer.Exit(status)
 
 
@@ -209,4 +217,7 @@ def status_cmd(
 
 
 def register(app: typer.Typer) -> None:
+    from mien.cli.fleet import agent_service  # serve-socket, install-service
+
+    agent_service.register_on(agent_app)
     app.add_typer(agent_app)

@@ -33,7 +33,9 @@ customize_app = typer.Typer(
         "  mien customize drop 3     # stop keeping it (the persona's content returns)\n\n"
         "Keys are persona key paths (quote parts containing dots: "
         'application_configuration.app.values."a.b"). Values are read as YAML, so 8080 is a '
-        "number and '[a, b]' a list. Keys a persona locks are refused."
+        "number and '[a, b]' a list. Keys a persona locks are refused. As a normal user, "
+        "set, unset and list go through the agent's socket (`mien agent run` or `mien agent "
+        "serve-socket`) and act on your customizations only; show, adopt and drop need root."
     ),
     no_args_is_help=True,
 )
@@ -52,6 +54,49 @@ def _answer(
         print_result(result)
 
 
+def _via_socket(
+    root: Path, output: OutputFormat, data: dict[str, Any], key: str, value: Any, unset: bool
+) -> bool:
+    """As a normal user, ask the agent (its socket) to change your customization; the
+    agent knows who you are from the kernel. False for root (the engine is used)."""
+    from mien.cli.machine.local_backend import BackendError, Socket, uses_socket
+
+    if not uses_socket(root):
+        return False
+    try:
+        outcome = Socket(root).customize(key, value, unset=unset)
+    except BackendError as exc:
+        common.fail(str(exc), exc.status)
+    if output is OutputFormat.json:
+        common.print_json({**data, "message": outcome.message, "changes": outcome.changes})
+    else:
+        common.info(outcome.message)
+    return True
+
+
+def _list_via_socket(root: Path, output: OutputFormat) -> bool:
+    import json
+
+    from mien.cli.machine.local_backend import BackendError, Socket, uses_socket
+
+    if not uses_socket(root):
+        return False
+    try:
+        items = Socket(root).customizations()
+    except BackendError as exc:
+        common.fail(str(exc), exc.status)
+    if output is OutputFormat.json:
+        common.print_json(
+            {"customizations": [c.model_dump(mode="json") for c in items], "saved_files": []}
+        )
+    elif not items:
+        common.info("no customizations")
+    else:
+        rows = [[c.key, json.dumps(c.value), c.source] for c in items]
+        common.table(["key", "value", "from"], rows, title="customizations")
+    return True
+
+
 @customize_app.command("set")
 def customize_set(
     key: str = typer.Argument(..., help="Persona key path, e.g. os_settings.theme"),
@@ -67,6 +112,8 @@ def customize_set(
         parsed = yaml.safe_load(value) if value.strip() else value
     except yaml.YAMLError:
         parsed = value
+    if _via_socket(root, output, {"key": key, "value": parsed}, key, parsed, False):
+        return
     engine = _engine(root, user)
     result = _guard(engine.customize, key, parsed)
     _answer(
@@ -82,6 +129,8 @@ def customize_unset(
     output: OutputFormat = OUTPUT,
 ) -> None:
     """Remove a customization (the persona's value applies again)."""
+    if _via_socket(root, output, {"key": key, "removed": True}, key, None, True):
+        return
     engine = _engine(root, user)
     result = _guard(engine.customize, key, unset=True)
     _answer(output, {"key": key, "removed": True}, f"customization {key} removed", result)
@@ -93,6 +142,8 @@ def customize_list(root: Path = ROOT, output: OutputFormat = OUTPUT) -> None:
     import datetime as dt
     import json
 
+    if _list_via_socket(root, output):
+        return
     engine = _engine(root, None)
     items, saved = _guard(engine.customizations)
     if output is OutputFormat.json:

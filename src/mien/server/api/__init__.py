@@ -20,6 +20,7 @@ def routers() -> list[APIRouter]:
         defaults,
         instances,
         personas,
+        switching,
         tokens,
     )
 
@@ -33,4 +34,5 @@ def routers() -> list[APIRouter]:
         tokens.router,
         agent.router,
         audit.router,
+        switching.router,
     ]
