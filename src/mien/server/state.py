@@ -79,6 +79,9 @@ class ServerState:
             asyncio.create_task(
                 self._every(s.cache_refresh_interval, self.refresh), name="mien-refresh"
             ),
+            asyncio.create_task(
+                self._every(s.broker_interval, self.broker_sweep), name="mien-broker"
+            ),
         ]
 
     def begin_shutdown(self) -> None:
@@ -182,6 +185,12 @@ class ServerState:
                     was=row.status,
                 )
                 tx.changed("result", row.id)
+
+    async def broker_sweep(self) -> None:
+        from mien.server.broker.lifecycle import sweep
+
+        async with self.transaction() as tx:
+            await sweep(tx, self.settings.sandbox_host_timeout)
 
     async def refresh(self) -> None:
         await self.fleet.load_all(self.clock())

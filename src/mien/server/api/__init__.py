@@ -16,6 +16,8 @@ def routers() -> list[APIRouter]:
         agent,
         audit,
         bindings,
+        broker,
+        broker_host,
         commands,
         defaults,
         instances,
@@ -33,4 +35,6 @@ def routers() -> list[APIRouter]:
         tokens.router,
         agent.router,
         audit.router,
+        broker.router,
+        broker_host.router,
     ]
