@@ -76,6 +76,7 @@ COMMAND_MODULES: dict[str, str] = {
     "agent": "fleet.agent",
     **dict.fromkeys(("persona", "instance", "bind", "audit", "token", "config"), "fleet.commands"),
     "server": "fleet.server",
+    **dict.fromkeys(("app", "group"), "fleet.apps"),
 }
 
 
