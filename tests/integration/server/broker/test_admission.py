@@ -84,3 +84,51 @@ def test_too_big_is_refused_at_once_naming_the_resource(
         assert lease.reason and lease.reason.startswith("cpu:"), lease.reason
     assert ledger(admin)["sbx"]["used_cpu"] == 0
     h.client.close()
+
+
+def test_queue_serves_priority_then_age(server: ServerProcess, admin: Client) -> None:
+    admin.create_persona(app_persona("job", cpu=2))
+    h = host(admin, server, "sbx")
+    h.offer(cpu=2)
+    with user(admin, server, "dana") as dana:
+        holder = dana.send(ops.request_lease("job"))
+        assert holder.state == "provisioning"
+        low = dana.send(ops.request_lease("job", priority=1))
+        high_old = dana.send(ops.request_lease("job", priority=5))
+        high_new = dana.send(ops.request_lease("job", priority=5))
+        assert {low.state, high_old.state, high_new.state} == {"queued"}
+        order = []
+        current = holder
+        for _ in range(3):
+            dana.send(ops.release_lease(current.id))
+            live = [x for x in dana.send(ops.list_leases()).items if x.state == "provisioning"]
+            assert len(live) == 1
+            current = live[0]
+            order.append(current.id)
+    assert order == [high_old.id, high_new.id, low.id]
+    h.client.close()
+
+
+def test_higher_priority_preempts_only_preemptible_leases(
+    server: ServerProcess, admin: Client
+) -> None:
+    admin.create_persona(app_persona("batch", cpu=2, requirements={"preemptible": True}))
+    admin.create_persona(app_persona("steady", cpu=2))
+    admin.create_persona(app_persona("urgent", cpu=2, requirements={"priority": 100}))
+    h = host(admin, server, "sbx")
+    h.offer(cpu=4)
+    with user(admin, server, "erin") as erin, user(admin, server, "finn") as finn:
+        batch = erin.send(ops.request_lease("batch"))
+        steady = erin.send(ops.request_lease("steady"))
+        assert batch.state == steady.state == "provisioning"
+        urgent = finn.send(ops.request_lease("urgent"))
+        assert urgent.state == "provisioning", urgent
+        ended = erin.send(ops.get_lease(batch.id))
+        assert ended.state == "preempted"
+        assert ended.reason and f"by lease {urgent.id} of finn" in ended.reason
+        assert "priority 100 > 0" in ended.reason
+        assert erin.send(ops.get_lease(steady.id)).state == "provisioning"
+        # Nothing preemptible is left: the next urgent request waits.
+        assert finn.send(ops.request_lease("urgent")).state == "queued"
+    assert ledger(admin)["sbx"]["used_cpu"] == 4
+    h.client.close()
