@@ -18,6 +18,7 @@ from contextlib import asynccontextmanager, suppress
 
 from mien.server import audit
 from mien.server.auth import TokenCache
+from mien.server.broker.writer import AdmissionWriter
 from mien.server.enrollment import EnrollmentWriter
 from mien.server.fleet import Fleet
 from mien.server.metrics import Metrics
@@ -57,6 +58,7 @@ class ServerState:
         self._tasks: list[asyncio.Task[None]] = []
         self.reports = ReportWriter(self)
         self.enrollments = EnrollmentWriter(self)
+        self.admissions = AdmissionWriter(self)
 
     # --- life cycle ------------------------------------------------------------------
 
@@ -70,6 +72,7 @@ class ServerState:
         await self.notifier.start(self.apply)
         self.reports.start()
         self.enrollments.start()
+        self.admissions.start()
         s = self.settings
         self._tasks = [
             asyncio.create_task(
@@ -105,6 +108,7 @@ class ServerState:
                 await task
         await self.reports.stop()
         await self.enrollments.stop()
+        await self.admissions.stop()
         try:
             await self.flush_seen(everything=True)
         except Exception as exc:

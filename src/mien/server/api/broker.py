@@ -35,6 +35,7 @@ from mien.server.api.deps import NAME_RE, UUID_RE, Admin, Operator, State, allow
 from mien.server.auth import Principal
 from mien.server.broker import identity, lifecycle
 from mien.server.broker.admission import dispatch, end
+from mien.server.broker.writer import RequestJob
 from mien.server.errors import ApiError, not_found
 from mien.server.resolve import Choice
 from mien.server.state import ServerState
@@ -122,13 +123,6 @@ async def _lease_for(state: ServerState, who: Principal, lease_id: str, action: 
     return row
 
 
-def _retryable(exc: Exception) -> bool:
-    code = getattr(getattr(exc, "orig", None), "sqlstate", None) or getattr(
-        getattr(getattr(exc, "orig", None), "__cause__", None), "sqlstate", None
-    )
-    return code in ("40001", "40P01") or "deadlock detected" in str(exc)
-
-
 @router.post(
     "/leases",
     status_code=201,
@@ -162,25 +156,16 @@ async def request_lease(body: LeaseRequest, state: State, who: Person) -> Lease:
             persona=body.persona,
             wanted="request",
         )
-    for attempt in range(5):
-        try:
-            async with state.transaction() as tx:
-                row = await lifecycle.request(
-                    tx,
-                    persona=body.persona,
-                    version=effective.version or doc.version,
-                    document=data,
-                    requirements=requirements,
-                    holder=who.name,
-                    priority=body.priority,
-                    ttl=body.ttl or state.settings.lease_ttl,
-                )
-            return lease_model(row)
-        except Exception as exc:  # a PostgreSQL deadlock or serialization failure: retry
-            if attempt == 4 or not _retryable(exc):
-                raise
-            await asyncio.sleep(0.01 * (attempt + 1))
-    raise AssertionError("unreachable")
+    job = RequestJob(
+        persona=body.persona,
+        version=effective.version or doc.version,
+        document=data,
+        requirements=requirements,
+        holder=who.name,
+        priority=body.priority,
+        ttl=body.ttl or state.settings.lease_ttl,
+    )
+    return lease_model(await state.admissions.submit_job(job))
 
 
 @router.get(

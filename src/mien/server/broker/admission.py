@@ -75,11 +75,28 @@ def _order(hosts: list[HostRow]) -> list[HostRow]:
     return sorted(hosts, key=lambda h: (load(h), h.instance_id))
 
 
-async def place(tx: Tx, lease: LeaseRow, *, preempt: bool = True) -> str | None:
-    """Admit a queued lease onto a host: the host's id, or ``None`` if nothing fits now."""
+def _fits(ask: Ask, h: HostRow) -> bool:
+    return (
+        h.used_cpu + ask.cpu <= h.cpu + 1e-9
+        and h.used_memory + ask.memory <= h.memory
+        and h.used_storage + ask.storage <= h.storage
+    )
+
+
+async def place(
+    tx: Tx, lease: LeaseRow, *, hosts: list[HostRow] | None = None, preempt: bool = True
+) -> str | None:
+    """Admit a queued lease onto a host: the host's id, or ``None`` if nothing fits now.
+
+    ``hosts`` (as read in this transaction) only orders and filters the candidates: the
+    conditional UPDATE of :func:`~mien.server.store.leases.take` decides."""
     ask = Ask.of_lease(lease)
-    hosts = _order(await q.hosts(tx.session, alive_only=True))
+    if hosts is None:
+        hosts = await q.hosts(tx.session, alive_only=True)
+    hosts = _order(hosts)
     for host in hosts:
+        if not _fits(ask, host):
+            continue
         if await q.take(tx.session, host.instance_id, ask.cpu, ask.memory, ask.storage):
             if await q.move(
                 tx.session,
@@ -94,7 +111,7 @@ async def place(tx: Tx, lease: LeaseRow, *, preempt: bool = True) -> str | None:
                 return host.instance_id
             await q.give_back(tx.session, host.instance_id, ask.cpu, ask.memory, ask.storage)
             return None  # another replica moved it meanwhile
-    if preempt:
+    if preempt and await q.preemptible_below(tx.session, lease.priority):
         for host in hosts:
             if await _preempt_for(tx, lease, host, ask):
                 return await place(tx, lease, preempt=False)
@@ -171,10 +188,20 @@ async def end(
 async def dispatch(tx: Tx) -> list[tuple[str, str]]:
     """Serve the queue in order (a lease that does not fit lets smaller ones behind it
     through); the (lease, host) pairs admitted."""
-    admitted = []
+    admitted: list[tuple[str, str]] = []
+    hosts = await q.hosts(tx.session, alive_only=True)
+    if not hosts:
+        return admitted
+    lowest = await q.lowest_preemptible(tx.session)
     for lease in await q.queued(tx.session):
-        where = await place(tx, lease)
+        ask = Ask.of_lease(lease)
+        could_preempt = lowest is not None and lowest < lease.priority
+        if not could_preempt and not any(_fits(ask, h) for h in hosts):
+            continue  # cheap: most sweeps find a full house
+        where = await place(tx, lease, hosts=hosts, preempt=could_preempt)
         if where is not None:
+            hosts = await q.hosts(tx.session, alive_only=True)
+            lowest = await q.lowest_preemptible(tx.session)
             admitted.append((lease.id, where))
             tx.audit(
                 "mien-broker",

@@ -9,64 +9,13 @@ provisioning go back to the queue (they move), ready ones fail, and its ledger i
 
 from __future__ import annotations
 
-import uuid
 from datetime import timedelta
-from typing import Any
 
 from mien.server.broker import admission
-from mien.server.broker.admission import Ask
 from mien.server.store import lease_runs as runs_q
 from mien.server.store import leases as q
 from mien.server.store.leases import LeaseRow
 from mien.server.tx import Tx
-from mien.spec.models import ResourceRequirements
-
-
-async def request(
-    tx: Tx,
-    *,
-    persona: str,
-    version: int,
-    document: dict[str, Any],
-    requirements: ResourceRequirements,
-    holder: str,
-    priority: int | None,
-    ttl: float,
-) -> LeaseRow:
-    """Record a request and decide it: provisioning on a host, queued, or refused."""
-    ask = Ask.of(requirements)
-    lease_id = str(uuid.uuid4())
-    await q.create(
-        tx.session,
-        id=lease_id,
-        persona=persona,
-        version=version,
-        holder=holder,
-        state="queued",
-        priority=requirements.priority if priority is None else priority,
-        preemptible=requirements.preemptible,
-        cpu=ask.cpu,
-        memory=ask.memory,
-        storage=ask.storage,
-        ttl=ttl,
-        expires_at=tx.now + timedelta(seconds=ttl),
-        document=document,
-        created_at=tx.now,
-        updated_at=tx.now,
-    )
-    lease = await q.get(tx.session, lease_id)
-    assert lease is not None
-    why = admission.too_big(ask, await q.hosts(tx.session, alive_only=True))
-    if why is not None:
-        await q.move(
-            tx.session, lease_id, ("queued",), tx.now, state="insufficient_resources", reason=why
-        )
-    else:
-        await admission.place(tx, lease)
-    tx.audit(holder, "lease.request", persona=persona, lease_id=lease_id, version=version)
-    found = await q.get(tx.session, lease_id)
-    assert found is not None
-    return found
 
 
 async def renew(tx: Tx, lease: LeaseRow) -> bool:

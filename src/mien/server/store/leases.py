@@ -192,6 +192,12 @@ async def create(s: AsyncSession, **values: Any) -> None:
     await s.execute(t.insert().values(**values))
 
 
+async def create_many(s: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    """Insert leases in one statement (each row names every column)."""
+    if rows:
+        await s.execute(t.insert(), rows)
+
+
 async def get(s: AsyncSession, lease_id: str) -> LeaseRow | None:
     row = (await s.execute(select(t).where(t.c.id == lease_id))).first()
     return load(LeaseRow, row) if row else None
@@ -217,6 +223,23 @@ async def queued(s: AsyncSession, limit: int = 1000) -> list[LeaseRow]:
         .limit(limit)
     )
     return load_all(LeaseRow, await s.execute(q))
+
+
+async def preemptible_below(s: AsyncSession, priority: int) -> bool:
+    """Whether some live lease could be preempted by a request of ``priority``."""
+    q = (
+        select(t.c.id)
+        .where(t.c.state.in_(LIVE), t.c.preemptible.is_(True), t.c.priority < priority)
+        .limit(1)
+    )
+    return (await s.execute(q)).first() is not None
+
+
+async def lowest_preemptible(s: AsyncSession) -> int | None:
+    """The lowest priority among live preemptible leases (``None``: there are none)."""
+    q = select(func.min(t.c.priority)).where(t.c.state.in_(LIVE), t.c.preemptible.is_(True))
+    value = (await s.execute(q)).scalar()
+    return None if value is None else int(value)
 
 
 async def on_host(s: AsyncSession, instance_id: str, states: tuple[str, ...]) -> list[LeaseRow]:
