@@ -24,7 +24,7 @@ from mien.cli.fleet.config import Connection
 
 if TYPE_CHECKING:
     from mien.client import Client
-    from mien.protocol.broker import Lease
+    from mien.protocol.broker import Lease, RunRecord
 
 app_app = typer.Typer(
     name="app",
@@ -216,7 +216,7 @@ def status_cmd(
     sys.stdout.write("\n".join(lines) + "\n")
 
 
-def _run(api: Client, lease_id: str, argv: list[str], timeout: float) -> tuple[int, str, str]:
+def _run(api: Client, lease_id: str, argv: list[str], timeout: float) -> RunRecord:
     from mien.client import broker as ops
 
     record = api.send(ops.run(lease_id, argv, timeout, wait=min(timeout + 5, 25)))
@@ -225,7 +225,7 @@ def _run(api: Client, lease_id: str, argv: list[str], timeout: float) -> tuple[i
         record = api.send(ops.get_run(lease_id, record.id, wait=25))
     if record.exit_status is None:
         fail(f"lease {lease_id}: {shlex.join(argv)}: {record.error or record.status}")
-    return record.exit_status, record.stdout, record.stderr
+    return record
 
 
 @app_app.command("run", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
@@ -236,11 +236,13 @@ def run_cmd(
     timeout: Annotated[
         str, typer.Option("--timeout", metavar="DURATION", help="How long it may run.")
     ] = "60s",
+    output: cc.OutputOpt = OutputFormat.table,
     *,
     conn: Connection,
 ) -> None:
     """Run a command inside the lease's sandbox; its output and exit status become this
-    command's own. The lease must be ready (and yours).
+    command's own (--output json: the run's record, with both outputs). The lease must be
+    ready (and yours).
 
     Example:
 
@@ -248,10 +250,13 @@ def run_cmd(
     """
     seconds = parse_duration(timeout, "--timeout")
     with cc.client(conn, timeout=seconds + 60) as api:
-        status, out, err = _run(api, lease_id, list(argv), seconds)
-    sys.stdout.write(out)
-    sys.stderr.write(err)
-    raise typer.Exit(status)
+        record = _run(api, lease_id, list(argv), seconds)
+    if output is OutputFormat.json:
+        cc.dump(record)
+    else:
+        sys.stdout.write(record.stdout)
+        sys.stderr.write(record.stderr)
+    raise typer.Exit(record.exit_status or 0)
 
 
 @app_app.command("shell")
@@ -261,13 +266,14 @@ def shell_cmd(
     timeout: Annotated[
         str, typer.Option("--timeout", metavar="DURATION", help="How long each line may run.")
     ] = "60s",
+    output: cc.OutputOpt = OutputFormat.table,
     *,
     conn: Connection,
 ) -> None:
     """A line-by-line shell inside the lease's sandbox — NOT interactive: each line read
     from standard input runs as `sh -c LINE` on the host, and its output is printed when
     it finishes (no terminal, no job control, no programs that read the keyboard). Exit
-    status: the last line's.
+    status: the last line's. --output json prints the runs' records at the end.
 
     Example:
 
@@ -275,6 +281,7 @@ def shell_cmd(
     """
     seconds = parse_duration(timeout, "--timeout")
     status = 0
+    records = []
     prompt = cc.is_tty(sys.stdin)
     with cc.client(conn, timeout=seconds + 60) as api:
         while True:
@@ -286,10 +293,16 @@ def shell_cmd(
                 break
             if not line.strip():
                 continue
-            status, out, err = _run(api, lease_id, ["sh", "-c", line.rstrip("\n")], seconds)
-            sys.stdout.write(out)
-            sys.stderr.write(err)
+            record = _run(api, lease_id, ["sh", "-c", line.rstrip("\n")], seconds)
+            status = record.exit_status or 0
+            if output is OutputFormat.json:
+                records.append(record)
+                continue
+            sys.stdout.write(record.stdout)
+            sys.stderr.write(record.stderr)
             sys.stdout.flush()
+    if output is OutputFormat.json:
+        cc.dump(records)
     raise typer.Exit(status)
 
 
