@@ -179,3 +179,33 @@ def test_idle_lease_is_reclaimed(
     assert ended.reason and "idle for 1s" in ended.reason
     assert not (root / lease.id).exists()
     assert ledger(admin)["sbx-1"]["used_cpu"] == 0
+
+
+def test_agent_run_sandbox_host_says_clearly_when_no_driver_can_be_loaded(
+    server: ServerProcess, admin: Client, tmp_path: Path
+) -> None:
+    # SWITCH once mien.agent.sandbox is merged: start `mien agent run --sandbox-host
+    # --sandbox-driver local` and see the host offer its capacity (GET /broker/hosts).
+    root = tmp_path / "machine"
+    enroll = admin.create_token("e-m", kind="enroll").token
+    env = {**os.environ, "COLUMNS": "200"}
+    cli = [sys.executable, "-m", "mien.cli.main", "agent"]
+    joined = subprocess.run(
+        [*cli, "enroll", "--server", server.url, "--token", enroll, "--root", str(root)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+    assert joined.returncode == 0, joined.stderr
+    started = subprocess.run(
+        [*cli, "run", "--root", str(root), "--once", "--sandbox-host", "--sandbox-driver", "nope"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+    assert started.returncode == 1, started
+    assert "--sandbox-host:" in started.stderr and "Traceback" not in started.stderr
