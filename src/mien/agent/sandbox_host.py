@@ -37,6 +37,7 @@ from typing import IO, Any, Protocol
 from mien.client import Client, ClientError
 from mien.client import broker as ops
 from mien.protocol.broker import HostLease, HostRun, Limits
+from mien.spec.models import APPLICATION_ENV_KEY, APPLICATION_ENV_PATH
 
 OUTPUT_CAP = 256 * 1024
 """Most bytes of a command's stdout (and of its stderr) sent back; the server caps too."""
@@ -47,7 +48,7 @@ class Driver(Protocol):
 
     def provision(self, spec: Any) -> Any: ...
 
-    def run(self, handle: Any, argv: list[str], *, tty: bool = False) -> int: ...
+    def run(self, handle: Any, argv: list[str], **options: Any) -> Any: ...
 
     def usage(self, handle: Any) -> Any: ...
 
@@ -65,7 +66,24 @@ class LeaseSpec:
 
 
 def default_spec(lease: HostLease) -> Any:
-    return LeaseSpec(lease.id, lease.persona, dict(lease.document), lease.limits)
+    """The lease as the drivers take it (:func:`mien.agent.sandbox.base.as_spec` reads
+    ``lease_id`` and ``document``).
+
+    The server holds the persona in canonical form, where the flat
+    ``application_configuration`` settings are one env-file entry; they are also handed
+    over flat again, so that the drivers load them into the applications' environment."""
+    document = dict(lease.document)
+    config = document.get("application_configuration")
+    entry = config.get(APPLICATION_ENV_KEY) if isinstance(config, dict) else None
+    if (
+        isinstance(config, dict)
+        and isinstance(entry, dict)
+        and entry.get("path") == APPLICATION_ENV_PATH
+        and isinstance(entry.get("values"), dict)
+    ):
+        flat = {k: v for k, v in entry["values"].items() if k not in config}
+        document["application_configuration"] = {**config, **flat}
+    return LeaseSpec(lease.id, lease.persona, document, lease.limits)
 
 
 @dataclass
@@ -96,6 +114,12 @@ def _accepts(fn: Callable[..., Any], name: str) -> bool:
     return name in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
 
 
+def _text(data: bytes | str) -> str:
+    if isinstance(data, str):
+        return data[:OUTPUT_CAP]
+    return data[:OUTPUT_CAP].decode("utf-8", "replace")
+
+
 def _read(fh: IO[bytes]) -> str:
     fh.seek(0)
     return fh.read(OUTPUT_CAP).decode("utf-8", "replace")
@@ -106,9 +130,18 @@ def run_captured(
 ) -> tuple[int | None, str, str, str | None]:
     """Run ``argv`` in the sandbox: (exit status, stdout, stderr, error).
 
-    A driver whose ``run`` takes ``stdout``/``stderr`` files gets them; any other runs in a
-    forked child whose descriptors 1 and 2 are the capture files (drivers inherit them),
-    and which is killed past ``timeout``."""
+    The drivers of :mod:`mien.agent.sandbox` take a ``timeout`` and answer a result with
+    ``exit_status``, ``stdout`` and ``stderr``. A driver whose ``run`` only answers an exit
+    status (its output on the inherited descriptors) runs in a forked child whose
+    descriptors 1 and 2 are capture files, killed past ``timeout``."""
+    if _accepts(driver.run, "timeout") and not _accepts(driver.run, "stdout"):
+        try:
+            result: Any = driver.run(handle, argv, timeout=timeout)
+        except Exception as exc:
+            return None, "", "", f"{type(exc).__name__}: {exc}"
+        if hasattr(result, "exit_status"):
+            return int(result.exit_status), _text(result.stdout), _text(result.stderr), None
+        return int(result), "", "", None
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         if _accepts(driver.run, "stdout"):
             kwargs: dict[str, Any] = {"stdout": out, "stderr": err}
@@ -324,7 +357,8 @@ class SandboxUnavailable(Exception):
 
 
 def load_driver(name: str) -> Driver:
-    """The driver called ``name`` from :mod:`mien.agent.sandbox` (its ``get_driver``)."""
+    """The driver called ``name`` from :mod:`mien.agent.sandbox` (its ``get_driver``), or
+    :class:`SandboxUnavailable` saying what is missing."""
     from importlib import import_module
 
     try:
