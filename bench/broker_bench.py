@@ -99,6 +99,9 @@ def time_to_ready(leases: int) -> None:
     import threading
 
     print(f"time to ready (request -> ready, median of {leases}, cached environment):")
+    if leases < 1:
+        print("  skipped: --leases 0")
+        return
     try:
         from mien.agent.sandbox import SandboxError, drivers, roots
     except ImportError:

@@ -66,3 +66,21 @@ def ledger(admin: Client) -> dict[str, dict[str, Any]]:
     r = admin._http.get("/api/v1/broker/hosts")
     r.raise_for_status()
     return {h["instance_id"]: h for h in r.json()["items"]}
+
+
+def mien(server: ServerProcess, token: str, *args: str, stdin: str | None = None) -> Any:
+    """``mien ARGS`` as a separate process against ``server`` with ``token``."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "MIEN_SERVER": server.url, "MIEN_TOKEN": token, "COLUMNS": "200"}
+    return subprocess.run(
+        [sys.executable, "-m", "mien.cli.main", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        input=stdin,
+        timeout=600,
+        check=False,
+    )

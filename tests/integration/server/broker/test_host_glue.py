@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from broker_support import GiB, app_persona, host, ledger, user
+from broker_support import GiB, app_persona, host, ledger, mien, user
 from server_harness import ServerProcess, wait_until
 
 from mien.agent.sandbox_host import SandboxHost
@@ -91,21 +91,6 @@ def sandbox(
     h.client.close()
 
 
-def mien(
-    server: ServerProcess, token: str, *args: str, stdin: str | None = None
-) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "MIEN_SERVER": server.url, "MIEN_TOKEN": token, "COLUMNS": "200"}
-    return subprocess.run(
-        [sys.executable, "-m", "mien.cli.main", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        input=stdin,
-        timeout=120,
-        check=False,
-    )
-
-
 def test_request_run_status_release_through_the_cli(
     server: ServerProcess, admin: Client, sandbox: tuple[SandboxHost, Path]
 ) -> None:
@@ -127,6 +112,8 @@ def test_request_run_status_release_through_the_cli(
     shell = mien(server, token, "app", "shell", lease_id, stdin="echo one\nls\n")
     assert shell.returncode == 0 and shell.stdout == "one\npersona.json\n", shell
 
+    listed = mien(server, token, "app", "list")
+    assert lease_id in listed.stdout and "ready" in listed.stdout, listed
     wait_until(lambda: _usage(admin, token, lease_id), what="usage reported")
     status = mien(server, token, "app", "status", lease_id, "--output", "json")
     data = json.loads(status.stdout)

@@ -12,8 +12,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -21,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from broker_support import GiB, host, ledger
+from broker_support import GiB, host, ledger, mien
 from server_harness import ServerProcess, wait_until
 
 from mien.agent.sandbox_host import SandboxHost
@@ -54,18 +52,6 @@ def local_driver() -> Iterator[object]:
         pytest.skip(f"local sandbox driver: {missing}")
     yield driver
     shutil.rmtree(runs, ignore_errors=True)
-
-
-def mien(server: ServerProcess, token: str, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "MIEN_SERVER": server.url, "MIEN_TOKEN": token, "COLUMNS": "200"}
-    return subprocess.run(
-        [sys.executable, "-m", "mien.cli.main", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=600,
-        check=False,
-    )
 
 
 def test_the_seed_example_provisions_runs_and_releases_with_the_local_driver(

@@ -3,13 +3,14 @@ reporting, identity (403 with an audit record) and bad input."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from broker_support import GiB, app_persona, host, ledger, user
+from broker_support import GiB, app_persona, host, ledger, mien, user
 from server_harness import ServerProcess
 
 from mien.client import Client, Conflict, Forbidden, InvalidDocument, NotFound
@@ -99,7 +100,8 @@ def test_only_listed_users_and_groups_may_ask_and_refusals_are_audited(
     )
     h = host(admin, server, "sbx")
     h.offer(cpu=8)
-    with user(admin, server, "ivy") as ivy, user(admin, server, "jack") as jack:
+    jack_token = admin.create_token("jack", role="user").token
+    with user(admin, server, "ivy") as ivy, Client(server.url, jack_token) as jack:
         mine = ivy.send(ops.request_lease("private"))
         with pytest.raises(Forbidden, match="'jack' is not among the users of persona 'private'"):
             jack.send(ops.request_lease("private"))
@@ -107,8 +109,9 @@ def test_only_listed_users_and_groups_may_ask_and_refusals_are_audited(
         assert [(r.actor, r.persona, r.detail["wanted"]) for r in denied] == [
             ("jack", "private", "request")
         ]
-        # A group admits its members.
-        admin.send(ops.add_members("finance", ["jack"]))
+        # A group admits its members (mien group add, an admin's).
+        added = mien(server, server.admin_token, "group", "add", "finance", "jack")
+        assert added.returncode == 0 and "group finance: jack" in added.stderr, added
         assert jack.send(ops.request_lease("private")).state == "provisioning"
         # Someone else's lease: 403, audited; nothing changes.
         for call in (
@@ -123,8 +126,12 @@ def test_only_listed_users_and_groups_may_ask_and_refusals_are_audited(
         # Groups are an admin's to change.
         with pytest.raises(Forbidden):
             jack.send(ops.add_members("finance", ["jack2"]))
-        groups = admin.send(ops.list_groups()).items
-        assert [(g.name, g.members) for g in groups] == [("finance", ["jack"])]
+        listed = mien(server, server.admin_token, "group", "list", "--output", "json")
+        assert json.loads(listed.stdout) == [{"name": "finance", "members": ["jack"]}]
+        refused = mien(server, jack_token, "group", "add", "finance", "mallory")
+        assert refused.returncode == 1 and "Traceback" not in refused.stderr
+        mine_listed = mien(server, jack_token, "app", "list", "--output", "json")
+        assert [x["holder"] for x in json.loads(mine_listed.stdout)] == ["jack"]
         admin.send(ops.remove_member("finance", "jack"))
         with pytest.raises(Forbidden):
             jack.send(ops.request_lease("private"))
