@@ -14,7 +14,8 @@ host protocol with the instance's own token (:mod:`mien.client.broker`):
 * it reclaims a lease idle for ``idle_timeout`` seconds (no command run), reporting it
   released with the reason;
 * it destroys any environment it holds that the server no longer lists as live (a lease
-  that moved while this host was unreachable).
+  that moved while this host was unreachable, or one an earlier run of the agent left:
+  those the driver can list are adopted at start).
 
 The drivers (:class:`Driver`) live in :mod:`mien.agent.sandbox`; this module only needs the
 interface, so it can be driven by any of them.
@@ -216,7 +217,25 @@ class SandboxHost:
     def stop(self) -> None:
         self._stop.set()
 
+    def adopt(self) -> None:
+        """Take over the sandboxes a previous run of the agent left (drivers that can list
+        them): the first answer from the server keeps the live ones and destroys the rest."""
+        lister = getattr(self.driver, "list", None)
+        if lister is None:
+            return
+        try:
+            found = lister()
+        except Exception as exc:
+            self.warn(f"sandbox host: cannot list earlier sandboxes: {exc}")
+            return
+        with self._lock:
+            for handle in found:
+                lease_id = getattr(handle, "lease_id", None)
+                if isinstance(lease_id, str) and lease_id not in self.held:
+                    self.held[lease_id] = Held(lease_id, handle=handle, ready=True)
+
     def run(self) -> None:
+        self.adopt()
         next_offer = next_usage = 0.0
         while not self._stop.is_set():
             now = time.monotonic()

@@ -76,7 +76,8 @@ COMMAND_MODULES: dict[str, str] = {
     "agent": "fleet.agent",
     **dict.fromkeys(("persona", "instance", "bind", "audit", "token", "config"), "fleet.commands"),
     "server": "fleet.server",
-    **dict.fromkeys(("app", "group"), "fleet.apps"),
+    "app": "fleet.apps",
+    "group": "fleet.groups",
 }
 
 

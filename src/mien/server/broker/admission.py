@@ -64,7 +64,7 @@ def too_big(ask: Ask, hosts: list[HostRow]) -> str | None:
     return None
 
 
-def _order(hosts: list[HostRow]) -> list[HostRow]:
+def by_load(hosts: list[HostRow]) -> list[HostRow]:
     """Emptiest host first (by its busiest resource), so leases spread."""
 
     def load(h: HostRow) -> float:
@@ -75,7 +75,7 @@ def _order(hosts: list[HostRow]) -> list[HostRow]:
     return sorted(hosts, key=lambda h: (load(h), h.instance_id))
 
 
-def _fits(ask: Ask, h: HostRow) -> bool:
+def fits(ask: Ask, h: HostRow) -> bool:
     return (
         h.used_cpu + ask.cpu <= h.cpu + 1e-9
         and h.used_memory + ask.memory <= h.memory
@@ -93,9 +93,9 @@ async def place(
     ask = Ask.of_lease(lease)
     if hosts is None:
         hosts = await q.hosts(tx.session, alive_only=True)
-    hosts = _order(hosts)
+    hosts = by_load(hosts)
     for host in hosts:
-        if not _fits(ask, host):
+        if not fits(ask, host):
             continue
         if await q.take(tx.session, host.instance_id, ask.cpu, ask.memory, ask.storage):
             if await q.move(
@@ -196,7 +196,7 @@ async def dispatch(tx: Tx) -> list[tuple[str, str]]:
     for lease in await q.queued(tx.session):
         ask = Ask.of_lease(lease)
         could_preempt = lowest is not None and lowest < lease.priority
-        if not could_preempt and not any(_fits(ask, h) for h in hosts):
+        if not could_preempt and not any(fits(ask, h) for h in hosts):
             continue  # cheap: most sweeps find a full house
         where = await place(tx, lease, hosts=hosts, preempt=could_preempt)
         if where is not None:

@@ -18,7 +18,7 @@ from typing import Any
 
 from mien.server.batching import GroupCommit
 from mien.server.broker import admission
-from mien.server.broker.admission import Ask, _fits, _order
+from mien.server.broker.admission import Ask, by_load, fits
 from mien.server.errors import ApiError
 from mien.server.store import leases as q
 from mien.server.store.leases import HostRow, LeaseRow
@@ -93,7 +93,7 @@ async def record_requests(tx: Tx, jobs: list[RequestJob]) -> list[LeaseRow | Api
             continue
         placed = None
         for _attempt in range(3):
-            candidates = [h for h in _order(list(hosts.values())) if _fits(ask, h)]
+            candidates = [h for h in by_load(list(hosts.values())) if fits(ask, h)]
             if not candidates:
                 break
             chosen = candidates[0]

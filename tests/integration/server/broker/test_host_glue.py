@@ -35,6 +35,12 @@ class TinyUsage:
     processes: list[list[str]] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class TinyHandle:
+    lease_id: str
+    path: Path
+
+
 class TinyDriver:
     """A directory per lease; commands run there with subprocess (stdio inherited, as a
     real driver's ``run`` does). A package named ``missing-*`` will not install."""
@@ -42,7 +48,7 @@ class TinyDriver:
     def __init__(self, root: Path) -> None:
         self.root = root
 
-    def provision(self, spec: Any) -> Path:
+    def provision(self, spec: Any) -> TinyHandle:
         where = self.root / spec.lease_id
         where.mkdir(parents=True)
         for pkg in spec.document.get("required_applications", []):
@@ -51,16 +57,21 @@ class TinyDriver:
                 shutil.rmtree(where)
                 raise RuntimeError(f"E: Unable to locate package {name}")
         (where / "persona.json").write_text(json.dumps(spec.document))
-        return where
+        return TinyHandle(spec.lease_id, where)
 
-    def run(self, handle: Path, argv: list[str], *, tty: bool = False) -> int:
-        return subprocess.run(argv, cwd=handle, check=False).returncode
+    def run(self, handle: TinyHandle, argv: list[str], *, tty: bool = False) -> int:
+        return subprocess.run(argv, cwd=handle.path, check=False).returncode
 
-    def usage(self, handle: Path) -> TinyUsage:
+    def usage(self, handle: TinyHandle) -> TinyUsage:
         return TinyUsage(0.5, 1024 * 1024)
 
-    def destroy(self, handle: Path) -> None:
-        shutil.rmtree(handle, ignore_errors=True)
+    def destroy(self, handle: TinyHandle) -> None:
+        shutil.rmtree(handle.path, ignore_errors=True)
+
+    def list(self) -> list[TinyHandle]:
+        if not self.root.is_dir():
+            return []
+        return [TinyHandle(p.name, p) for p in sorted(self.root.iterdir())]
 
 
 @pytest.fixture
@@ -196,3 +207,21 @@ def test_agent_run_sandbox_host_says_clearly_when_no_driver_can_be_loaded(
     )
     assert started.returncode == 1, started
     assert "--sandbox-host:" in started.stderr and "Traceback" not in started.stderr
+
+
+def test_sandboxes_left_by_an_earlier_agent_run_are_destroyed_unless_live(
+    server: ServerProcess, admin: Client, tmp_path: Path
+) -> None:
+    root = tmp_path / "sandboxes"
+    stale = root / "3f1c0000-0000-0000-0000-000000000000"
+    stale.mkdir(parents=True)
+    h = host(admin, server, "sbx-2")
+    glue = SandboxHost(h.client, TinyDriver(root), offer=(1.0, GiB, GiB), poll_interval=0.1)
+    thread = threading.Thread(target=glue.run, daemon=True)
+    thread.start()
+    try:
+        wait_until(lambda: not stale.exists(), what="the stale sandbox destroyed")
+    finally:
+        glue.stop()
+        thread.join(10)
+        h.client.close()
