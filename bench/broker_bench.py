@@ -118,7 +118,7 @@ def time_to_ready(leases: int) -> None:
     from server_harness import ServerProcess
 
     from mien.agent.sandbox_host import SandboxHost
-    from mien.client import Client
+    from mien.client import AgentClient, Client
     from mien.client import broker as ops
 
     runs = Path(tempfile.mkdtemp(prefix="mien-bench-", dir="/run"))
@@ -138,7 +138,7 @@ def time_to_ready(leases: int) -> None:
                 with server.client() as admin:
                     admin.create_persona({"name": "bench", "resource_requirements": {"cpu": 0.1}})
                     enroll = admin.create_token("e", kind="enroll").token
-                    with Client(server.url) as anon:
+                    with AgentClient(server.url) as anon:
                         agent_token = anon.enroll(enroll, instance_id="bench-host").token
                     user = admin.create_token("bench-user", role="user").token
                 host_client = Client(server.url, agent_token)

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 from server_harness import ServerProcess
 
-from mien.client import Client
+from mien.client import AgentClient, Client
 from mien.client import broker as ops
 
 GiB = 1024**3
@@ -41,7 +41,7 @@ class Host:
 
 def host(admin: Client, server: ServerProcess, iid: str) -> Host:
     enroll = admin.create_token(f"e-{iid}", kind="enroll").token
-    with Client(server.url) as anon:
+    with AgentClient(server.url) as anon:
         token = anon.enroll(enroll, instance_id=iid).token
     return Host(iid, Client(server.url, token))
 
