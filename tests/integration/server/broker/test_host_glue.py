@@ -1,9 +1,10 @@
 """The sandbox host's glue (:mod:`mien.agent.sandbox_host`) against a real server, driven
 through ``mien app`` as a user would.
 
-Until the real drivers are merged, the environments here come from a tiny driver defined
-below (a directory per lease, commands run with subprocess), behind the same interface.
-SWITCH TO THE REAL ``local`` DRIVER once both are merged: every test in this file.
+The environments here come from a tiny driver defined below (a directory per lease,
+commands run with subprocess, an int exit status as the first interface had it), so the
+glue's own logic — failures, idle reclaim, adoption — runs in seconds; the same path with
+the real ``local`` driver is test_host_local_driver.py.
 """
 
 from __future__ import annotations
@@ -182,8 +183,8 @@ def test_idle_lease_is_reclaimed(
 def test_agent_run_sandbox_host_says_clearly_when_no_driver_can_be_loaded(
     server: ServerProcess, admin: Client, tmp_path: Path
 ) -> None:
-    # SWITCH once mien.agent.sandbox is merged: start `mien agent run --sandbox-host
-    # --sandbox-driver local` and see the host offer its capacity (GET /broker/hosts).
+    # An unknown driver: one message, exit 1. The glue with the real local driver is
+    # test_host_local_driver.py.
     root = tmp_path / "machine"
     enroll = admin.create_token("e-m", kind="enroll").token
     env = {**os.environ, "COLUMNS": "200"}
