@@ -77,6 +77,8 @@ COMMAND_MODULES: dict[str, str] = {
     "agent": "fleet.agent",
     **dict.fromkeys(("persona", "instance", "bind", "audit", "token", "config"), "fleet.commands"),
     "server": "fleet.server",
+    "app": "fleet.apps",
+    "group": "fleet.groups",
 }
 
 

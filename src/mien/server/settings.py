@@ -57,6 +57,12 @@ class Settings(BaseModel):
     """A remote command not picked up by its agent within this long expires."""
     command_result_grace: float = Field(60.0, ge=0)
     """How long after its timeout a sent command's result is still awaited."""
+    lease_ttl: float = Field(120.0, ge=5)
+    """A lease of an application persona not renewed within this long expires."""
+    sandbox_host_timeout: float = Field(30.0, gt=0)
+    """A sandbox host silent this long is lost: its leases move or fail."""
+    broker_interval: float = Field(1.0, gt=0)
+    """How often the broker expires leases, buries silent hosts and serves the queue."""
     cache_refresh_interval: float = Field(300.0, gt=0)
     """A full reload of the per-replica cache, a safety net under LISTEN/NOTIFY."""
     token_cache_ttl: float = Field(900.0, ge=0)

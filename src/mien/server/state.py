@@ -18,6 +18,7 @@ from contextlib import asynccontextmanager, suppress
 
 from mien.server import audit
 from mien.server.auth import TokenCache
+from mien.server.broker.writer import AdmissionWriter
 from mien.server.enrollment import EnrollmentWriter
 from mien.server.fleet import Fleet
 from mien.server.metrics import Metrics
@@ -57,6 +58,7 @@ class ServerState:
         self._tasks: list[asyncio.Task[None]] = []
         self.reports = ReportWriter(self)
         self.enrollments = EnrollmentWriter(self)
+        self.admissions = AdmissionWriter(self)
 
     # --- life cycle ------------------------------------------------------------------
 
@@ -70,6 +72,7 @@ class ServerState:
         await self.notifier.start(self.apply)
         self.reports.start()
         self.enrollments.start()
+        self.admissions.start()
         s = self.settings
         self._tasks = [
             asyncio.create_task(
@@ -78,6 +81,9 @@ class ServerState:
             asyncio.create_task(self._every(5.0, self.expire_commands), name="mien-expiry"),
             asyncio.create_task(
                 self._every(s.cache_refresh_interval, self.refresh), name="mien-refresh"
+            ),
+            asyncio.create_task(
+                self._every(s.broker_interval, self.broker_sweep), name="mien-broker"
             ),
         ]
 
@@ -102,6 +108,7 @@ class ServerState:
                 await task
         await self.reports.stop()
         await self.enrollments.stop()
+        await self.admissions.stop()
         try:
             await self.flush_seen(everything=True)
         except Exception as exc:
@@ -182,6 +189,12 @@ class ServerState:
                     was=row.status,
                 )
                 tx.changed("result", row.id)
+
+    async def broker_sweep(self) -> None:
+        from mien.server.broker.lifecycle import sweep
+
+        async with self.transaction() as tx:
+            await sweep(tx, self.settings.sandbox_host_timeout)
 
     async def refresh(self) -> None:
         await self.fleet.load_all(self.clock())

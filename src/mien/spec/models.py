@@ -307,6 +307,8 @@ class ResourceRequirements(_Closed):
     storage: Size | None = None
     network_bandwidth: Bandwidth | None = None
     priority: Annotated[int, Field(ge=0, le=1000)] = 0
+    # A lease of a preemptible persona may be ended to admit a higher-priority request.
+    preemptible: bool = False
 
 
 class FileAccess(_Closed):
@@ -333,6 +335,37 @@ class AccessControls(_Closed):
 
 TOP_LEVEL_FIELDS: tuple[str, ...] = ()  # filled below
 
+APPLICATION_ENV_KEY = "application_env"
+"""The ``application_configuration`` entry that the flat form (``key: value`` pairs) becomes."""
+APPLICATION_ENV_PATH = "/etc/persona/application.env"
+"""Where the flat form's settings are written, one ``KEY=value`` a line, for the applications."""
+
+
+def _flat_application_configuration(value: Any) -> Any:
+    """Accept the flat form: ``application_configuration: {database_url: "..."}``.
+
+    Plain values (strings, numbers, booleans) are environment-specific settings handed to
+    the applications: they are gathered into one env file at :data:`APPLICATION_ENV_PATH`
+    (the entry :data:`APPLICATION_ENV_KEY`). Mappings keep the structured meaning."""
+    if not isinstance(value, dict):
+        return value
+    flat = {k: v for k, v in value.items() if isinstance(v, str | int | float | bool) or v is None}
+    if not flat:
+        return value
+    if APPLICATION_ENV_KEY in value and not isinstance(value[APPLICATION_ENV_KEY], dict):
+        flat.pop(APPLICATION_ENV_KEY)
+        flat[APPLICATION_ENV_KEY] = value[APPLICATION_ENV_KEY]
+    elif APPLICATION_ENV_KEY in value:
+        raise PydanticCustomError(
+            "flat_conflict",
+            "{key} is kept for the flat key-value settings; rename that entry",
+            {"key": APPLICATION_ENV_KEY},
+        )
+    rest = {k: v for k, v in value.items() if k not in flat}
+    values = {k: ("" if v is None else v) for k, v in flat.items()}
+    rest[APPLICATION_ENV_KEY] = {"path": APPLICATION_ENV_PATH, "format": "env", "values": values}
+    return rest
+
 
 class Persona(_Closed):
     """A persona: a declared role for a machine."""
@@ -349,7 +382,9 @@ class Persona(_Closed):
     application_settings: ApplicationSettings = Field(default_factory=ApplicationSettings)
     behavioral_settings: BehavioralSettings = Field(default_factory=BehavioralSettings)
     environment_variables: dict[EnvVarName, EnvValue] = Field(default_factory=dict)
-    application_configuration: dict[Identifier, AppConfig] = Field(default_factory=dict)
+    application_configuration: Annotated[
+        dict[Identifier, AppConfig], BeforeValidator(_flat_application_configuration)
+    ] = Field(default_factory=dict)
     required_applications: list[Package] = Field(default_factory=list)
 
     pre_activation_script: ScriptField | None = None

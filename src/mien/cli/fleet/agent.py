@@ -158,6 +158,22 @@ def run_cmd(
     once: bool = typer.Option(
         False, "--once", help="Take one answer from the server, act on it, and exit."
     ),
+    sandbox_host: bool = typer.Option(
+        False,
+        "--sandbox-host",
+        help="Also serve the broker: offer this machine's capacity and build the "
+        "application personas' sandboxes it is given.",
+    ),
+    sandbox_driver: str = typer.Option(
+        "local", "--sandbox-driver", metavar="NAME", help="Sandbox driver: local or podman."
+    ),
+    sandbox_idle: float | None = typer.Option(
+        None,
+        "--sandbox-idle",
+        metavar="SECONDS",
+        min=1.0,
+        help="Reclaim a lease after this long without a command run (default: never).",
+    ),
 ) -> None:
     """Follow the server: apply what it desires, report, run remote commands. Stops on
     SIGTERM/SIGINT (an apply in progress finishes first)."""
@@ -178,12 +194,34 @@ def run_cmd(
 
     # The socket `mien switch` and `mien customize` use without root (docs/switching.md).
     local_api = start_local_api(root.absolute(), user or creds.user, creds, warn=logger.warning)
+    host = _sandbox_host(creds, sandbox_driver, sandbox_idle, logger) if sandbox_host else None
     try:
         status = agent.run(once=once)
     finally:
+        if host is not None:
+            host.stop()
         if local_api is not None:
             local_api.stop()
     raise typer.Exit(status)
+
+
+def _sandbox_host(creds: Any, driver: str, idle: float | None, logger: Any) -> Any:
+    """Start serving the broker in a thread beside the agent's loop."""
+    import threading
+
+    from mien.agent.sandbox_host import SandboxHost, SandboxUnavailable, load_driver
+    from mien.client import Client
+
+    try:
+        loaded = load_driver(driver)
+    except SandboxUnavailable as exc:
+        common.fail(f"--sandbox-host: {exc}")
+    client = Client(creds.server, creds.token, verify=creds.verify)
+    host = SandboxHost(
+        client, loaded, driver_name=driver, idle_timeout=idle, log=logger.info, warn=logger.warning
+    )
+    threading.Thread(target=host.run, name="mien-sandbox-host", daemon=True).start()
+    return host
 
 
 @agent_app.command("status")

@@ -16,6 +16,8 @@ def routers() -> list[APIRouter]:
         agent,
         audit,
         bindings,
+        broker,
+        broker_host,
         commands,
         defaults,
         instances,
@@ -35,4 +37,6 @@ def routers() -> list[APIRouter]:
         agent.router,
         audit.router,
         switching.router,
+        broker.router,
+        broker_host.router,
     ]
