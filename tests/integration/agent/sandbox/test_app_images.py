@@ -14,16 +14,14 @@ import typer
 from typer.testing import CliRunner
 
 from mien.cli.common import CommandFailed
-from mien.cli.fleet.app_images import images_app
+from mien.cli.fleet.apps import app_app
 from tests.integration.agent.sandbox.conftest import CACHE, RECIPE
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 
 
 def _cli() -> typer.Typer:
-    app = typer.Typer()
-    app.add_typer(images_app, name="image")  # as ``mien app`` attaches it
-    return app
+    return app_app  # `mien app`, with `image` attached as the command line has it
 
 
 def test_a_bad_base_is_refused_naming_the_option() -> None:
