@@ -1,48 +1,27 @@
 """A compiled condition, decided as true, false or unknown against one set of inputs.
 
-Used by :mod:`mien.rules.engine` for every ``when`` and ``clear_when``. Two ways to decide:
+Used by :mod:`mien.rules.engine` for every ``when`` and ``clear_when``. Each condition is
+compiled by CEL (:mod:`mien.spec.conditions`) and, when it is in the common subset, also
+by :mod:`mien.rules.fastpath`, which decides it in Python with CEL's semantics. A missing
+key or a type error gives ``unknown`` with the reason, never an exception.
 
-* **plain thresholds** (``metrics.cpu_percent > 80.0``, ``a > 1 && b < 2 || c >= 3``,
-  operands a number or a ``metrics``/``baseline``/``anomaly``/``events``/``priority``
-  reference) are decided in Python, with CEL's semantics: a comparison over a missing or
-  non-numeric value is unknown, ``false && unknown`` is false, ``true || unknown`` is true.
-  This is about a hundred times faster than a CEL evaluation.
-* anything else is evaluated by the CEL program compiled by :mod:`mien.spec.conditions`;
-  a missing key (CEL's "no such key") or a type error gives unknown, with the reason.
-
-Either way a condition remembers the inputs it last decided on: when the values it reads
-did not change, the last answer is reused without evaluating anything.
+A condition remembers the inputs it last decided on: when the values it reads did not
+change, the last answer is reused without evaluating anything. The CEL activation holds
+only the variables (and, where the keys are known, only the keys) a condition reads, so a
+large data source or metric table is not converted for conditions that do not look at it.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from mien.spec.conditions import compile_condition, environment
+from mien.rules.fastpath import Fallback, Missing, compile_fast, label
+from mien.spec.conditions import compile_condition
 
 Truth = Literal["true", "false", "unknown"]
-
-_REF = re.compile(
-    r"^(?P<var>metrics|baseline|anomaly|events|priority)\s*"
-    r"(?:\.\s*(?P<dot>[A-Za-z_]\w*)|\[\s*(?:\"(?P<dq>[^\"\\]*)\"|'(?P<sq>[^'\\]*)')\s*\])$"
-)
-_NUM = re.compile(r"^-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?$")
-_CMP = re.compile(r"^(?P<left>.+?)\s*(?P<op>>=|<=|==|!=|>|<)\s*(?P<right>.+?)$")
-_OPS: dict[str, Callable[[float, float], bool]] = {
-    ">": lambda a, b: a > b,
-    ">=": lambda a, b: a >= b,
-    "<": lambda a, b: a < b,
-    "<=": lambda a, b: a <= b,
-    "==": lambda a, b: a == b,
-    "!=": lambda a, b: a != b,
-}
-# Which variables a CEL condition reads (to know when its inputs changed).
-_READS = re.compile(r"\b(metrics|events|baseline|anomaly|priority|trust|persona|data|now)\b")
-
-Operand = tuple[str, str] | float  # (variable, key) or a constant
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,129 +35,185 @@ class Decision:
 TRUE = Decision("true")
 FALSE = Decision("false")
 
-
-def _operand(text: str) -> Operand | None:
-    text = text.strip()
-    if _NUM.match(text):
-        return float(text)
-    m = _REF.match(text)
-    if m:
-        return (m.group("var"), m.group("dot") or m.group("dq") or m.group("sq") or "")
-    return None
+_READS = re.compile(r"\b(metrics|events|baseline|anomaly|priority|trust|persona|data|now)\b")
+_KEYED = re.compile(
+    r"\b(?P<var>metrics|events|baseline|anomaly|priority|trust)\s*"
+    r"(?:\.\s*(?P<dot>[A-Za-z_]\w*)|\[\s*(?:\"(?P<dq>[^\"\\]*)\"|'(?P<sq>[^'\\]*)')\s*\])"
+)
+_MISSING = object()
 
 
-def _label(var: str, key: str) -> str:
-    return f"{var}.{key}" if re.fullmatch(r"[A-Za-z_]\w*", key) else f'{var}["{key}"]'
+def _reads(source: str) -> tuple[tuple[tuple[str, str], ...], tuple[str, ...]]:
+    """What a condition reads: (variable, key) pairs where a map is only ever read at
+    constant keys (``metrics.x``, ``metrics["x"]``), and the variables read whole."""
+    keyed = [
+        (m.group("var"), m.group("dot") or m.group("dq") or m.group("sq") or "")
+        for m in _KEYED.finditer(source)
+    ]
+    whole = {v for v in _READS.findall(_KEYED.sub(" ", source)) if v != "now"}
+    return (
+        tuple(dict.fromkeys((v, k) for v, k in keyed if v not in whole)),
+        tuple(sorted(whole)),
+    )
 
 
-_KEY_STRING = re.compile(r"\[\s*(\"[^\"\\]*\"|'[^'\\]*')\s*\]")
-_NOT_PLAIN = re.compile(r"[()\"'?:]|!(?!=)")
-
-
-def _split(text: str, sep: str) -> list[str] | None:
-    """Split on ``||``; None when the text has parentheses, negation, a ternary or a
-    string other than a bracketed key (not a plain threshold)."""
-    if _NOT_PLAIN.search(_KEY_STRING.sub("[]", text)):
+def _split_top(source: str) -> tuple[str, list[str]] | None:
+    """``a && b && c`` → ("&&", [a, b, c]) at the top level (likewise ``||``), or None."""
+    depth, quote, i = 0, "", 0
+    cuts: dict[str, list[int]] = {"&&": [], "||": []}
+    while i < len(source):
+        c = source[i]
+        if quote:
+            if c == "\\":
+                i += 1
+            elif c == quote:
+                quote = ""
+        elif c in "\"'":
+            quote = c
+        elif c in "([{":
+            depth += 1
+        elif c in ")]}":
+            depth -= 1
+        elif depth == 0 and c == "?":
+            return None  # a ternary binds looser than && and ||
+        elif depth == 0 and source[i : i + 2] in cuts:
+            cuts[source[i : i + 2]].append(i)
+            i += 1
+        i += 1
+    op = "||" if cuts["||"] else "&&"
+    if not cuts[op]:
         return None
-    return text.split(sep)
-
-
-def plain(source: str) -> list[list[tuple[Operand, str, Operand]]] | None:
-    """``a > 1 && b < 2 || c >= 3`` as an OR of ANDs of comparisons, or None."""
-    ors = _split(source, "||")
-    if ors is None:
-        return None
-    out: list[list[tuple[Operand, str, Operand]]] = []
-    for alternative in ors:
-        ands: list[tuple[Operand, str, Operand]] = []
-        for clause in alternative.split("&&"):
-            m = _CMP.match(clause.strip())
-            if not m:
-                return None
-            left, right = _operand(m.group("left")), _operand(m.group("right"))
-            if left is None or right is None:
-                return None
-            ands.append((left, m.group("op"), right))
-        out.append(ands)
-    return out
+    parts, start = [], 0
+    for at in cuts[op]:
+        parts.append(source[start:at])
+        start = at + 2
+    parts.append(source[start:])
+    return op, parts
 
 
 class Condition:
     """One compiled condition (a rule's ``when`` or ``clear_when``)."""
 
-    __slots__ = ("_cache", "_clauses", "_keys", "_program", "_reads", "source")
+    __slots__ = (
+        "_cache",
+        "_fast",
+        "_guards",
+        "_keys",
+        "_now",
+        "_program",
+        "_vars",
+        "keyset",
+        "last",
+        "source",
+    )
 
     def __init__(self, source: str) -> None:
         self.source = source
-        self._program: Any = compile_condition(source)  # validates, even on the fast path
-        self._clauses = plain(source)
+        self._program: Any = compile_condition(source)  # raises ConditionError
+        fast = compile_fast(source)
+        self._fast = fast[0] if fast else None
+        keys, whole = _reads(source)
+        self._keys: tuple[tuple[str, str], ...] = fast[1] if fast else keys
+        self._vars: tuple[str, ...] = () if fast else whole  # maps read whole
+        self._now = bool(re.search(r"\bnow\b", source))
         self._cache: tuple[Any, Decision] | None = None
-        if self._clauses is not None:
-            keys: list[tuple[str, str]] = []
-            for ands in self._clauses:
-                for left, _, right in ands:
-                    keys.extend(x for x in (left, right) if isinstance(x, tuple))
-            self._keys: tuple[tuple[str, str], ...] = tuple(dict.fromkeys(keys))
-            self._reads: tuple[str, ...] = ()
-        else:
-            self._keys = ()
-            self._reads = tuple(dict.fromkeys(_READS.findall(source)))
+        self.last: Decision | None = None  # the last decision made
+        self.keyset = frozenset(self._keys)
+        # For a CEL-only condition, its top-level `&&` (`||`) parts in the fast subset:
+        # one of them false (true) decides the whole without CEL, as CEL would.
+        self._guards: tuple[bool, list[Any]] | None = None
+        split = None if fast else _split_top(source)
+        if split is not None:
+            guards = [g[0] for g in map(compile_fast, split[1]) if g is not None]
+            if guards:
+                self._guards = (split[0] == "||", guards)
 
     @property
-    def is_plain(self) -> bool:
-        return self._clauses is not None
+    def is_fast(self) -> bool:
+        """True when decided in Python (see :mod:`mien.rules.fastpath`)."""
+        return self._fast is not None
+
+    @property
+    def reads_now(self) -> bool:
+        return self._now
+
+    def wholes(self) -> tuple[str, ...]:
+        """The variables this condition reads as whole maps."""
+        return self._vars
+
+    def evaluate(self, scope: Mapping[str, Any]) -> Decision:
+        """Decide without looking at the last inputs (the caller knows they changed)."""
+        decision = self.last = self._decide(scope)
+        self._cache = (None, decision)
+        return decision
+
+    def without_shortcuts(self) -> None:
+        """Decide every time with CEL alone, reading whole maps (for comparisons)."""
+        self._fast, self._guards, self._keys, self.keyset = None, None, (), frozenset()
+        self._vars = tuple(dict.fromkeys(v for v in _READS.findall(self.source) if v != "now"))
+        self._now = True
 
     def reads(self) -> tuple[tuple[str, str], ...]:
-        """The (variable, key) pairs a plain condition reads (empty for a CEL one)."""
+        """The (variable, key) pairs the condition reads at constant keys."""
         return self._keys
 
-    def decide(self, scope: Mapping[str, Any], activation: Callable[[], Any]) -> Decision:
-        """Decide against ``scope`` (variable → value); ``activation()`` builds the CEL
-        activation lazily, once per step, shared by every CEL condition."""
-        if self._clauses is not None:
-            values = tuple(_get(scope, var, key) for var, key in self._keys)
-            fingerprint: Any = values
-        else:
-            fingerprint = tuple(scope.get(var) for var in self._reads)
+    def decide(self, scope: Mapping[str, Any]) -> Decision:
+        """Decide against ``scope`` (variable → value, as :class:`mien.rules.Inputs`)."""
+        fingerprint: Any = [_get(scope, var, key) for var, key in self._keys]
+        if self._vars:
+            fingerprint.extend(scope.get(var) for var in self._vars)
+        if self._now:
+            fingerprint.append(scope.get("now"))
         cached = self._cache
         if cached is not None and cached[0] == fingerprint:
             return cached[1]
-        if self._clauses is not None:
-            decision = self._plain(dict(zip(self._keys, values, strict=True)))
-        else:
-            decision = self._cel(activation())
+        decision = self.last = self._decide(scope)
         self._cache = (fingerprint, decision)
         return decision
 
-    def _plain(self, values: Mapping[tuple[str, str], Any]) -> Decision:
-        assert self._clauses is not None
-        missing: list[str] = []
-        any_unknown = False
-        for ands in self._clauses:
-            result: Truth = "true"
-            for left, op, right in ands:
-                a = values[left] if isinstance(left, tuple) else left
-                b = values[right] if isinstance(right, tuple) else right
-                if not _number(a) or not _number(b):
-                    for side, v in ((left, a), (right, b)):
-                        if isinstance(side, tuple) and not _number(v):
-                            word = "missing" if v is _MISSING else "not a number"
-                            missing.append(f"{_label(*side)} {word}")
-                    result = "unknown" if result == "true" else result
+    def _decide(self, scope: Mapping[str, Any]) -> Decision:
+        if self._fast is not None:
+            try:
+                value = self._fast(scope)
+            except Missing as exc:
+                return Decision("unknown", tuple(f"{x} missing" for x in exc.labels))
+            except Fallback:
+                pass
+            else:
+                if value is True:
+                    return TRUE
+                if value is False:
+                    return FALSE
+        elif self._guards is not None:
+            decisive, guards = self._guards
+            for guard in guards:
+                try:
+                    if guard(scope) is decisive:
+                        return TRUE if decisive else FALSE
+                except (Missing, Fallback):
                     continue
-                if not _OPS[op](a, b):
-                    result = "false"
-                    break
-            if result == "true":
-                return TRUE
-            any_unknown = any_unknown or result == "unknown"
-        if any_unknown:
-            return Decision("unknown", tuple(dict.fromkeys(missing)))
-        return FALSE
+        return self._cel(scope)
 
-    def _cel(self, activation: Any) -> Decision:
+    def _cel(self, scope: Mapping[str, Any]) -> Decision:
+        data: dict[str, Any] = {}
+        if self._keys:
+            for var, key in self._keys:
+                value = _get(scope, var, key)
+                table = data.setdefault(var, {})
+                if value is not _MISSING:
+                    table[key] = _cel_value(value)
+        for var in self._vars:
+            if var not in data:
+                value = scope.get(var)
+                data[var] = (
+                    {k: _cel_value(v) for k, v in value.items()}
+                    if isinstance(value, Mapping)
+                    else {}
+                )
+        if self._now:
+            data["now"] = float(scope.get("now") or 0.0)
         try:
-            value = self._program.eval(activation)
+            value = self._program.eval(data=data)
         except Exception as exc:  # the runtime's own failure: shown, never raised
             return Decision("unknown", (f"error: {exc}",))
         kind = value.type().name()
@@ -189,18 +224,21 @@ class Condition:
         return Decision("unknown", (f"gives {kind.lower()}, not true or false",))
 
 
-_MISSING = object()
+_INT64 = 2**63
+
+
+def _cel_value(value: Any) -> Any:
+    # CEL integers are 64-bit: a larger Python int becomes the double it is close to.
+    if isinstance(value, int) and not isinstance(value, bool) and not -_INT64 <= value < _INT64:
+        return float(value)
+    return value
 
 
 def _get(scope: Mapping[str, Any], var: str, key: str) -> Any:
-    table = scope.get(var)
-    if table is None:
+    try:
+        return scope[var].get(key, _MISSING)
+    except (KeyError, AttributeError):
         return _MISSING
-    return table.get(key, _MISSING)
-
-
-def _number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 _NOT_FOUND = re.compile(r'Key not found in map\s*:\s*"?(.*?)"?\s*$')
@@ -215,9 +253,4 @@ def _reason(text: str) -> str:
     return text
 
 
-def activation_for(scope: Mapping[str, Any]) -> Any:
-    """The CEL activation for one step's variables."""
-    return environment().Activation(dict(scope))
-
-
-__all__ = ["FALSE", "TRUE", "Condition", "Decision", "Truth", "activation_for", "plain"]
+__all__ = ["FALSE", "TRUE", "Condition", "Decision", "Truth", "label"]

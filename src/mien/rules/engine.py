@@ -21,17 +21,19 @@ soon as its clear condition (``clear_when``, default ``when`` not holding) holds
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from mien.rules.conditions import FALSE, TRUE, Condition, Decision, activation_for
+from mien.rules.conditions import FALSE, TRUE, Condition, Decision
 from mien.rules.intents import Intent, Planned, judge, opposed, plan
 from mien.rules.state import Phase, RuleState
 from mien.spec.metrics import metric_refs
 from mien.spec.models import Action, Persona, Rule
 
 SOURCE_PREFIX = "source:"
+_GONE = object()
+_CHANGING = ("metrics", "baseline", "anomaly", "events")  # what differs between steps
 _PRESENT = "true"  # the condition of a data source without `when`: its data is there
 
 
@@ -132,6 +134,34 @@ class RuleSet:
 
     def __init__(self, persona: Persona, rules: list[Compiled]) -> None:
         self.persona = persona
+        # The previous step's inputs, to see which rules read something that changed (a
+        # cache, not state: a rule set stepped over unrelated streams merely evaluates
+        # more). `_watch`: variable → key → rules whose `when` reads it; `_wholes`:
+        # variable → rules reading the whole map; `_always`: rules decided every step.
+        self._last: dict[str, dict[str, Any]] | None = None
+        self._quiet = True  # skip the machine of a rule where nothing can change
+        self._watch: dict[str, dict[str, list[int]]] = {}
+        self._wholes: dict[str, list[int]] = {}
+        self._always: set[int] = set()
+        for i, rule in enumerate(rules):
+            cond = rule.when
+            if rule.source is not None or cond is None or cond.reads_now:
+                self._always.add(i)
+                continue
+            for var, key in cond.reads():
+                if var in _CHANGING:
+                    self._watch.setdefault(var, {}).setdefault(key, []).append(i)
+            for var in cond.wholes():
+                if var in _CHANGING:
+                    self._wholes.setdefault(var, []).append(i)
+                elif var == "data":
+                    self._always.add(i)
+        self._watched = tuple(v for v in _CHANGING if v in self._watch or v in self._wholes)
+        self._watch_all: dict[str, set[int]] = {
+            var: {i for rules in self._watch.get(var, {}).values() for i in rules}
+            | set(self._wholes.get(var, ()))
+            for var in self._watched
+        }
         self.rules = rules
         self.by_name = {r.name: r for r in rules}
         self._scope_base: dict[str, Any] = {
@@ -181,6 +211,16 @@ class RuleSet:
             )
         return cls(persona, out)
 
+    def without_shortcuts(self) -> None:
+        """Decide every condition on CEL alone at every step, and step every machine
+        (for comparisons: the benchmark and the tests that shortcuts change nothing)."""
+        for rule in self.rules:
+            for cond in (rule.when, rule.clear):
+                if cond is not None:
+                    cond.without_shortcuts()
+        self._always = set(range(len(self.rules)))
+        self._quiet = False
+
     def names(self) -> list[str]:
         return [r.name for r in self.rules]
 
@@ -200,34 +240,53 @@ class RuleSet:
             "data": inputs.data,
             "now": float(now),
         }
-        activations: dict[str | None, Any] = {}
-
-        def lazy(key: str | None, local: Mapping[str, Any]) -> Callable[[], Any]:
-            def build() -> Any:
-                if key not in activations:
-                    activations[key] = activation_for(local)
-                return activations[key]
-
-            return build
-
         out = Step(states={})
         newly: list[tuple[Compiled, RuleState]] = []
-        for rule in self.rules:
+        affected = self._affected(inputs)
+        states_out, notes, unknown = out.states, out.notes, out.unknown
+        for i, rule in enumerate(self.rules):
+            name = rule.name
             local: Mapping[str, Any] = scope
             if rule.source is not None:
                 entry = inputs.data.get(rule.source)
                 local = {**scope, "data": entry if isinstance(entry, Mapping) else {}}
-            build = lazy(rule.source, local)
-            when = self._decide_when(rule, local, build)
-            state = (states.get(rule.name) or RuleState(since=now)).copy()
-            state.cooldown = {t: u for t, u in state.cooldown.items() if u > now}
+                when = self._decide_when(rule, local)
+            else:
+                cond = rule.when
+                assert cond is not None
+                last = cond.last
+                when = cond.evaluate(scope) if last is None or i in affected else last
+            prev = states.get(name)
+            truth = when.truth
+            if prev is not None and prev.truth == truth and self._quiet:
+                # Nothing can change: share the (never mutated) state, skip the machine.
+                if prev.phase == "inactive" and truth != "true":
+                    states_out[name] = prev
+                    if truth == "unknown":
+                        unknown[name] = when.unknown
+                        notes[name] = _unknown_note("inactive", rule, when)
+                    else:
+                        notes[name] = _QUIET
+                    continue
+                if (
+                    prev.phase == "firing"
+                    and truth == "true"
+                    and rule.clear is None
+                    and prev.keep_until is None
+                    and rule.source is None
+                ):
+                    states_out[name] = prev
+                    notes[name] = _HOLDING
+                    continue
+            state = prev.copy() if prev is not None else RuleState(since=now)
+            if state.cooldown:
+                state.cooldown = {t: u for t, u in state.cooldown.items() if u > now}
             before = state.phase
-            note = _advance(rule, state, when, local, build, now, out)
-            state.truth = when.truth
-            out.states[rule.name] = state
-            out.notes[rule.name] = note
-            if when.truth == "unknown":
-                out.unknown[rule.name] = when.unknown
+            notes[name] = _advance(rule, state, when, local, now, out)
+            state.truth = truth
+            states_out[name] = state
+            if truth == "unknown":
+                unknown[name] = when.unknown
             if state.phase == "firing" and before in ("inactive", "pending"):
                 newly.append((rule, state))
             elif rule.source is not None and state.phase == "firing":
@@ -235,17 +294,37 @@ class RuleSet:
                 if changed is not None and changed != state.data_changed_at:
                     newly.append((rule, state))  # a new copy of the feed: act on it again
             if state.phase == "inactive" and before in ("firing", "resolving"):
-                out.resolved.append(rule.name)
-        self._intents(newly, inputs, out)
+                out.resolved.append(name)
+        if newly:
+            self._intents(newly, inputs, out)
         return out
 
-    def _decide_when(
-        self, rule: Compiled, local: Mapping[str, Any], build: Callable[[], Any]
-    ) -> Decision:
+    def _affected(self, inputs: Inputs) -> set[int]:
+        """The rules whose ``when`` reads something that differs from the last step."""
+        affected = set(self._always)
+        last = self._last
+        snapshot: dict[str, dict[str, Any]] = {}
+        for var in self._watched:
+            copy = snapshot[var] = dict(getattr(inputs, var))
+            before = last.get(var) if last is not None else None
+            if before is None:
+                affected.update(self._watch_all[var])
+                continue
+            if copy == before:
+                continue  # C-speed check: most variables do not change on most steps
+            affected.update(self._wholes.get(var, ()))
+            for key, rules in self._watch.get(var, {}).items():
+                value, old = copy.get(key, _GONE), before.get(key, _GONE)
+                if value is not old and (value != old or type(value) is not type(old)):
+                    affected.update(rules)
+        self._last = snapshot
+        return affected
+
+    def _decide_when(self, rule: Compiled, local: Mapping[str, Any]) -> Decision:
         if rule.when is None:
             present = isinstance(local.get("data"), Mapping) and "value" in local["data"]
             return TRUE if present else Decision("unknown", (f"data.{rule.source} missing",))
-        return rule.when.decide(local, build)
+        return rule.when.decide(local)
 
     def _intents(self, newly: list[tuple[Compiled, RuleState]], inputs: Inputs, out: Step) -> None:
         trust = self.persona.trust_levels
@@ -297,11 +376,9 @@ def _heavier(rule: Compiled, p: Planned, active: list[Compiled], fresh: set[str]
     return None
 
 
-def _clear(
-    rule: Compiled, when: Decision, local: Mapping[str, Any], build: Callable[[], Any]
-) -> Decision:
+def _clear(rule: Compiled, when: Decision, local: Mapping[str, Any]) -> Decision:
     if rule.clear is not None:
-        return rule.clear.decide(local, build)
+        return rule.clear.decide(local)
     if when.truth == "unknown":
         return when
     return FALSE if when.truth == "true" else TRUE
@@ -312,7 +389,6 @@ def _advance(
     state: RuleState,
     when: Decision,
     local: Mapping[str, Any],
-    build: Callable[[], Any],
     now: float,
     out: Step,
 ) -> str:
@@ -328,10 +404,10 @@ def _advance(
 
     what = "the data" if rule.when is None else "`when`"
     if when.truth == "unknown" and state.phase in ("inactive", "pending"):
-        return f"{state.phase}: {what} is unknown ({', '.join(when.unknown) or 'no value'})"
+        return _unknown_note(state.phase, rule, when)
     if state.phase == "inactive":
         if when.truth != "true":
-            return "inactive: `when` does not hold"
+            return _QUIET
         if rule.for_s <= 0:
             go("firing", f"{what} holds (no `for`)")
             return "firing"
@@ -346,14 +422,14 @@ def _advance(
             go("firing", f"`when` held for {_dur(held)} (`for` {_dur(rule.for_s)})")
             return "firing"
         return f"pending: `when` holds; fires in {_dur(rule.for_s - held)}"
-    clear = _clear(rule, when, local, build)
+    clear = _clear(rule, when, local)
     clear_name = "`clear_when`" if rule.clear is not None else f"{what} no longer holds"
     if clear.truth == "unknown":
         return f"{state.phase}: clear condition is unknown ({', '.join(clear.unknown)})"
     if state.phase == "firing":
         if clear.truth != "true":
             state.keep_until = None
-            return "firing: the condition still holds"
+            return _HOLDING
         if rule.keep_s > 0:
             if state.keep_until is None:
                 state.keep_until = now + rule.keep_s
@@ -373,6 +449,15 @@ def _advance(
         go("inactive", f"clear condition held for {_dur(held)} (`clear_for`): resolved")
         return "inactive"
     return f"resolving: resolves in {_dur(rule.clear_for_s - held)}"
+
+
+_QUIET = "inactive: `when` does not hold"
+_HOLDING = "firing: the condition still holds"
+
+
+def _unknown_note(phase: str, rule: Compiled, when: Decision) -> str:
+    what = "the data" if rule.when is None else "`when`"
+    return f"{phase}: {what} is unknown ({', '.join(when.unknown) or 'no value'})"
 
 
 def _dur(seconds: float) -> str:

@@ -36,8 +36,8 @@ VARIABLES = (
 _POSITION = re.compile(r"<input>:(\d+):(\d+): (.*)")
 
 
-@dataclass(frozen=True, slots=True)
-class ConditionError(Exception):
+@dataclass
+class ConditionError(Exception):  # not frozen: context managers set __traceback__
     """A condition that does not compile: message and 1-based line/column inside it."""
 
     message: str

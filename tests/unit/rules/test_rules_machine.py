@@ -149,16 +149,24 @@ def test_unknown_in_cel_conditions_and_cel_logic() -> None:
         {"name": "a", "when": "has(events.x) || metrics.cpu_percent > 40.0"},
         {"name": "b", "when": "!(metrics.memory_percent < 10.0)"},
         {"name": "c", "when": "metrics.cpu_percent > 40.0 || metrics.memory_percent > 40.0"},
+        {"name": "d", "when": "size(events) > 0 || metrics.cpu_percent > 40.0"},  # CEL only
+        {"name": "e", "when": "metrics.cpu_percent > 1.0 && metrics.swap_percent > 1.0"},
     )
+    assert rs.by_name["a"].when is not None and rs.by_name["a"].when.is_fast
+    assert rs.by_name["d"].when is not None and not rs.by_name["d"].when.is_fast
     step = rs.step(Inputs(metrics={"memory_percent": 50.0}, now=0), {})
     assert step.states["a"].truth == "unknown"
-    assert step.unknown["a"] == ("cpu_percent missing",)
+    assert step.unknown["a"] == ("metrics.cpu_percent missing",)
     assert step.states["b"].truth == "true"
     assert step.states["c"].truth == "true"  # true || unknown is true
+    assert step.unknown["d"] == ("cpu_percent missing",)
+    assert step.unknown["e"] == ("metrics.cpu_percent missing", "metrics.swap_percent missing")
     step = rs.step(Inputs(metrics={"cpu_percent": "hot"}, now=0), {})  # type: ignore[dict-item]
-    assert step.states["a"].truth == "unknown"
-    assert step.states["c"].truth == "unknown"
-    assert "metrics.cpu_percent not a number" in step.unknown["c"]
+    for name in "acd":
+        assert step.states[name].truth == "unknown"
+        assert "wrong type" in step.unknown[name][0]
+    step = rs.step(Inputs(metrics={"cpu_percent": 0.5, "swap_percent": 9.0}, now=0), {})
+    assert step.states["e"].truth == "false"
 
 
 def test_state_json_round_trip_and_bad_json() -> None:
