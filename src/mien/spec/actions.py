@@ -163,7 +163,8 @@ class Scale(Params):
 
 
 class Notify(Params):
-    message: Annotated[str, Field(min_length=1, max_length=4096)]
+    # Without a message the notification names the rule and what it saw.
+    message: Annotated[str, Field(min_length=1, max_length=4096)] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,6 +23,7 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 
+from mien.spec import rulecheck
 from mien.spec.canonical import canonical, content_hash
 from mien.spec.document import Document, lint, problems_from
 from mien.spec.errors import FieldPath, PersonaNotFound, Problem, SpecError, format_path
@@ -275,8 +276,11 @@ def compose(
         persona = Persona.model_validate(merged)
     except ValidationError as exc:
         raise SpecError(_blame(exc, trail, layers)) from None
+    found = _blame_paths(rulecheck.check(persona, whole=True), trail, layers)
+    if any(p.severity == "error" for p in found):
+        raise SpecError(found)
     data = canonical(persona)
-    warnings = lint(persona, leaf.where or SourceMap(leaf.label))
+    warnings = found + lint(persona, leaf.where or SourceMap(leaf.label))
     return Resolved(
         persona=persona,
         data=data,
@@ -311,6 +315,19 @@ def _blame(
         if layer.where is None:
             located = Problem(layer.label, 0, 0, problem.path, problem.message)
         out.append(located)
+    return out
+
+
+def _blame_paths(
+    found: list[rulecheck.Finding], trail: dict[FieldPath, list[Origin]], layers: list[Layer]
+) -> list[Problem]:
+    """Rule problems of a composed persona, each in the layer that set the value."""
+    out: list[Problem] = []
+    for path, message, severity in found:
+        origin = _last_origin(path, trail)
+        layer = origin.layer if origin else layers[-1]
+        problem = layer.problem(path, message)
+        out.append(replace(problem, severity=severity))  # type: ignore[arg-type]
     return out
 
 

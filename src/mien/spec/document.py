@@ -17,6 +17,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from mien.spec import rulecheck
 from mien.spec.errors import FieldPath, Problem, SpecError
 from mien.spec.forms import Normaliser
 from mien.spec.models import Persona
@@ -160,7 +161,16 @@ def validate_data(
         persona = Persona.model_validate(checked)
     except ValidationError as exc:
         raise SpecError(problems_from(exc, where, data)) from None
-    return persona, lint(persona, where)
+    # What a rule needs from the rest of the persona (domains, responses, sources) is
+    # checked here only on a persona that stands alone; compose checks the rest.
+    whole = not overlay and not persona.extends
+    found = [
+        where.problem(path, message, severity=severity)
+        for path, message, severity in rulecheck.check(persona, whole=whole)
+    ]
+    if any(p.severity == "error" for p in found):
+        raise SpecError(found)
+    return persona, found + lint(persona, where)
 
 
 def _without_nulls(value: Any) -> Any:
@@ -174,28 +184,6 @@ def _without_nulls(value: Any) -> Any:
 def lint(persona: Persona, where: SourceMap) -> list[Problem]:
     """Warnings: valid, but probably not what the author meant."""
     out: list[Problem] = []
-    defined = set(persona.automated_responses)
-    for i, rule in enumerate(persona.adaptation_rules):
-        for j, act in enumerate(rule.then):
-            if act.respond and act.respond not in defined:
-                out.append(
-                    where.problem(
-                        ("adaptation_rules", i, "then", j),
-                        f"response {act.respond!r} is not defined under automated_responses: "
-                        "it will be reported as 'no handler'",
-                        severity="warning",
-                    )
-                )
-    for i, source in enumerate(persona.external_data_sources):
-        for j, act in enumerate(source.then):
-            if act.respond and act.respond not in defined:
-                out.append(
-                    where.problem(
-                        ("external_data_sources", i, "then", j),
-                        f"response {act.respond!r} is not defined under automated_responses",
-                        severity="warning",
-                    )
-                )
     if persona.priority_metrics and persona.adaptation_rules and not persona.trust_levels:
         out.append(
             where.problem(

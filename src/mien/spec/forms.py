@@ -201,6 +201,17 @@ class Normaliser:
                     self.where.alias((*path, "for"), (*path, "when"))
                 if "name" not in item:
                     item["name"] = phrases.slug(when)
+        clear = item.get("clear_when")
+        if isinstance(clear, str) and not _looks_like_cel(clear):
+            try:
+                item["clear_when"], clear_for = phrases.condition(clear)
+            except phrases.PhraseError as exc:
+                self.error((*path, "clear_when"), str(exc))
+                item["clear_when"] = "false"
+            else:
+                if clear_for and "clear_for" not in item:
+                    item["clear_for"] = clear_for
+                    self.where.alias((*path, "clear_for"), (*path, "clear_when"))
         item["then"] = self._actions((*path, "then"), item.get("then"))
         return item
 
@@ -280,7 +291,8 @@ class Normaliser:
 
 def _looks_like_cel(text: str) -> bool:
     return bool(
-        re.search(r"\b(metrics|baseline|priority|trust|events|persona|data)\.\w", text)
+        re.search(r"\b(metrics|baseline|anomaly|priority|trust|events|persona|data)\s*[.\[]", text)
+        or re.search(r"\bnow\b\s*[<>=!]", text)
         or re.search(r"&&|\|\||\bhas\(", text)
         or text.strip() in ("true", "false")
     )

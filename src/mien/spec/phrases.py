@@ -27,7 +27,7 @@ import re
 from typing import Any
 
 METRICS: dict[str, tuple[str, str]] = {
-    # phrase: (CEL reference, unit the metric is measured in)
+    # phrase: (CEL reference, unit the metric is measured in); names as mien.spec.metrics
     "cpu load": ("metrics.cpu_percent", "%"),
     "cpu utilization": ("metrics.cpu_percent", "%"),
     "cpu utilisation": ("metrics.cpu_percent", "%"),
@@ -36,15 +36,15 @@ METRICS: dict[str, tuple[str, str]] = {
     "memory usage": ("metrics.memory_percent", "%"),
     "memory utilization": ("metrics.memory_percent", "%"),
     "memory": ("metrics.memory_percent", "%"),
-    "disk usage": ("metrics.disk_percent", "%"),
-    "disk": ("metrics.disk_percent", "%"),
+    "disk usage": ('metrics["disk_percent:/"]', "%"),
+    "disk": ('metrics["disk_percent:/"]', "%"),
     "load average": ("metrics.load_1m", ""),
-    "network latency": ("metrics.net_latency_ms", "ms"),
-    "latency": ("metrics.net_latency_ms", "ms"),
-    "error rate": ("metrics.error_rate_percent", "%"),
-    "error rates": ("metrics.error_rate_percent", "%"),
-    "threat detection rate": ("metrics.threat_detection_rate", ""),
-    "network throughput": ("metrics.net_mbps", ""),
+    "network latency": ('metrics["latency_ms:default"]', "ms"),
+    "latency": ('metrics["latency_ms:default"]', "ms"),
+    "error rate": ("metrics.api_error_rate", "%"),
+    "error rates": ("metrics.api_error_rate", "%"),
+    "threat detection rate": ("metrics.scan_findings", ""),
+    "network throughput": ("metrics.net_rx_bps", ""),
     "processes": ("metrics.process_count", ""),
     "process count": ("metrics.process_count", ""),
 }
@@ -104,7 +104,7 @@ def _operand(text: str) -> tuple[str, str | None]:
     key = " ".join(text.lower().split())
     if key in METRICS:
         return METRICS[key][0], None
-    if re.match(r"^(metrics|baseline|priority|trust|events|persona|data)\.\w+$", text):
+    if re.match(r"^(metrics|baseline|anomaly|priority|trust|events|persona|data)\.\w+$", text):
         return text, None
     known = ", ".join(sorted({k for k in METRICS if " " in k}))
     raise PhraseError(f"unknown metric {text!r}; known phrases: {known}")

@@ -106,7 +106,7 @@ def test_seed_001_fields() -> None:
 def test_seed_002_pdl_in_words() -> None:
     text = """\
 priority_metrics: {performance: 0.6, security: 0.3, cost: 0.1}
-learning_domains: [network traffic, system logs, application API calls]
+learning_domains: [system metrics, network traffic, system logs, application API calls]
 trust_levels:
   network access: medium
   file system modification: low
@@ -115,7 +115,7 @@ adaptation_rules:
 decay_rate: 0.05
 """
     data = canonical(doc(text, "self-optimizing.yaml").persona)
-    assert data["learning_domains"] == ["network_traffic", "system_logs", "api_calls"]
+    assert data["learning_domains"] == ["metrics", "network_traffic", "system_logs", "api_calls"]
     assert data["trust_levels"] == {"network_access": "medium", "file_system_modification": "low"}
     assert data["adaptation_rules"] == [
         {
@@ -166,7 +166,7 @@ def test_seed_004_pdl() -> None:
             },
             {
                 "name": "network-latency-100ms",
-                "when": "metrics.net_latency_ms > 100.0",
+                "when": 'metrics["latency_ms:default"] > 100.0',
                 "then": [{"respond": "activate-cdn-caching"}],
             },
         ],
@@ -179,11 +179,18 @@ def test_seed_004_pdl() -> None:
         ],
         "resource_requirements": {"cpu": 8, "memory": "32GB", "network_bandwidth": "10Gbps"},
     }
-    # The unknown action phrase is a named response: valid, with a warning saying so.
+    # The unknown action phrase is a named response, and the sketch grants no learning
+    # domain yet: valid, with warnings saying so.
     assert [str(w) for w in d.warnings] == [
-        "HighTraffic.yaml:15:15: adaptation_rules[1].then[0]: warning: response "
+        "HighTraffic.yaml:12:18: adaptation_rules[0].when: warning: reads 'cpu_percent', a "
+        "metric of the learning domain 'metrics', which learning_domains does not grant: it "
+        "is never collected, and the rule stays unknown until learning_domains lists 'metrics'",
+        "HighTraffic.yaml:14:18: adaptation_rules[1].when: warning: reads 'latency_ms:default', "
+        "a metric of the learning domain 'metrics', which learning_domains does not grant: it "
+        "is never collected, and the rule stays unknown until learning_domains lists 'metrics'",
+        "HighTraffic.yaml:15:15: adaptation_rules[1].then[0].respond: warning: response "
         "'activate-cdn-caching' is not defined under automated_responses: it will be "
-        "reported as 'no handler'"
+        "reported as 'no handler'",
     ]
 
 
@@ -197,6 +204,7 @@ def test_seed_004_phrase_error_points_at_the_phrase() -> None:
 
 def test_seed_004_automated_responses_list_form() -> None:
     text = """\
+LearningDomains: [system metrics]
 AutomatedResponses:
   - name: cdn-on
     actions: [{action: notify, message: on}]
@@ -502,20 +510,20 @@ def test_every_metric_phrase(phrase: str, entry: tuple[str, str]) -> None:
 
 CONDITIONS: list[tuple[str, str, str | None]] = [
     ("CPU Load > 80% for 5 minutes", "metrics.cpu_percent > 80.0", "5 minutes"),
-    ("Network Latency > 100ms", "metrics.net_latency_ms > 100.0", None),
-    ("network latency above 0.5s", "metrics.net_latency_ms > 500.0", None),
-    ("latency over 2 seconds", "metrics.net_latency_ms > 2000.0", None),
+    ("Network Latency > 100ms", 'metrics["latency_ms:default"] > 100.0', None),
+    ("network latency above 0.5s", 'metrics["latency_ms:default"] > 500.0', None),
+    ("latency over 2 seconds", 'metrics["latency_ms:default"] > 2000.0', None),
     ("Memory usage >= 90%", "metrics.memory_percent >= 90.0", None),
-    ("Disk usage exceeds 95 %", "metrics.disk_percent > 95.0", None),
+    ("Disk usage exceeds 95 %", 'metrics["disk_percent:/"] > 95.0', None),
     ("processes below 10", "metrics.process_count < 10.0", None),
-    ("error rates under 1% for 1 hour", "metrics.error_rate_percent < 1.0", "1 hour"),
+    ("error rates under 1% for 1 hour", "metrics.api_error_rate < 1.0", "1 hour"),
     ("CPU <= 5%", "metrics.cpu_percent <= 5.0", None),
     ("CPU = 100%", "metrics.cpu_percent == 100.0", None),
     ("CPU == 100%", "metrics.cpu_percent == 100.0", None),
     ("CPU != 0%", "metrics.cpu_percent != 0.0", None),
     (
         "Error Rate > 5% or CPU > 90%",
-        "metrics.error_rate_percent > 5.0 || metrics.cpu_percent > 90.0",
+        "metrics.api_error_rate > 5.0 || metrics.cpu_percent > 90.0",
         None,
     ),
     (

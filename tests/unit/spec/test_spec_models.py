@@ -112,7 +112,7 @@ def test_cel_errors_in_folded_scalars(case: str, text: str, position: str) -> No
         "baseline.memory_percent < 60.0 || trust.resource_scaling == 'high'",
         "persona.name == 'kiosk'",
         "size(data.vulnerabilities) > 0",
-        "metrics.error_rate_percent > 5.0 ? true : false",
+        "metrics.api_error_rate > 5.0 ? true : false",
         "true",
     ],
 )
@@ -291,19 +291,19 @@ WARNINGS: list[tuple[str, list[str]]] = [
     (
         "adaptation_rules:\n  - {when: 'true', then: [{respond: nope}]}\n",
         [
-            "p.yaml:2:27: adaptation_rules[0].then[0]: warning: response 'nope' is not defined "
-            "under automated_responses: it will be reported as 'no handler'"
+            "p.yaml:2:37: adaptation_rules[0].then[0].respond: warning: response 'nope' is not "
+            "defined under automated_responses: it will be reported as 'no handler'"
         ],
     ),
     (
         "external_data_sources:\n  - {url: 'https://a.example.com/', then: [{respond: nope}]}\n",
         [
-            "p.yaml:2:44: external_data_sources[0].then[0]: warning: response 'nope' is not "
-            "defined under automated_responses"
+            "p.yaml:2:54: external_data_sources[0].then[0].respond: warning: response 'nope' is "
+            "not defined under automated_responses: it will be reported as 'no handler'"
         ],
     ),
     (
-        "priority_metrics: {performance: 1}\nadaptation_rules:\n  - {when: 'true', then: [{action: scale}]}\n",
+        "priority_metrics: {performance: 1}\nadaptation_rules:\n  - {when: 'true', then: [{action: scale, cpu: 2}]}\n",
         [
             "p.yaml:3:3: adaptation_rules: warning: no trust_levels: every action that needs "
             "trust will be refused"
