@@ -79,6 +79,7 @@ COMMAND_MODULES: dict[str, str] = {
     "server": "fleet.server",
     "app": "fleet.apps",
     "group": "fleet.groups",
+    "rules": "language.rules",
 }
 
 

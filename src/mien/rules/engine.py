@@ -409,7 +409,7 @@ def _advance(
         if when.truth != "true":
             return _QUIET
         if rule.for_s <= 0:
-            go("firing", f"{what} holds (no `for`)")
+            go("firing", "its data is there" if rule.when is None else "`when` holds (no `for`)")
             return "firing"
         go("pending", f"`when` holds; fires after {_dur(rule.for_s)} if it keeps holding")
         return f"pending for {_dur(rule.for_s)}"
@@ -461,9 +461,12 @@ def _unknown_note(phase: str, rule: Compiled, when: Decision) -> str:
 
 
 def _dur(seconds: float) -> str:
+    """``45s``, ``6m40s``, ``2h``: a duration as people write it."""
     seconds = max(0.0, seconds)
     if seconds < 120:
-        return f"{seconds:g}s"
-    if seconds < 7200:
-        return f"{seconds / 60:g}m"
-    return f"{seconds / 3600:g}h"
+        return f"{round(seconds, 3):g}s"
+    whole = round(seconds)
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    parts = [(hours, "h"), (minutes, "m"), (secs, "s")]
+    return "".join(f"{n}{unit}" for n, unit in parts if n) or "0s"
