@@ -10,8 +10,9 @@ and keep the states (:class:`RuleState`, JSON round trip).
 from __future__ import annotations
 
 from mien.rules.conditions import Decision
-from mien.rules.engine import Inputs, RuleSet, Step, Transition, source_data
+from mien.rules.engine import Inputs, RuleSet, Step, source_data
 from mien.rules.intents import Intent
+from mien.rules.machine import Transition
 from mien.rules.state import Phase, RuleState
 
 __all__ = [

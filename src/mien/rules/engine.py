@@ -25,16 +25,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from mien.rules.conditions import FALSE, TRUE, Condition, Decision
+from mien.rules.conditions import TRUE, Condition, Decision
 from mien.rules.intents import Intent, Planned, judge, opposed, plan
-from mien.rules.state import Phase, RuleState
+from mien.rules.machine import HOLDING, QUIET, Compiled, Transition, advance, unknown_note
+from mien.rules.state import RuleState
 from mien.spec.metrics import metric_refs
 from mien.spec.models import Action, Persona, Rule
 
 SOURCE_PREFIX = "source:"
 _GONE = object()
 _CHANGING = ("metrics", "baseline", "anomaly", "events")  # what differs between steps
-_PRESENT = "true"  # the condition of a data source without `when`: its data is there
 
 
 @dataclass(frozen=True)
@@ -63,18 +63,6 @@ def source_data(value: Any, *, age: float, changed_at: float) -> dict[str, Any]:
     return entry
 
 
-@dataclass(frozen=True)
-class Transition:
-    """A rule changed phase at ``at``; ``why`` says why, in words."""
-
-    rule: str
-    from_: Phase
-    to: Phase
-    at: float
-    why: str
-    truth: str
-
-
 @dataclass
 class Step:
     """The outcome of one step: new states, transitions, intents and resolved rules.
@@ -89,23 +77,6 @@ class Step:
     resolved: list[str] = field(default_factory=list)
     notes: dict[str, str] = field(default_factory=dict)
     unknown: dict[str, tuple[str, ...]] = field(default_factory=dict)
-
-
-@dataclass
-class Compiled:
-    """One rule (or data source) ready to step."""
-
-    name: str
-    when: Condition | None  # None: a data source without `when` (true while data is there)
-    clear: Condition | None
-    for_s: float
-    clear_for_s: float
-    keep_s: float
-    cooldown_s: float
-    planned: list[Planned]
-    weight: float
-    source: str | None = None
-    index: int = 0
 
 
 def _seconds(value: Any) -> float:
@@ -264,9 +235,9 @@ class RuleSet:
                     states_out[name] = prev
                     if truth == "unknown":
                         unknown[name] = when.unknown
-                        notes[name] = _unknown_note("inactive", rule, when)
+                        notes[name] = unknown_note("inactive", rule, when)
                     else:
-                        notes[name] = _QUIET
+                        notes[name] = QUIET
                     continue
                 if (
                     prev.phase == "firing"
@@ -276,13 +247,13 @@ class RuleSet:
                     and rule.source is None
                 ):
                     states_out[name] = prev
-                    notes[name] = _HOLDING
+                    notes[name] = HOLDING
                     continue
             state = prev.copy() if prev is not None else RuleState(since=now)
             if state.cooldown:
                 state.cooldown = {t: u for t, u in state.cooldown.items() if u > now}
             before = state.phase
-            notes[name] = _advance(rule, state, when, local, now, out)
+            notes[name] = advance(rule, state, when, local, now, out.transitions)
             state.truth = truth
             states_out[name] = state
             if truth == "unknown":
@@ -376,97 +347,4 @@ def _heavier(rule: Compiled, p: Planned, active: list[Compiled], fresh: set[str]
     return None
 
 
-def _clear(rule: Compiled, when: Decision, local: Mapping[str, Any]) -> Decision:
-    if rule.clear is not None:
-        return rule.clear.decide(local)
-    if when.truth == "unknown":
-        return when
-    return FALSE if when.truth == "true" else TRUE
-
-
-def _advance(
-    rule: Compiled,
-    state: RuleState,
-    when: Decision,
-    local: Mapping[str, Any],
-    now: float,
-    out: Step,
-) -> str:
-    """Move one rule's state; record transitions; return a note on where it stands."""
-
-    def go(to: Phase, why: str) -> None:
-        out.transitions.append(Transition(rule.name, state.phase, to, now, why, when.truth))
-        state.phase, state.since = to, now
-        if to == "firing" and state.fired_at is None:
-            state.fired_at = now
-        if to == "inactive":
-            state.fired_at = state.keep_until = None
-
-    what = "the data" if rule.when is None else "`when`"
-    if when.truth == "unknown" and state.phase in ("inactive", "pending"):
-        return _unknown_note(state.phase, rule, when)
-    if state.phase == "inactive":
-        if when.truth != "true":
-            return _QUIET
-        if rule.for_s <= 0:
-            go("firing", "its data is there" if rule.when is None else "`when` holds (no `for`)")
-            return "firing"
-        go("pending", f"`when` holds; fires after {_dur(rule.for_s)} if it keeps holding")
-        return f"pending for {_dur(rule.for_s)}"
-    if state.phase == "pending":
-        held = now - state.since
-        if when.truth != "true":
-            go("inactive", f"`when` stopped holding after {_dur(held)}")
-            return "inactive"
-        if held >= rule.for_s:
-            go("firing", f"`when` held for {_dur(held)} (`for` {_dur(rule.for_s)})")
-            return "firing"
-        return f"pending: `when` holds; fires in {_dur(rule.for_s - held)}"
-    clear = _clear(rule, when, local)
-    clear_name = "`clear_when`" if rule.clear is not None else f"{what} no longer holds"
-    if clear.truth == "unknown":
-        return f"{state.phase}: clear condition is unknown ({', '.join(clear.unknown)})"
-    if state.phase == "firing":
-        if clear.truth != "true":
-            state.keep_until = None
-            return _HOLDING
-        if rule.keep_s > 0:
-            if state.keep_until is None:
-                state.keep_until = now + rule.keep_s
-            if now < state.keep_until:
-                return f"firing: kept firing (`keep_firing_for`) until {state.keep_until:g}"
-        if rule.clear_for_s <= 0:
-            go("inactive", f"{clear_name}: resolved")
-            return "inactive"
-        go("resolving", f"{clear_name}; resolves after {_dur(rule.clear_for_s)} if it stays so")
-        return "resolving"
-    # resolving
-    held = now - state.since
-    if clear.truth != "true":
-        go("firing", "the clear condition stopped holding: firing again")
-        return "firing"
-    if held >= rule.clear_for_s:
-        go("inactive", f"clear condition held for {_dur(held)} (`clear_for`): resolved")
-        return "inactive"
-    return f"resolving: resolves in {_dur(rule.clear_for_s - held)}"
-
-
-_QUIET = "inactive: `when` does not hold"
-_HOLDING = "firing: the condition still holds"
-
-
-def _unknown_note(phase: str, rule: Compiled, when: Decision) -> str:
-    what = "the data" if rule.when is None else "`when`"
-    return f"{phase}: {what} is unknown ({', '.join(when.unknown) or 'no value'})"
-
-
-def _dur(seconds: float) -> str:
-    """``45s``, ``6m40s``, ``2h``: a duration as people write it."""
-    seconds = max(0.0, seconds)
-    if seconds < 120:
-        return f"{round(seconds, 3):g}s"
-    whole = round(seconds)
-    hours, rest = divmod(whole, 3600)
-    minutes, secs = divmod(rest, 60)
-    parts = [(hours, "h"), (minutes, "m"), (secs, "s")]
-    return "".join(f"{n}{unit}" for n, unit in parts if n) or "0s"
+__all__ = ["SOURCE_PREFIX", "Inputs", "RuleSet", "Step", "Transition", "source_data"]
