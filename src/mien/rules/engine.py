@@ -68,7 +68,9 @@ class Step:
     """The outcome of one step: new states, transitions, intents and resolved rules.
 
     ``notes`` says, per rule, where it stands and why (for ``mien rules test``/``mien
-    top``); ``unknown`` lists the inputs that made a condition unknown.
+    top``); ``unknown`` lists the inputs that made a condition unknown. A rule whose state
+    did not change keeps the very :class:`RuleState` object it was given: treat states as
+    values (never change one in place), and store ``states`` as the next step's input.
     """
 
     states: dict[str, RuleState]
