@@ -156,4 +156,35 @@ SCHEMA: list[Step] = [
     """,
     # version 2
     _v2_scope_captures,
+    # version 3: the adaptation loop's memory (mien.agent.adapt.ledger)
+    """
+    CREATE TABLE adapt_rules (
+        persona TEXT NOT NULL,
+        rule TEXT NOT NULL,
+        state TEXT NOT NULL,
+        PRIMARY KEY (persona, rule)
+    );
+    CREATE TABLE adapt_kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE adapt_changes (
+        id INTEGER PRIMARY KEY,
+        persona TEXT NOT NULL,
+        rule TEXT NOT NULL,
+        action TEXT NOT NULL,
+        params TEXT NOT NULL,
+        status TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        applied_at REAL,
+        until REAL,
+        undo TEXT NOT NULL DEFAULT '{}',
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_try REAL,
+        error TEXT NOT NULL DEFAULT ''
+    );
+    CREATE TABLE adapt_outbox (
+        id INTEGER PRIMARY KEY,
+        ts REAL NOT NULL,
+        event TEXT NOT NULL,
+        detail TEXT NOT NULL
+    );
+    """,
 ]

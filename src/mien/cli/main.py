@@ -74,6 +74,7 @@ COMMAND_MODULES: dict[str, str] = {
     "recover": "machine.recover",
     "exec": "machine.execute",
     "root": "machine.root",
+    **dict.fromkeys(("events", "top"), "machine.adapt"),
     "agent": "fleet.agent",
     **dict.fromkeys(("persona", "instance", "bind", "audit", "token", "config"), "fleet.commands"),
     "server": "fleet.server",

@@ -174,30 +174,64 @@ def run_cmd(
         min=1.0,
         help="Reclaim a lease after this long without a command run (default: never).",
     ),
+    local: bool = typer.Option(
+        False,
+        "--local",
+        help="No server: run only the adaptation loop of the persona this machine runs.",
+    ),
+    adapt: bool = typer.Option(
+        True, "--adapt/--no-adapt", help="Run the adaptation loop (docs/adaptation.md)."
+    ),
+    interval: float | None = typer.Option(
+        None,
+        "--interval",
+        min=1.0,
+        max=3600.0,
+        help="Seconds between samples (default: the persona's telemetry.interval, else 15).",
+    ),
 ) -> None:
-    """Follow the server: apply what it desires, report, run remote commands. Stops on
-    SIGTERM/SIGINT (an apply in progress finishes first)."""
+    """Follow the server: apply what it desires, report, run remote commands, and adapt
+    the machine within its persona's limits. With --local, adapt only (no server, no
+    credential). Stops on SIGTERM/SIGINT (an apply in progress finishes first)."""
     from mien.agent.engine import Engine, EngineError
     from mien.agent.sync import Agent, AgentError, Credentials
 
+    root = root.absolute()
+    if local:
+        try:
+            engine = Engine(root, user=user)
+        except EngineError as exc:
+            common.fail(str(exc))
+        raise typer.Exit(_run_local(root, engine, interval))
     try:
-        creds = Credentials.load(root.absolute())
+        creds = Credentials.load(root)
         engine = Engine(root, user=user or creds.user)
     except (AgentError, EngineError) as exc:
         common.fail(str(exc))
 
-    logger = _logger(root.absolute())
-    agent = Agent(
-        root.absolute(), creds, engine=engine, wait=wait, log=logger.info, warn=logger.warning
-    )
+    logger = _logger(root)
+    agent = Agent(root, creds, engine=engine, wait=wait, log=logger.info, warn=logger.warning)
     from mien.agent.local_api import start_local_api
 
     # The socket `mien switch` and `mien customize` use without root (docs/switching.md).
-    local_api = start_local_api(root.absolute(), user or creds.user, creds, warn=logger.warning)
+    local_api = start_local_api(root, user or creds.user, creds, warn=logger.warning)
     host = _sandbox_host(creds, sandbox_driver, sandbox_idle, logger) if sandbox_host else None
+    import threading
+
+    stop = threading.Event()
+    if adapt and not once:
+
+        def adapting() -> None:
+            # Built in its own thread: its state connection belongs to it.
+            loop = _adaptation(root, user or creds.user, interval, logger, has_server=True)
+            loop.stopping = stop
+            loop.run()
+
+        threading.Thread(target=adapting, name="adaptation", daemon=True).start()
     try:
         status = agent.run(once=once)
     finally:
+        stop.set()
         if host is not None:
             host.stop()
         if local_api is not None:
@@ -222,6 +256,41 @@ def _sandbox_host(creds: Any, driver: str, idle: float | None, logger: Any) -> A
     )
     threading.Thread(target=host.run, name="mien-sandbox-host", daemon=True).start()
     return host
+
+
+def _adaptation(
+    root: Path, user: str | None, interval: float | None, logger: Any, *, has_server: bool
+) -> Any:
+    """The adaptation loop with its own engine (and so its own state connection)."""
+    from mien.agent.adapt.loop import Adaptation
+    from mien.agent.engine import Engine
+
+    made: list[Engine] = []
+
+    def engine() -> Engine:
+        if not made:
+            made.append(Engine(root, user=user))
+        return made[0]
+
+    return Adaptation(root, engine, interval=interval, has_server=has_server, log=logger.info)
+
+
+def _run_local(root: Path, engine: Any, interval: float | None) -> int:
+    """``--local``: the adaptation loop in this thread until SIGTERM/SIGINT."""
+    import signal
+
+    logger = _logger(root)
+    loop = _adaptation(root, engine.user_name, interval, logger, has_server=False)
+
+    def stop(signum: int, _frame: object) -> None:
+        loop.stopping.set()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    logger.info(f"mien agent (local): adapting {root}")
+    loop.run()
+    logger.info("stopped")
+    return 0
 
 
 @agent_app.command("status")

@@ -1,0 +1,305 @@
+"""Carrying out what the rules decided: each intent checked against trust (refused, or
+suppressed by a heavier rule, and recorded as such), expanded (``respond: NAME`` → the
+actions of ``automated_responses.NAME`` in order), recorded as an automated change, run by
+its executor, retried with exponential backoff when it fails, and reverted when its rule
+resolves or its lifetime is up while the rule no longer fires.
+
+Used by :mod:`mien.agent.adapt.loop`.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mien.agent.adapt.executors import ActionFailed, Ctx, Executor, executors
+from mien.agent.adapt.ledger import (
+    APPLIED,
+    DONE,
+    FAILED,
+    REQUESTED,
+    RETRY,
+    REVERTED,
+    Change,
+    Ledger,
+)
+
+if TYPE_CHECKING:
+    from mien.agent.engine import Engine
+    from mien.spec.models import Persona
+
+BACKOFF_BASE = 2.0  # seconds before the first retry; doubled each time
+BACKOFF_CAP = 600.0
+MAX_ATTEMPTS = 8
+
+
+def backoff(attempts: int) -> float:
+    """Seconds to wait after the ``attempts``-th failure (jittered ±20 %, capped)."""
+    delay = min(BACKOFF_CAP, BACKOFF_BASE * 2 ** max(0, attempts - 1))
+    return float(delay * random.uniform(0.8, 1.2))
+
+
+def action_params(action: Any) -> dict[str, Any]:
+    """An action's parameters: every field but its name."""
+    if isinstance(action, Mapping):
+        data = dict(action)
+    else:
+        data = action.model_dump(mode="json", by_alias=True, exclude_none=True)
+    data.pop("action", None)
+    data.pop("respond", None)
+    return data
+
+
+def trust_allows(persona: Persona, action: str) -> tuple[bool, str]:
+    """Whether the persona's ``trust_levels`` allow ``action`` (for actions expanded from
+    ``respond``, which the rules judged as a whole), and why not."""
+    from mien.rules.actions import ACTIONS
+    from mien.spec.values import TRUST_ORDER
+
+    spec = ACTIONS.get(action)
+    if spec is None:
+        return False, f"unknown action {action!r}"
+    risk, needed = str(spec.risk), str(spec.needed)
+    have = persona.trust_levels.get(risk, "none")
+    if TRUST_ORDER.get(have, 0) >= TRUST_ORDER.get(needed, 0):
+        return True, ""
+    return False, f"{action} needs trust {needed} for {risk}; the persona grants {have}"
+
+
+class Runner:
+    """Runs, retries and reverts the automated changes of one machine."""
+
+    def __init__(
+        self,
+        root: Path,
+        ledger: Ledger,
+        engine: Callable[[], Engine],
+        *,
+        has_server: bool = False,
+        log: Callable[[str], None] = print,
+    ) -> None:
+        self.root = root
+        self.ledger = ledger
+        self.engine = engine
+        self.has_server = has_server
+        self.log = log
+        self.executors: dict[str, Executor] = executors()
+        self.data: Mapping[str, Any] = {}
+        self.lifetime: float | None = None  # seconds a reversible change lives (decay_rate)
+
+    def ctx(self, change: Change) -> Ctx:
+        return Ctx(
+            self.root,
+            change.persona,
+            change.rule,
+            change.id,
+            self.ledger,
+            self.engine,
+            self.data,
+            self.has_server,
+            self.log,
+        )
+
+    # --- what the rules decided ----------------------------------------------------------
+
+    def intent(self, persona: Persona, intent: Any, now: float) -> None:
+        """Act on one intent of a rule step."""
+        name = str(persona.name or "")
+        action = intent.action
+        label = action.action or f"respond:{action.respond}"
+        base = {"rule": intent.rule, "action": label, "params": action_params(action)}
+        if getattr(intent, "suppressed_by", None):
+            self.ledger.event(
+                "action.suppressed", persona=name, suppressed_by=intent.suppressed_by, **base
+            )
+            return
+        if not intent.allowed:
+            why = getattr(intent, "refused", None) or "beyond the persona's trust_levels"
+            self.ledger.event(
+                "action.refused",
+                persona=name,
+                reason=str(why),
+                risk=str(getattr(intent, "risk", "")),
+                needed=str(getattr(intent, "needed", "")),
+                **base,
+            )
+            return
+        steps: list[tuple[str, dict[str, Any]]] = []
+        if action.respond:
+            response = persona.automated_responses.get(action.respond) or []
+            for item in response:
+                if item.respond:  # responses do not nest; validation says so too
+                    continue
+                steps.append((str(item.action), action_params(item)))
+        else:
+            steps.append((str(action.action), base["params"]))
+        for kind, params in steps:
+            if action.respond:
+                ok, why = trust_allows(persona, kind)
+                if not ok:
+                    self.ledger.event(
+                        "action.refused",
+                        persona=name,
+                        rule=intent.rule,
+                        action=kind,
+                        params=params,
+                        reason=why,
+                        response=action.respond,
+                    )
+                    continue
+            change_id = self.ledger.add_change(name, intent.rule, kind, params, now)
+            self.run(self.ledger.change(change_id), now)
+
+    # --- running ---------------------------------------------------------------------------
+
+    def run(self, change: Change, now: float) -> None:
+        executor = self.executors.get(change.action)
+        attempts = change.attempts + 1
+        try:
+            if executor is None:
+                raise ActionFailed(f"unknown action {change.action!r}", retry=False)
+            done = executor.apply(self.ctx(change), change.params)
+        except ActionFailed as exc:
+            self._failed(change, attempts, str(exc), exc.retry, now)
+            return
+        except Exception as exc:  # an executor's bug must not stop the loop
+            self._failed(change, attempts, f"{type(exc).__name__}: {exc}", True, now)
+            return
+        if executor.reversible:
+            status = APPLIED
+        else:
+            status = REQUESTED if done.status == "requested" else DONE
+        until = now + self.lifetime if status == APPLIED and self.lifetime else None
+        self.ledger.update_change(
+            change.id,
+            status=status,
+            applied_at=now,
+            until=until,
+            undo=done.undo,
+            attempts=attempts,
+            next_try=None,
+            error="",
+        )
+        self.ledger.event(
+            f"action.{status}",
+            persona=change.persona,
+            rule=change.rule,
+            action=change.action,
+            params=change.params,
+            change=change.id,
+            message=done.message,
+            until=until,
+            attempt=attempts,
+        )
+
+    def _failed(self, change: Change, attempts: int, error: str, retry: bool, now: float) -> None:
+        if retry and attempts < MAX_ATTEMPTS:
+            delay = backoff(attempts)
+            self.ledger.update_change(
+                change.id, status=RETRY, attempts=attempts, next_try=now + delay, error=error
+            )
+        else:
+            delay = None
+            self.ledger.update_change(
+                change.id, status=FAILED, attempts=attempts, next_try=None, error=error
+            )
+        self.log(f"rule {change.rule}: {change.action} failed: {error}")
+        self.ledger.event(
+            "action.failed",
+            persona=change.persona,
+            rule=change.rule,
+            action=change.action,
+            params=change.params,
+            change=change.id,
+            error=error,
+            attempt=attempts,
+            retry_in=None if delay is None else round(delay, 3),
+        )
+
+    def retry_due(self, now: float) -> None:
+        for change in self.ledger.changes([RETRY]):
+            if change.next_try is not None and change.next_try <= now:
+                self.run(change, now)
+
+    # --- undoing ---------------------------------------------------------------------------
+
+    def revert(self, change: Change, why: str, now: float, *, touch: bool = True) -> bool:
+        """Undo ``change`` (``touch``: run its executor's revert; without, only record that
+        the machine no longer has it). False when undoing failed (tried again later)."""
+        if change.status == RETRY:
+            self.ledger.update_change(change.id, status=REVERTED, next_try=None)
+            self.ledger.event(
+                "action.abandoned",
+                persona=change.persona,
+                rule=change.rule,
+                action=change.action,
+                change=change.id,
+                why=why,
+            )
+            return True
+        executor = self.executors.get(change.action)
+        if touch and executor is not None and executor.reversible:
+            try:
+                executor.revert(self.ctx(change), change.undo)
+            except (ActionFailed, OSError) as exc:
+                retry_at = now + backoff(change.attempts + 1)
+                self.ledger.update_change(
+                    change.id, until=retry_at, attempts=change.attempts + 1, error=str(exc)
+                )
+                self.ledger.event(
+                    "action.revert_failed",
+                    persona=change.persona,
+                    rule=change.rule,
+                    action=change.action,
+                    change=change.id,
+                    error=str(exc),
+                    retry_at=retry_at,
+                )
+                return False
+        self.ledger.update_change(change.id, status=REVERTED, until=None, error="")
+        self.ledger.event(
+            "action.reverted",
+            persona=change.persona,
+            rule=change.rule,
+            action=change.action,
+            params=change.params,
+            change=change.id,
+            why=why,
+        )
+        return True
+
+    def resolved(self, persona: str, rules: list[str], now: float) -> None:
+        wanted = set(rules)
+        for change in self.ledger.changes():
+            if change.persona == persona and change.rule in wanted:
+                self.revert(change, "rule resolved", now)
+
+    def expire(self, persona: str, firing: Callable[[str], bool], now: float) -> None:
+        """Changes whose lifetime is up: kept (another lifetime) while their rule fires,
+        else reverted."""
+        for change in self.ledger.changes([APPLIED]):
+            if change.until is None or change.until > now:
+                continue
+            if change.persona == persona and firing(change.rule):
+                until = now + self.lifetime if self.lifetime else None
+                self.ledger.update_change(change.id, until=until)
+                continue
+            self.revert(change, "lifetime over", now)
+
+    def end_persona(self, persona: str, now: float) -> None:
+        """The machine left ``persona``: its rules' changes end. Settings went with the
+        switch itself (the new persona was applied without them); the rest is undone."""
+        from mien.agent.adapt import firewall, overlays
+
+        live = [c for c in self.ledger.changes() if c.persona == persona]
+        for change in live:
+            touch = change.action not in ("set_setting", "firewall_block")
+            self.revert(change, "persona switched", now, touch=touch)
+        if any(c.action == "firewall_block" for c in live):
+            try:
+                firewall.remove_table()
+            except ActionFailed as exc:
+                self.log(f"firewall table not removed: {exc}")
+        overlays.remember_base(self.ledger, None)

@@ -1,0 +1,348 @@
+"""The adaptation loop: the machine watching itself and acting within its persona's limits.
+
+Every interval (the persona's ``telemetry.interval``, 15 s by default) :class:`Adaptation`
+samples telemetry, updates the baselines, polls the data sources that are due, steps the
+active persona's rules, and carries out what they decided (:mod:`mien.agent.adapt.changes`):
+intents run, are refused or suppressed; resolved rules have their changes reverted;
+changes past their lifetime are reverted unless their rule still fires; failed ones are
+retried with backoff. Rule states (with their since-times) are saved on every transition,
+so an agent killed mid-``for`` keeps its pending time.
+
+It follows the persona the machine runs: a switch (by a person, the server or a rule)
+swaps the rule set and ends the old rules' changes; a rollback finds the old rules'
+states where it left them (they are kept per persona). Between ticks it sleeps. Each
+tick writes ``ROOT/var/lib/mien/adapt-status.json`` for ``mien top``.
+
+Run by ``mien agent run`` (in a thread beside the long poll) and ``mien agent run --local``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mien.agent.adapt import overlays
+from mien.agent.adapt.changes import Runner
+from mien.agent.adapt.executors import ActionFailed, Ctx
+from mien.agent.adapt.ledger import APPLIED, Ledger
+from mien.agent.locking import STATE_DIR
+from mien.agent.state import State
+
+if TYPE_CHECKING:
+    from mien.agent.engine import Engine
+    from mien.spec.models import Persona
+
+STATUS_FILE = f"{STATE_DIR}/adapt-status.json"
+DEFAULT_INTERVAL = 15.0
+SAVE_BASELINES_EVERY = 60.0
+FIRING = ("firing", "resolving")
+
+
+def phase_of(state: Any) -> str:
+    phase = getattr(state, "phase", "inactive")
+    return str(getattr(phase, "value", phase))
+
+
+def interval_of(persona: Persona) -> float:
+    telemetry = getattr(persona, "telemetry", None)
+    value = getattr(telemetry, "interval", None)
+    seconds = getattr(value, "seconds", value)
+    return float(seconds) if seconds else DEFAULT_INTERVAL
+
+
+class Adaptation:
+    """The loop of one machine root. :meth:`tick` once, or :meth:`run` until stopped."""
+
+    def __init__(
+        self,
+        root: Path,
+        engine: Callable[[], Engine],
+        *,
+        interval: float | None = None,
+        has_server: bool = False,
+        log: Callable[[str], None] = print,
+        telemetry: Callable[[Persona, Path], Any] | None = None,
+        sources: Callable[[Persona, Path], Any] | None = None,
+        baselines: Any = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.root = root
+        self.log = log
+        self.clock = clock
+        self.fixed_interval = interval
+        self.interval = interval or DEFAULT_INTERVAL
+        self.state = State(root)
+        self.ledger = Ledger(self.state)
+        self.runner = Runner(root, self.ledger, engine, has_server=has_server, log=log)
+        self.make_telemetry = telemetry or _telemetry
+        self.make_sources = sources or _sources
+        self.baselines_module = baselines  # the module with Baselines and lifetime()
+        self.stopping = threading.Event()
+        self.known_history: str | None = None
+        self.persona: Persona | None = None
+        self.rules: Any = None
+        self.states: dict[str, Any] = {}
+        self.telemetry: Any = None
+        self.sources: Any = None
+        self.baselines: Any = None
+        self.saved_baselines = 0.0
+        self.last: dict[str, Any] = {}
+
+    @property
+    def name(self) -> str:
+        return str(self.persona.name or "") if self.persona is not None else ""
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self._save_baselines()
+        self.state.close()
+
+    # --- the loop ------------------------------------------------------------------------
+
+    def run(self) -> None:
+        """Tick every interval until :attr:`stopping` is set; sleeps in between."""
+        try:
+            while not self.stopping.is_set():
+                started = self.clock()
+                try:
+                    self.tick(started)
+                except Exception as exc:  # the loop outlives a bad tick, and says so
+                    self.log(f"adaptation: tick failed: {type(exc).__name__}: {exc}")
+                self.stopping.wait(max(0.05, self.interval - (self.clock() - started)))
+        finally:
+            self.close()
+
+    def tick(self, now: float | None = None) -> None:
+        now = self.clock() if now is None else now
+        self.follow(now)
+        if self.rules is None or self.persona is None:
+            return
+        from mien.rules import Inputs
+
+        reading = self.telemetry.sample(now)
+        baseline, anomaly = self.baselines.update(reading.metrics, now)
+        for name in self.sources.due(now):
+            self._poll(name, now)
+        data = self.sources.current()
+        self.runner.data = data
+        step = self.rules.step(
+            Inputs(
+                metrics=reading.metrics,
+                baseline=baseline,
+                anomaly=anomaly,
+                events=reading.events,
+                data=data,
+                now=now,
+            ),
+            self.states,
+        )
+        self.states = dict(step.states)
+        for t in step.transitions:
+            self.ledger.event(
+                f"rule.{t.to}",
+                persona=self.name,
+                rule=t.rule,
+                from_=str(t.from_),
+                to=str(t.to),
+                at=t.at,
+                why=str(t.why),
+                truth=str(t.truth),
+            )
+        if step.transitions:
+            self._save_states()
+        if step.resolved:
+            self.runner.resolved(self.name, list(step.resolved), now)
+        for intent in step.fire:
+            self.runner.intent(self.persona, intent, now)
+        self.runner.retry_due(now)
+        self.runner.expire(self.name, self.firing, now)
+        self._accept_own_apply()
+        self.follow(now)
+        self.last = {"metrics": reading.metrics, "baseline": baseline, "anomaly": anomaly}
+        self.last["errors"] = list(getattr(reading, "errors", []) or [])
+        self._write_status(now)
+        if now - self.saved_baselines >= SAVE_BASELINES_EVERY:
+            self._save_baselines()
+            self.saved_baselines = now
+
+    def firing(self, rule: str) -> bool:
+        state = self.states.get(rule)
+        return state is not None and phase_of(state) in FIRING
+
+    # --- which persona -----------------------------------------------------------------
+
+    def follow(self, now: float) -> None:
+        """Load the persona the machine runs when it changed (switch, apply, rollback)."""
+        raw = self.state.get_meta("active_history")
+        if raw == self.known_history:
+            return
+        self.known_history = raw
+        name = self.state.get_meta("active") or ""
+        previous = self.name if self.persona is not None else None
+        if previous is not None and previous != name:
+            self._save_states()
+            self.runner.end_persona(previous, now)
+        elif previous == name:
+            self._adopt(now)
+        # What the agent missed while it was not running: changes of another persona.
+        for other in {c.persona for c in self.ledger.changes()} - {name}:
+            self.runner.end_persona(other, now)
+        self._load(name)
+
+    def _accept_own_apply(self) -> None:
+        """After the loop's own apply of the same persona, its new history is not news."""
+        if self.state.get_meta("active") == self.name:
+            self.known_history = self.state.get_meta("active_history")
+
+    def _load(self, name: str) -> None:
+        from mien.agent.sources import Source, effective
+        from mien.spec.errors import SpecError
+
+        self.persona, self.rules = None, None
+        raw = self.known_history
+        if not name or not raw or not raw.isdigit():
+            return
+        entry, document, customs, extra = self.state.history_entry(int(raw))
+        source = Source(entry.persona, document, dict(extra.get("locked_by", {})), entry.persona)
+        try:
+            persona = effective(source, customs).persona
+        except SpecError as exc:
+            self.log(f"adaptation: persona {name} is not valid here: {exc}")
+            return
+        from mien.rules import RuleSet, RuleState
+
+        self.persona = persona
+        self.interval = self.fixed_interval or interval_of(persona)
+        self.rules = RuleSet.compile(persona)
+        self.states = {
+            rule: RuleState.from_json(value)
+            for rule, value in self.ledger.rule_states(name).items()
+        }
+        self.telemetry = self.make_telemetry(persona, self.root)
+        self.sources = self.make_sources(persona, self.root)
+        with contextlib.suppress(Exception):
+            saved = self.ledger.get(f"sources:{name}")
+            if saved is not None:
+                self.sources = type(self.sources).from_json(saved, persona, self.root)
+        self._load_baselines(persona)
+        rules = len(persona.adaptation_rules)
+        self.log(f"adaptation: persona {name}: {rules} rule(s), every {self.interval:g}s")
+        self.ledger.event(
+            "persona.loaded", persona=name, rules=rules, interval=self.interval, history=raw
+        )
+
+    def _adopt(self, now: float) -> None:
+        """Someone applied the same persona again (or rolled back to a state of it):
+        that is the base now; settings whose rule still fires go over it again."""
+        name = self.name
+        found = overlays.active_source(self.ledger)
+        if found is None:
+            return
+        known = overlays.base_of(self.ledger, self.state.get_meta("active_hash"))
+        base = known or found[1]
+        live = [
+            c
+            for c in self.ledger.changes([APPLIED])
+            if c.action == "set_setting" and c.persona == name
+        ]
+        keep = [c for c in live if self.firing(c.rule)]
+        for change in live:
+            if change not in keep:
+                self.runner.revert(change, "persona applied again", now, touch=False)
+        overlays.remember_base(self.ledger, base if keep else None)
+        if not keep and known is None:
+            return
+        items = {str(c.undo["key"]): c.undo["value"] for c in keep}
+        ctx = Ctx(self.root, name, "adaptation", 0, self.ledger, self.runner.engine, log=self.log)
+        overlays.remember_base(self.ledger, base)
+        try:
+            overlays.apply_with(ctx, items, "automated settings laid over the new state")
+        except ActionFailed as exc:
+            self.log(f"adaptation: could not lay automated settings over the new state: {exc}")
+        if not items:
+            overlays.remember_base(self.ledger, None)
+        self.known_history = self.state.get_meta("active_history")
+
+    # --- persistence ---------------------------------------------------------------------
+
+    def _save_states(self) -> None:
+        if self.persona is None:
+            return
+        self.ledger.save_rule_states(
+            self.name, {rule: state.to_json() for rule, state in self.states.items()}
+        )
+
+    def _load_baselines(self, persona: Persona) -> None:
+        baselines = self.baselines_module
+        if baselines is None:
+            from mien.agent.adapt import baselines
+
+        decay = persona.decay_rate
+        saved = self.ledger.get("baselines")
+        self.baselines = baselines.Baselines(decay)
+        if saved is not None:
+            with contextlib.suppress(Exception):
+                self.baselines = baselines.Baselines.from_json(saved)
+        self.runner.lifetime = baselines.lifetime(decay) if decay else None
+
+    def _save_baselines(self) -> None:
+        if self.baselines is not None:
+            self.ledger.put(baselines=self.baselines.to_json())
+
+    def _poll(self, name: str, now: float) -> None:
+        result = self.sources.poll(name, now)
+        error = getattr(result, "error", None)
+        detail = {
+            "source": name,
+            "status": getattr(result, "status", None),
+            "changed": getattr(result, "changed", None),
+            "error": error,
+        }
+        self.ledger.event(
+            "source.failed" if error else "source.fetched", persona=self.name, **detail
+        )
+        self.ledger.put(**{f"sources:{self.name}": self.sources.to_json()})
+
+    def _write_status(self, now: float) -> None:
+        """What ``mien top`` shows between ticks (no fsync: it is redone every tick)."""
+        rules = {}
+        for rule, state in self.states.items():
+            since = getattr(state, "since", None)
+            rules[rule] = {"phase": phase_of(state), "since": since}
+        sources: Any = {}
+        with contextlib.suppress(Exception):
+            sources = self.sources.to_json()
+        document = {
+            "ts": now,
+            "persona": self.name,
+            "interval": self.interval,
+            "pid": os.getpid(),
+            "rules": rules,
+            "sources": sources,
+            **self.last,
+        }
+        path = self.root / STATUS_FILE
+        tmp = path.with_name(".adapt-status.json.tmp")
+        with contextlib.suppress(OSError):
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o640)
+            with os.fdopen(fd, "w") as fh:
+                json.dump(document, fh, default=str)
+            os.replace(tmp, path)
+
+
+def _telemetry(persona: Persona, root: Path) -> Any:
+    from mien.agent.adapt.telemetry import Telemetry
+
+    return Telemetry(persona, root)
+
+
+def _sources(persona: Persona, root: Path) -> Any:
+    from mien.agent.adapt.sources import DataSources
+
+    return DataSources(persona, root, None)
