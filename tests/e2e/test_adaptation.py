@@ -1,0 +1,125 @@
+"""The issue's scenario end to end: real CPU load against a persona whose rule has
+``for: 5s``, the agent process killed (SIGKILL) and restarted while the rule is pending,
+the ``set_setting`` overlay applied to the machine's file once it fires, and reverted after
+``clear_for`` once the load stops — every step read back through ``mien events``.
+
+The busy process is one core of a two-core machine, so the threshold is below 50 %.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support import REPO, make_machine, run_mien
+
+DRIVER = Path(__file__).with_name("adapt_driver.py")
+PERSONA = """\
+name: calm
+environment_variables: {MIEN_MODE: calm}
+learning_domains: [metrics]
+trust_levels: {file_system_modification: high}
+adaptation_rules:
+  - name: busy
+    when: metrics.cpu_percent > 30.0
+    for: 5s
+    clear_for: 3s
+    then: [{action: set_setting, key: environment_variables.MIEN_MODE, value: busy}]
+"""
+
+
+def until(check: Callable[[], Any], timeout: float = 40.0, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = check()
+        if found:
+            return found
+        time.sleep(0.3)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def events(root: Path) -> list[dict[str, Any]]:
+    done = run_mien("events", "--root", root, "--output", "json")
+    assert done.returncode == 0, done.stderr
+    return [json.loads(line) for line in done.stdout.splitlines()]
+
+
+def named(root: Path, name: str) -> list[dict[str, Any]]:
+    return [e for e in events(root) if e["event"] == name]
+
+
+@pytest.fixture
+def busy_marker() -> Iterator[tuple[str, list[subprocess.Popen[bytes]]]]:
+    marker = f"mien-busy-{os.getpid()}"
+    procs: list[subprocess.Popen[bytes]] = []
+    yield marker, procs
+    for proc in procs:
+        proc.kill()
+        proc.wait()
+
+
+def agent(root: Path, marker: str) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "PYTHONPATH": f"{REPO / 'src'}:{REPO}"}
+    return subprocess.Popen(
+        [sys.executable, str(DRIVER), str(root), marker],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def test_load_makes_the_rule_fire_and_clear_and_a_killed_agent_keeps_its_pending_time(
+    tmp_path: Path, busy_marker: tuple[str, list[subprocess.Popen[bytes]]]
+) -> None:
+    marker, procs = busy_marker
+    root = make_machine(tmp_path / "root")
+    persona = tmp_path / "calm.yaml"
+    persona.write_text(PERSONA)
+    applied = run_mien("apply", persona, "--root", root, "--user", "alice", "--yes")
+    assert applied.returncode == 0, applied.stderr
+    env_file = root / "etc/environment.d/50-mien.conf"
+    assert 'MIEN_MODE="calm"' in env_file.read_text()
+
+    first = agent(root, marker)
+    procs.append(first)
+    until(lambda: named(root, "persona.loaded"), what="the loop to start")
+    busy = subprocess.Popen([sys.executable, "-c", "while True: pass", marker])
+    procs.append(busy)
+    pending = until(lambda: named(root, "rule.pending"), what="rule.pending")[0]
+
+    time.sleep(2.0)
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    restarted_at = time.time()
+    procs.append(agent(root, marker))
+
+    firing = until(lambda: named(root, "rule.firing"), what="rule.firing")[0]
+    assert len(named(root, "rule.pending")) == 1, "the restart started the rule over"
+    assert 5.0 <= firing["at"] - pending["at"] < 8.0
+    assert firing["at"] < restarted_at + 5.0, "pending time was not kept across the restart"
+    until(lambda: named(root, "action.applied"), what="the overlay")
+    assert 'MIEN_MODE="busy"' in env_file.read_text()
+
+    busy.kill()
+    busy.wait()
+    reverted = until(lambda: named(root, "action.reverted"), what="the revert")[0]
+    assert 'MIEN_MODE="calm"' in env_file.read_text()
+    order = [e["event"] for e in events(root)]
+    steps = ["rule.pending", "rule.firing", "action.applied", "rule.resolving", "action.reverted"]
+    assert [s for s in order if s in steps] == steps
+    resolving = named(root, "rule.resolving")[0]
+    assert reverted["ts"] >= resolving["ts"]
+
+    top = run_mien("top", "--root", root, "--once")
+    assert top.returncode == 0 and "busy" in top.stdout and "set_setting" in top.stdout
+    procs[-1].send_signal(signal.SIGTERM)
+    assert procs[-1].wait(timeout=20) == 0

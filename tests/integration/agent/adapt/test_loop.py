@@ -1,0 +1,167 @@
+"""The adaptation loop over real rules, executors, engine and state: settings overlaid and
+reverted, trust refusals audited, cooldowns, retries with backoff, persona switches and
+what survives a restart."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from mien.agent.adapt.ledger import APPLIED, FAILED, RETRY, REVERTED, Ledger
+from mien.agent.engine import Engine
+from mien.agent.state import State
+from tests.integration.agent.adapt.conftest import Loop
+
+TRUST = """\
+trust_levels:
+  file_system_modification: high
+  network_access: high
+  process_control: high
+  resource_scaling: high
+  persona_change: low
+"""
+
+SETTING = (
+    """\
+name: calm
+environment_variables: {MIEN_MODE: calm}
+learning_domains: [metrics]
+"""
+    + TRUST
+    + """\
+adaptation_rules:
+  - name: busy
+    when: metrics.cpu_percent > 40.0
+    for: 3s
+    clear_for: 2s
+    then: [{action: set_setting, key: environment_variables.MIEN_MODE, value: busy}]
+"""
+)
+
+
+def env(root: Path) -> str:
+    return (root / "etc/environment.d/50-mien.conf").read_text()
+
+
+def changes(root: Path, *statuses: str) -> list[object]:
+    with State(root) as state:
+        return Ledger(state).changes(statuses or (APPLIED, RETRY))
+
+
+def test_a_setting_is_overlaid_while_the_rule_fires_and_reverted_when_it_clears(
+    loop: Callable[[str], Loop],
+) -> None:
+    run = loop(SETTING)
+    run.run_for(2, cpu_percent=90.0)
+    assert [e["to"] for e in run.events() if e["event"].startswith("rule.")] == ["pending"]
+    assert 'MIEN_MODE="calm"' in env(run.root)
+    run.run_for(3)
+    assert 'MIEN_MODE="busy"' in env(run.root)
+    applied = run.events("action.applied")
+    assert applied and applied[0]["rule"] == "busy" and applied[0]["action"] == "set_setting"
+    history = Engine(run.root).history()[0][0]
+    assert history.kind == "automated"
+    run.run_for(5, cpu_percent=5.0)
+    assert 'MIEN_MODE="calm"' in env(run.root)
+    kinds = [e["event"] for e in run.events()]
+    assert kinds.index("action.applied") < kinds.index("action.reverted")
+    assert [e["to"] for e in run.events() if e["event"].startswith("rule.")][-1] == "inactive"
+
+
+def test_an_action_beyond_trust_is_refused_audited_and_not_run(
+    loop: Callable[[str], Loop], tmp_path: Path
+) -> None:
+    (tmp_path / "other.yaml").write_text("name: other\n")
+    run = loop(
+        SETTING.replace("name: busy", "name: flee").replace(
+            "then: [{action: set_setting, key: environment_variables.MIEN_MODE, value: busy}]",
+            "then: [{action: switch_persona, persona: other}]",
+        )
+    )
+    run.run_for(6, cpu_percent=90.0)
+    refused = run.events("action.refused")
+    assert len(refused) == 1 and refused[0]["rule"] == "flee"
+    assert refused[0]["action"] == "switch_persona" and refused[0]["actor"] == "agent:adapt"
+    assert any(line["event"] == "adapt.action.refused" for line in run.audit_lines())
+    with State(run.root) as state:
+        assert state.get_meta("active") == "calm"
+
+
+def test_a_cooldown_stops_a_re_fire(loop: Callable[[str], Loop]) -> None:
+    run = loop(
+        SETTING.replace("    clear_for: 2s\n", "    clear_for: 1s\n    cooldown: 1h\n").replace(
+            "then: [{action: set_setting, key: environment_variables.MIEN_MODE, value: busy}]",
+            "then: [{action: notify, message: hot}]",
+        )
+    )
+    run.run_for(5, cpu_percent=90.0)
+    assert len(run.events("action.done")) == 1
+    run.run_for(4, cpu_percent=5.0)
+    run.run_for(8, cpu_percent=90.0)
+    assert len(run.events("action.done")) == 1
+    assert any("notify (busy): hot" in line for line in run.lines)
+
+
+def test_a_failing_action_is_retried_with_backoff_not_in_a_tight_loop(
+    loop: Callable[[str], Loop],
+) -> None:
+    run = loop(
+        SETTING.replace(
+            "then: [{action: set_setting, key: environment_variables.MIEN_MODE, value: busy}]",
+            "then: [{action: run, command: \"sh -c 'exit 3'\"}]",
+        )
+    )
+    run.run_for(4 + 40, cpu_percent=90.0)
+    failed = run.events("action.failed")
+    # 2 s, 4 s, 8 s, 16 s apart (±20 %): five attempts in 40 s, not forty.
+    assert 4 <= len(failed) <= 6
+    waits = [e["retry_in"] for e in failed]
+    assert all(later > earlier for earlier, later in zip(waits, waits[1:], strict=False))
+    assert "exited 3" in failed[0]["error"]
+    run.run_for(6, cpu_percent=5.0)
+    assert run.events("action.abandoned")
+    assert not changes(run.root, RETRY)
+
+
+def test_pending_time_survives_a_new_agent(loop: Callable[[str], Loop]) -> None:
+    run = loop(SETTING)
+    run.run_for(2, cpu_percent=90.0)
+    pending = run.events("rule.pending")[0]
+    run.adaptation.close()
+    from mien.agent.adapt.loop import Adaptation
+
+    fresh = Adaptation(
+        run.root,
+        run.adaptation.runner.engine,
+        interval=1.0,
+        log=run.lines.append,
+        telemetry=run.adaptation.make_telemetry,
+        sources=run.adaptation.make_sources,
+        baselines=run.adaptation.baselines_module,
+        clock=lambda: run.now,
+    )
+    run.adaptation = fresh
+    run.run_for(2)
+    assert len(run.events("rule.pending")) == 1
+    firing = run.events("rule.firing")
+    assert firing and firing[0]["at"] - pending["at"] <= 3.5
+
+
+def test_a_persona_switch_ends_the_old_rules_changes_and_a_rollback_finds_them(
+    loop: Callable[[str], Loop], tmp_path: Path
+) -> None:
+    run = loop(SETTING)
+    run.run_for(5, cpu_percent=90.0)
+    assert 'MIEN_MODE="busy"' in env(run.root)
+    (tmp_path / "other.yaml").write_text("name: other\nenvironment_variables: {MIEN_MODE: other}\n")
+    Engine(run.root, personas=[tmp_path]).apply("other")
+    run.tick()
+    assert [c for c in changes(run.root, REVERTED)]
+    assert not changes(run.root, APPLIED)
+    assert any(e["event"] == "persona.loaded" and e["persona"] == "other" for e in run.events())
+    Engine(run.root).rollback()
+    run.tick(cpu_percent=90.0)
+    with State(run.root) as state:
+        saved = Ledger(state).rule_states("calm")
+    assert "busy" in saved
+    assert not changes(run.root, FAILED)
