@@ -117,7 +117,7 @@ def loop(machine: Path, tmp_path: Path) -> Iterator[Callable[[str], Loop]]:
             machine,
             lambda: engine,
             interval=1.0,
-            log=lambda line: holder[0].lines.append(line),
+            log=holder[0].lines.append,
             telemetry=lambda persona, root: SetMetrics(metrics),
             sources=lambda persona, root: NoSources(),
             baselines=baselines_module(),

@@ -4,6 +4,7 @@ what survives a restart."""
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from pathlib import Path
 
@@ -116,7 +117,7 @@ def test_a_failing_action_is_retried_with_backoff_not_in_a_tight_loop(
     # 2 s, 4 s, 8 s, 16 s apart (±20 %): five attempts in 40 s, not forty.
     assert 4 <= len(failed) <= 6
     waits = [e["retry_in"] for e in failed]
-    assert all(later > earlier for earlier, later in zip(waits, waits[1:], strict=False))
+    assert all(later > earlier for earlier, later in itertools.pairwise(waits))
     assert "exited 3" in failed[0]["error"]
     run.run_for(6, cpu_percent=5.0)
     assert run.events("action.abandoned")
@@ -156,7 +157,7 @@ def test_a_persona_switch_ends_the_old_rules_changes_and_a_rollback_finds_them(
     (tmp_path / "other.yaml").write_text("name: other\nenvironment_variables: {MIEN_MODE: other}\n")
     Engine(run.root, personas=[tmp_path]).apply("other")
     run.tick()
-    assert [c for c in changes(run.root, REVERTED)]
+    assert list(changes(run.root, REVERTED))
     assert not changes(run.root, APPLIED)
     assert any(e["event"] == "persona.loaded" and e["persona"] == "other" for e in run.events())
     Engine(run.root).rollback()
