@@ -8,11 +8,13 @@ process), so the other programs on a shared test machine do not move the rule.
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import psutil
@@ -29,23 +31,31 @@ class Reading:
 
 
 class MarkedCpu:
+    """CPU of the marked processes between two samples, as a share of the whole machine
+    (a process first seen is measured since it started, so a restarted agent's first
+    sample is not a zero)."""
+
     def __init__(self, marker: str) -> None:
         self.marker = marker
-        self.procs: dict[int, psutil.Process] = {}
+        self.seen: dict[int, tuple[float, float]] = {}  # pid -> (cpu seconds, at)
         self.cores = psutil.cpu_count() or 1
 
     def sample(self, now: float) -> Reading:
-        for proc in psutil.process_iter(["pid", "cmdline"]):
-            if self.marker in " ".join(proc.info["cmdline"] or ()) and proc.pid not in self.procs:
-                proc.cpu_percent(None)  # the first call starts the measurement
-                self.procs[proc.pid] = proc
-        total = 0.0
-        for pid, proc in list(self.procs.items()):
+        used = wall = 0.0
+        at = time.time()
+        for proc in psutil.process_iter(["pid", "cmdline", "create_time"]):
+            if self.marker not in (proc.info["cmdline"] or ())[-1:] or proc.pid == os.getpid():
+                continue
             try:
-                total += proc.cpu_percent(None)
+                cpu = sum(proc.cpu_times()[:2])
             except psutil.Error:
-                del self.procs[pid]
-        return Reading({"cpu_percent": total / self.cores})
+                continue
+            before, since = self.seen.get(proc.pid, (0.0, proc.info["create_time"]))
+            self.seen[proc.pid] = (cpu, at)
+            used += cpu - before
+            wall = max(wall, at - since)
+        share = 100.0 * used / wall / self.cores if wall > 0 else 0.0
+        return Reading({"cpu_percent": round(share, 2)})
 
 
 class NoSources:
@@ -59,6 +69,32 @@ class NoSources:
         return {}
 
 
+class FlatBaselines:
+    """Stands in for mien.agent.adapt.baselines where it is not there yet."""
+
+    def __init__(self, decay: float | None = None) -> None:
+        pass
+
+    def update(self, metrics: dict[str, Any], now: float) -> tuple[dict[str, Any], dict[str, Any]]:
+        return {}, {}
+
+    def to_json(self) -> dict[str, Any]:
+        return {}
+
+    @classmethod
+    def from_json(cls, data: Any) -> FlatBaselines:
+        return cls()
+
+
+def baselines_module() -> Any:
+    try:
+        from mien.agent.adapt import baselines
+
+        return baselines
+    except ImportError:
+        return SimpleNamespace(Baselines=FlatBaselines, lifetime=lambda decay: 3600.0)
+
+
 def main() -> None:
     root, marker = Path(sys.argv[1]), sys.argv[2]
     engine = Engine(root)
@@ -69,6 +105,7 @@ def main() -> None:
         log=lambda line: print(line, file=sys.stderr, flush=True),
         telemetry=lambda persona, root: MarkedCpu(marker),
         sources=lambda persona, root: NoSources(),
+        baselines=baselines_module(),
     )
     signal.signal(signal.SIGTERM, lambda *_: loop.stopping.set())
     print(f"started {time.time()}", file=sys.stderr, flush=True)

@@ -3,7 +3,8 @@
 the ``set_setting`` overlay applied to the machine's file once it fires, and reverted after
 ``clear_for`` once the load stops — every step read back through ``mien events``.
 
-The busy process is one core of a two-core machine, so the threshold is below 50 %.
+The busy process would be one core of a two-core machine (50 %); the threshold is far below
+that (1 %) because the test machine is shared and the busy process gets what is left.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ learning_domains: [metrics]
 trust_levels: {file_system_modification: high}
 adaptation_rules:
   - name: busy
-    when: metrics.cpu_percent > 30.0
+    when: metrics.cpu_percent > 1.0
     for: 5s
     clear_for: 3s
     then: [{action: set_setting, key: environment_variables.MIEN_MODE, value: busy}]
@@ -104,8 +105,13 @@ def test_load_makes_the_rule_fire_and_clear_and_a_killed_agent_keeps_its_pending
 
     firing = until(lambda: named(root, "rule.firing"), what="rule.firing")[0]
     assert len(named(root, "rule.pending")) == 1, "the restart started the rule over"
-    assert 5.0 <= firing["at"] - pending["at"] < 8.0
-    assert firing["at"] < restarted_at + 5.0, "pending time was not kept across the restart"
+    assert firing["at"] - pending["at"] >= 5.0
+    # It fires `for` after it became pending (or on the restarted agent's first tick, when
+    # the restart took longer than that) — not `for` after the restart.
+    back = named(root, "persona.loaded")[-1]
+    assert back["ts"] > restarted_at
+    due = max(pending["at"] + 5.0, back["ts"])
+    assert firing["at"] <= due + 2.5, "pending time was not kept across the restart"
     until(lambda: named(root, "action.applied"), what="the overlay")
     assert 'MIEN_MODE="busy"' in env_file.read_text()
 

@@ -1,7 +1,7 @@
 """``limit``: cgroup v1 cpu and memory limits on the processes running an executable.
 
-The group of a rule is ``/sys/fs/cgroup/{cpu,memory}/mien/<rule>/``; ``cpu`` (cores, e.g.
-``0.5``) becomes ``cpu.cfs_quota_us`` over a 100 ms period, ``memory`` (``512MiB``)
+The group of a rule is ``/sys/fs/cgroup/{cpu,memory}/mien/<rule>/``; ``cpu`` (percent of
+one core: ``50`` is half a core) becomes ``cpu.cfs_quota_us`` over a 100 ms period, ``memory`` (``512MiB``)
 becomes ``memory.limit_in_bytes``. Processes are matched by the path of their executable
 (``/proc/PID/exe``) and moved into the group; the group each came from is remembered, and
 reverting moves them back and removes the group. Processes are the running kernel's, also
@@ -91,13 +91,13 @@ class Limit:
     reversible = True
 
     def apply(self, ctx: Ctx, params: Mapping[str, Any]) -> Done:
-        executable = str(param(params, "executable", "path", "process"))
+        executable = str(param(params, "exe", "executable"))
         if not executable.startswith("/"):
             raise ActionFailed(f"executable {executable!r}: give an absolute path", retry=False)
         cpu = params.get("cpu")
         memory = params.get("memory")
         if cpu is None and memory is None:
-            raise ActionFailed("give cpu (cores) and/or memory (a size)", retry=False)
+            raise ActionFailed("give cpu (percent of one core) and/or memory (a size)", retry=False)
         wanted = {"cpu": cpu, "memory": memory}
         dirs: dict[str, Path] = {}
         for controller, value in wanted.items():
@@ -118,7 +118,8 @@ class Limit:
                 if controller == "cpu":
                     _write(group / "cpu.cfs_period_us", str(PERIOD_US))
                     _write(
-                        group / "cpu.cfs_quota_us", str(max(1000, int(float(str(cpu)) * PERIOD_US)))
+                        group / "cpu.cfs_quota_us",
+                        str(max(1000, int(float(str(cpu)) / 100 * PERIOD_US))),
                     )
                 else:
                     _write(group / "memory.limit_in_bytes", str(_size(memory)))

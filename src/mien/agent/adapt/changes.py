@@ -1,8 +1,9 @@
-"""Carrying out what the rules decided: each intent checked against trust (refused, or
-suppressed by a heavier rule, and recorded as such), expanded (``respond: NAME`` → the
-actions of ``automated_responses.NAME`` in order), recorded as an automated change, run by
-its executor, retried with exponential backoff when it fails, and reverted when its rule
-resolves or its lifetime is up while the rule no longer fires.
+"""Carrying out what the rules decided. The rules judged each intent (trust, cooldown, a
+heavier rule wanting the opposite) and expanded ``respond: NAME``; here an intent that may
+run is recorded as an automated change and run by its executor, one that may not is
+recorded as refused, suppressed or cooling down. A failed change is retried with
+exponential backoff; a change is reverted when its rule resolves, when a newer change of
+the same rule replaces it, or when its lifetime is up while the rule no longer fires.
 
 Used by :mod:`mien.agent.adapt.loop`.
 """
@@ -10,6 +11,7 @@ Used by :mod:`mien.agent.adapt.loop`.
 from __future__ import annotations
 
 import random
+import json
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,6 +32,7 @@ if TYPE_CHECKING:
     from mien.agent.engine import Engine
     from mien.spec.models import Persona
 
+SUPERSEDES = ("set_setting", "firewall_block")  # a re-fire replaces the rule's earlier one
 BACKOFF_BASE = 2.0  # seconds before the first retry; doubled each time
 BACKOFF_CAP = 600.0
 MAX_ATTEMPTS = 8
@@ -39,33 +42,6 @@ def backoff(attempts: int) -> float:
     """Seconds to wait after the ``attempts``-th failure (jittered ±20 %, capped)."""
     delay = min(BACKOFF_CAP, BACKOFF_BASE * 2 ** max(0, attempts - 1))
     return float(delay * random.uniform(0.8, 1.2))
-
-
-def action_params(action: Any) -> dict[str, Any]:
-    """An action's parameters: every field but its name."""
-    if isinstance(action, Mapping):
-        data = dict(action)
-    else:
-        data = action.model_dump(mode="json", by_alias=True, exclude_none=True)
-    data.pop("action", None)
-    data.pop("respond", None)
-    return data
-
-
-def trust_allows(persona: Persona, action: str) -> tuple[bool, str]:
-    """Whether the persona's ``trust_levels`` allow ``action`` (for actions expanded from
-    ``respond``, which the rules judged as a whole), and why not."""
-    from mien.rules.actions import ACTIONS
-    from mien.spec.values import TRUST_ORDER
-
-    spec = ACTIONS.get(action)
-    if spec is None:
-        return False, f"unknown action {action!r}"
-    risk, needed = str(spec.risk), str(spec.needed)
-    have = persona.trust_levels.get(risk, "none")
-    if TRUST_ORDER.get(have, 0) >= TRUST_ORDER.get(needed, 0):
-        return True, ""
-    return False, f"{action} needs trust {needed} for {risk}; the persona grants {have}"
 
 
 class Runner:
@@ -105,52 +81,38 @@ class Runner:
     # --- what the rules decided ----------------------------------------------------------
 
     def intent(self, persona: Persona, intent: Any, now: float) -> None:
-        """Act on one intent of a rule step."""
+        """Act on one intent of a rule step (``respond`` is already expanded, and trust,
+        cooldown and priorities already judged, by the rules)."""
         name = str(persona.name or "")
-        action = intent.action
-        label = action.action or f"respond:{action.respond}"
-        base = {"rule": intent.rule, "action": label, "params": action_params(action)}
-        if getattr(intent, "suppressed_by", None):
+        base = {
+            "rule": intent.rule,
+            "action": intent.name,
+            "params": _plain(intent.params),
+            "target": intent.target,
+            "via": intent.via,
+        }
+        if not intent.allowed:
+            self.ledger.event(
+                "action.refused",
+                persona=name,
+                reason=str(intent.refused or "beyond the persona's trust_levels"),
+                risk=intent.risk,
+                needed=intent.needed,
+                **base,
+            )
+            return
+        if intent.suppressed_by:
             self.ledger.event(
                 "action.suppressed", persona=name, suppressed_by=intent.suppressed_by, **base
             )
             return
-        if not intent.allowed:
-            why = getattr(intent, "refused", None) or "beyond the persona's trust_levels"
+        if intent.cooldown_until is not None:
             self.ledger.event(
-                "action.refused",
-                persona=name,
-                reason=str(why),
-                risk=str(getattr(intent, "risk", "")),
-                needed=str(getattr(intent, "needed", "")),
-                **base,
+                "action.cooldown", persona=name, cooldown_until=intent.cooldown_until, **base
             )
             return
-        steps: list[tuple[str, dict[str, Any]]] = []
-        if action.respond:
-            response = persona.automated_responses.get(action.respond) or []
-            for item in response:
-                if item.respond:  # responses do not nest; validation says so too
-                    continue
-                steps.append((str(item.action), action_params(item)))
-        else:
-            steps.append((str(action.action), base["params"]))
-        for kind, params in steps:
-            if action.respond:
-                ok, why = trust_allows(persona, kind)
-                if not ok:
-                    self.ledger.event(
-                        "action.refused",
-                        persona=name,
-                        rule=intent.rule,
-                        action=kind,
-                        params=params,
-                        reason=why,
-                        response=action.respond,
-                    )
-                    continue
-            change_id = self.ledger.add_change(name, intent.rule, kind, params, now)
-            self.run(self.ledger.change(change_id), now)
+        change_id = self.ledger.add_change(name, intent.rule, intent.name, base["params"], now)
+        self.run(self.ledger.change(change_id), now)
 
     # --- running ---------------------------------------------------------------------------
 
@@ -182,6 +144,15 @@ class Runner:
             next_try=None,
             error="",
         )
+        if status == APPLIED and change.action in SUPERSEDES:
+            for older in self.ledger.changes([APPLIED]):
+                same = (older.persona, older.rule, older.action) == (
+                    change.persona,
+                    change.rule,
+                    change.action,
+                )
+                if same and older.id < change.id:
+                    self.revert(older, "replaced by a newer change of its rule", now)
         self.ledger.event(
             f"action.{status}",
             persona=change.persona,
@@ -303,3 +274,8 @@ class Runner:
             except ActionFailed as exc:
                 self.log(f"firewall table not removed: {exc}")
         overlays.remember_base(self.ledger, None)
+
+
+def _plain(params: Mapping[str, Any]) -> dict[str, Any]:
+    """Parameters as JSON data (durations and sizes as the language writes them)."""
+    return dict(json.loads(json.dumps(dict(params), default=str)))

@@ -5,7 +5,7 @@ The registry :data:`EXECUTORS` maps the action names of the persona language to 
 Executors that go through the engine (``set_setting``, ``switch_persona``) live in
 :mod:`mien.agent.adapt.overlays`, the firewall in :mod:`mien.agent.adapt.firewall`, cgroup
 limits in :mod:`mien.agent.adapt.cgroups`; the small ones are here. ``respond`` is not an
-executor: the loop expands it into the actions of ``automated_responses.NAME``.
+executor: the rules expand it into the actions of ``automated_responses.NAME``.
 
 An executor raises :class:`ActionFailed` having left the machine as it was; the loop then
 retries with backoff unless ``retry`` is false (a refusal, or arguments that can never
@@ -115,7 +115,7 @@ class Notify:
     reversible = False
 
     def apply(self, ctx: Ctx, params: Mapping[str, Any]) -> Done:
-        message = str(param(params, "message", "text", default=f"rule {ctx.rule} fired"))
+        message = str(param(params, "message", default=f"rule {ctx.rule} fired"))
         ctx.log(f"notify ({ctx.rule}): {message}")
         return Done("done", message)
 
@@ -147,7 +147,7 @@ class Run:
     def apply(self, ctx: Ctx, params: Mapping[str, Any]) -> Done:
         from mien.agent import router, router_exec
 
-        raw = param(params, "command", "run", "argv")
+        raw = param(params, "command")
         argv = shlex.split(raw) if isinstance(raw, str) else [str(a) for a in raw]
         argv += [str(a) for a in params.get("args") or ()]
         timeout = float(params.get("timeout") or 300)
@@ -186,7 +186,7 @@ class RestartService:
     reversible = False
 
     def apply(self, ctx: Ctx, params: Mapping[str, Any]) -> Done:
-        name = str(param(params, "service", "name", "unit"))
+        name = str(param(params, "service"))
         if not name or name.startswith("-") or "/" in name:
             raise ActionFailed(f"service {name!r}: not a service name", retry=False)
         how = _service_command(ctx.root)

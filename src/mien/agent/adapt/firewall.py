@@ -3,8 +3,8 @@
 The agent owns one table, ``inet mien``: two sets (``blocked4`` of IPv4 and ``blocked6`` of
 IPv6 addresses, with per-element timeouts, so a block ends by itself even if the agent is
 gone) and a drop rule for each on input (source) and output (destination). Addresses come
-from the action's ``addresses`` (or ``address``) or from a data source's current copy
-(``source: NAME``, a list of lines). Reverting deletes the change's addresses; when no
+from the action's ``addresses`` or from a data source's current copy (``from:
+data.NAME``, a list of lines; the rules fill it in when the copy is there). Reverting deletes the change's addresses; when no
 block is left, or on a persona switch, the table goes. nft runs in the agent's network
 namespace (tests run the agent inside one they create). Used by
 :mod:`mien.agent.adapt.executors`.
@@ -80,11 +80,12 @@ def parse_addresses(values: Iterable[Any]) -> tuple[list[str], list[str], list[s
 
 
 def _wanted(ctx: Ctx, params: Mapping[str, Any]) -> list[Any]:
-    given = params.get("addresses") or params.get("address")
+    given = params.get("addresses")
     if given is not None:
         return list(given) if isinstance(given, list) else [given]
-    name = str(param(params, "source", "data"))
-    data = ctx.data.get(name)
+    ref = str(param(params, "from"))
+    name = ref.removeprefix("data.")
+    data = ctx.data.get(name) if name != "data" else None
     if isinstance(data, Mapping):
         data = data.get("value", data.get("lines"))
     if not isinstance(data, list):

@@ -72,18 +72,19 @@ class Ledger:
 
     # --- rule states -------------------------------------------------------------------
 
-    def rule_states(self, persona: str) -> dict[str, Any]:
+    def rule_states(self, persona: str) -> dict[str, str]:
+        """Each rule's stored state (its JSON text)."""
         rows = self.db.execute(
             "SELECT rule, state FROM adapt_rules WHERE persona = ?", (persona,)
         ).fetchall()
-        return {str(rule): json.loads(raw) for rule, raw in rows}
+        return {str(rule): str(raw) for rule, raw in rows}
 
-    def save_rule_states(self, persona: str, states: dict[str, Any]) -> None:
+    def save_rule_states(self, persona: str, states: dict[str, str]) -> None:
         with self.state.transaction():
             self.db.execute("DELETE FROM adapt_rules WHERE persona = ?", (persona,))
             self.db.executemany(
                 "INSERT INTO adapt_rules (persona, rule, state) VALUES (?, ?, ?)",
-                [(persona, rule, json.dumps(value)) for rule, value in states.items()],
+                [(persona, rule, text) for rule, text in states.items()],
             )
 
     # --- baselines, data copies, bookkeeping --------------------------------------------

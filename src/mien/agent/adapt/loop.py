@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 from mien.agent.adapt import overlays
 from mien.agent.adapt.changes import Runner
 from mien.agent.adapt.executors import ActionFailed, Ctx
-from mien.agent.adapt.ledger import APPLIED, Ledger
+from mien.agent.adapt.ledger import APPLIED, REVERTED, Ledger
 from mien.agent.locking import STATE_DIR
 from mien.agent.state import State
 
@@ -188,12 +188,13 @@ class Adaptation:
         if previous is not None and previous != name:
             self._save_states()
             self.runner.end_persona(previous, now)
-        elif previous == name:
-            self._adopt(now)
         # What the agent missed while it was not running: changes of another persona.
         for other in {c.persona for c in self.ledger.changes()} - {name}:
             self.runner.end_persona(other, now)
         self._load(name)
+        known = overlays.base_of(self.ledger, self.state.get_meta("active_hash"))
+        if self.persona is not None and (previous == name or known is not None):
+            self._adopt(now)
 
     def _accept_own_apply(self) -> None:
         """After the loop's own apply of the same persona, its new history is not news."""
@@ -215,15 +216,31 @@ class Adaptation:
         except SpecError as exc:
             self.log(f"adaptation: persona {name} is not valid here: {exc}")
             return
+        try:
+            self._build(name, persona)
+        except Exception as exc:  # adaptation off for this persona, said once
+            self.persona, self.rules = None, None
+            self.log(f"adaptation: persona {name}: cannot adapt: {type(exc).__name__}: {exc}")
+            self.ledger.event("persona.failed", persona=name, error=f"{type(exc).__name__}: {exc}")
+            return
+        rules = len(persona.adaptation_rules)
+        self.log(f"adaptation: persona {name}: {rules} rule(s), every {self.interval:g}s")
+        self.ledger.event(
+            "persona.loaded", persona=name, rules=rules, interval=self.interval, history=raw
+        )
+
+    def _build(self, name: str, persona: Persona) -> None:
         from mien.rules import RuleSet, RuleState
 
         self.persona = persona
         self.interval = self.fixed_interval or interval_of(persona)
         self.rules = RuleSet.compile(persona)
-        self.states = {
-            rule: RuleState.from_json(value)
-            for rule, value in self.ledger.rule_states(name).items()
-        }
+        self.states = {}
+        for rule, text in self.ledger.rule_states(name).items():
+            try:
+                self.states[rule] = RuleState.from_json(text)
+            except ValueError as exc:  # a damaged row starts that rule over, and says so
+                self.log(f"adaptation: rule {rule}: stored state dropped ({exc})")
         self.telemetry = self.make_telemetry(persona, self.root)
         self.sources = self.make_sources(persona, self.root)
         with contextlib.suppress(Exception):
@@ -231,21 +248,16 @@ class Adaptation:
             if saved is not None:
                 self.sources = type(self.sources).from_json(saved, persona, self.root)
         self._load_baselines(persona)
-        rules = len(persona.adaptation_rules)
-        self.log(f"adaptation: persona {name}: {rules} rule(s), every {self.interval:g}s")
-        self.ledger.event(
-            "persona.loaded", persona=name, rules=rules, interval=self.interval, history=raw
-        )
 
     def _adopt(self, now: float) -> None:
-        """Someone applied the same persona again (or rolled back to a state of it):
-        that is the base now; settings whose rule still fires go over it again."""
+        """Someone applied this persona again, or rolled back to a state of it: that state
+        is the base now (or, for a state the loop made, the base it was made from), and the
+        settings whose rule still fires go over it again."""
         name = self.name
         found = overlays.active_source(self.ledger)
         if found is None:
             return
         known = overlays.base_of(self.ledger, self.state.get_meta("active_hash"))
-        base = known or found[1]
         live = [
             c
             for c in self.ledger.changes([APPLIED])
@@ -255,12 +267,34 @@ class Adaptation:
         for change in live:
             if change not in keep:
                 self.runner.revert(change, "persona applied again", now, touch=False)
-        overlays.remember_base(self.ledger, base if keep else None)
+        if known is not None:  # a rollback to a state with settings the loop had made
+            keys = {str(c.undo["key"]) for c in keep}
+            for change in reversed(self.ledger.changes([REVERTED], limit=100_000)):
+                key = str(change.undo.get("key"))
+                if (
+                    change.action == "set_setting"
+                    and change.persona == name
+                    and self.firing(change.rule)
+                    and key not in keys
+                ):
+                    keys.add(key)
+                    keep.append(change)
+                    self.ledger.update_change(change.id, status=APPLIED, until=None)
+                    self.ledger.event(
+                        "action.applied",
+                        persona=name,
+                        rule=change.rule,
+                        action=change.action,
+                        params=change.params,
+                        change=change.id,
+                        message="kept after a rollback: its rule still fires",
+                    )
         if not keep and known is None:
+            overlays.remember_base(self.ledger, None)
             return
         items = {str(c.undo["key"]): c.undo["value"] for c in keep}
         ctx = Ctx(self.root, name, "adaptation", 0, self.ledger, self.runner.engine, log=self.log)
-        overlays.remember_base(self.ledger, base)
+        overlays.remember_base(self.ledger, known or found[1])
         try:
             overlays.apply_with(ctx, items, "automated settings laid over the new state")
         except ActionFailed as exc:

@@ -138,8 +138,10 @@ class SetSetting:
     def apply(self, ctx: Ctx, params: Mapping[str, Any]) -> Done:
         from mien.spec.compose import parse_key
 
-        key = str(param(params, "key", "setting", "path"))
-        if "value" not in params:
+        key = str(param(params, "key"))
+        if params.get("value") is None:
+            if params.get("from"):  # the rules fill it in once the source has data
+                raise ActionFailed(f"no data from {params['from']} yet")
             raise ActionFailed("missing parameter 'value'", retry=False)
         try:
             parse_key(key)
@@ -173,7 +175,7 @@ class SwitchPersona:
         from mien.agent.transaction import ApplyFailed
         from mien.spec.errors import SpecError
 
-        name = str(param(params, "persona", "to", "name"))
+        name = str(param(params, "persona"))
         engine = ctx.engine()
         try:
             result = engine.apply_source(engine.source(name), kind=KIND)

@@ -93,7 +93,9 @@ class Loop:
         with State(self.root) as state:
             found = events(state)
         out = [
-            {"event": r.event.removeprefix("adapt."), "actor": r.actor, **r.detail} for r in found
+            {"event": r.event.removeprefix("adapt."), "actor": r.actor, "persona": r.persona}
+            | r.detail
+            for r in found
         ]
         return [e for e in out if name is None or e["event"] == name]
 
@@ -113,17 +115,18 @@ def loop(machine: Path, tmp_path: Path) -> Iterator[Callable[[str], Loop]]:
         engine.apply(path)
         metrics: dict[str, Any] = {}
         holder: list[Loop] = []
+        lines: list[str] = []
         adaptation = Adaptation(
             machine,
             lambda: engine,
             interval=1.0,
-            log=holder[0].lines.append,
+            log=lines.append,
             telemetry=lambda persona, root: SetMetrics(metrics),
             sources=lambda persona, root: NoSources(),
             baselines=baselines_module(),
             clock=lambda: holder[0].now,
         )
-        result = Loop(machine, adaptation, metrics)
+        result = Loop(machine, adaptation, metrics, lines=lines)
         holder.append(result)
         made.append(result)
         return result

@@ -95,8 +95,10 @@ def test_an_invalid_setting_changes_nothing_and_is_not_retried(
 ) -> None:
     before = env_text(applied)
     with pytest.raises(ActionFailed) as err:
-        overlays.SetSetting().apply(ctx(applied, ledger), {"key": "decay_rate", "value": 7})
-    assert not err.value.retry and "decay_rate" in str(err.value)
+        overlays.SetSetting().apply(
+            ctx(applied, ledger), {"key": "os_settings.theme", "value": {"not": "a theme"}}
+        )
+    assert not err.value.retry and "theme" in str(err.value)
     assert env_text(applied) == before
 
 
@@ -173,7 +175,7 @@ def test_limit_moves_the_processes_into_a_cpu_and_memory_group_and_back(
         limit = cgroups.Limit()
         done = limit.apply(
             ctx(applied, ledger, rule=rule),
-            {"executable": str(sleeper), "cpu": 0.25, "memory": "64MiB"},
+            {"exe": str(sleeper), "cpu": 25, "memory": "64MiB"},
         )
         group = cgroups.CGROUP / "cpu" / "mien" / rule
         assert cgroups.current_group(proc.pid, "cpu") == f"/mien/{rule}"
@@ -193,5 +195,5 @@ def test_limit_without_the_controller_fails_with_a_message(
 ) -> None:
     monkeypatch.setattr(cgroups, "CGROUP", tmp_path / "no-cgroups")
     with pytest.raises(ActionFailed) as err:
-        cgroups.Limit().apply(ctx(applied, ledger), {"executable": "/bin/sleep", "cpu": 1})
+        cgroups.Limit().apply(ctx(applied, ledger), {"exe": "/bin/sleep", "cpu": 100})
     assert "cgroup v1 cpu controller not found" in str(err.value) and not err.value.retry

@@ -130,7 +130,7 @@ def test_a_blocked_address_cannot_connect_and_an_unblocked_one_still_can(
     ns: str, machine: Path
 ) -> None:
     assert connects(ns, BLOCKED) and connects(ns, OPEN)
-    out = json.loads(drive(ns, machine, "apply", '{"source": "threats", "timeout": "10m"}'))
+    out = json.loads(drive(ns, machine, "apply", '{"from": "data.threats", "timeout": "10m"}'))
     assert out["message"] == "blocked 1 address(es) for 600s; not addresses: not-an-address"
     assert not connects(ns, BLOCKED)
     assert connects(ns, OPEN)

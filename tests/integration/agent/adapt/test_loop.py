@@ -160,9 +160,27 @@ def test_a_persona_switch_ends_the_old_rules_changes_and_a_rollback_finds_them(
     assert list(changes(run.root, REVERTED))
     assert not changes(run.root, APPLIED)
     assert any(e["event"] == "persona.loaded" and e["persona"] == "other" for e in run.events())
-    Engine(run.root).rollback()
+    assert 'MIEN_MODE="other"' in env(run.root)
+    Engine(run.root).rollback()  # to the automated state: calm with the rule's setting
     run.tick(cpu_percent=90.0)
     with State(run.root) as state:
         saved = Ledger(state).rule_states("calm")
-    assert "busy" in saved
-    assert not changes(run.root, FAILED)
+    assert '"phase":"firing"' in saved["busy"]
+    assert 'MIEN_MODE="busy"' in env(run.root) and changes(run.root, APPLIED)
+    run.run_for(5, cpu_percent=5.0)
+    assert 'MIEN_MODE="calm"' in env(run.root)
+    assert not changes(run.root, APPLIED) and not changes(run.root, FAILED)
+
+
+def test_applying_the_persona_again_keeps_a_setting_only_while_its_rule_fires(
+    loop: Callable[[str], Loop], tmp_path: Path
+) -> None:
+    run = loop(SETTING)
+    run.run_for(5, cpu_percent=90.0)
+    Engine(run.root).apply(tmp_path / "persona.yaml")
+    assert 'MIEN_MODE="calm"' in env(run.root)
+    run.tick()
+    assert 'MIEN_MODE="busy"' in env(run.root)
+    run.run_for(5, cpu_percent=5.0)
+    assert 'MIEN_MODE="calm"' in env(run.root)
+    assert not changes(run.root, APPLIED)
