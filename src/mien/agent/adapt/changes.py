@@ -10,8 +10,8 @@ Used by :mod:`mien.agent.adapt.loop`.
 
 from __future__ import annotations
 
-import random
 import json
+import random
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
