@@ -313,9 +313,7 @@ class Adaptation:
         )
 
     def _load_baselines(self, persona: Persona) -> None:
-        baselines = self.baselines_module
-        if baselines is None:
-            from mien.agent.adapt import baselines
+        baselines = self.baselines_module or _module("baselines")
 
         decay = persona.decay_rate
         saved = self.ledger.get("baselines")
@@ -370,13 +368,17 @@ class Adaptation:
             os.replace(tmp, path)
 
 
-def _telemetry(persona: Persona, root: Path) -> Any:
-    from mien.agent.adapt.telemetry import Telemetry
+def _module(name: str) -> Any:
+    # Looked up by name: the collectors are optional parts of the agent, and a machine
+    # without them says so through the loop's "cannot adapt" event rather than failing.
+    from importlib import import_module
 
-    return Telemetry(persona, root)
+    return import_module(f"mien.agent.adapt.{name}")
+
+
+def _telemetry(persona: Persona, root: Path) -> Any:
+    return _module("telemetry").Telemetry(persona, root)
 
 
 def _sources(persona: Persona, root: Path) -> Any:
-    from mien.agent.adapt.sources import DataSources
-
-    return DataSources(persona, root, None)
+    return _module("sources").DataSources(persona, root, None)
