@@ -119,19 +119,41 @@ def _number(value: Any) -> str:
     return "-" if value is None else str(value)
 
 
-def frame(root: Path) -> Any:
-    """One screen of ``mien top``."""
-    from rich.console import Group
-    from rich.table import Table
-
+def snapshot(root: Path) -> dict[str, Any]:
+    """What ``mien top`` shows, as data: the loop's last tick and the last actions."""
     from mien.agent.adapt.ledger import Ledger
     from mien.agent.adapt.loop import STATUS_FILE
 
-    now = time.time()
     try:
         status = json.loads((root / STATUS_FILE).read_text()[: 4 << 20])
     except (OSError, ValueError):
         status = {}
+    state = _open(root)
+    try:
+        actions = [
+            {
+                "id": c.id,
+                "rule": c.rule,
+                "action": c.action,
+                "status": c.status,
+                "at": c.applied_at or c.created_at,
+                "until": c.until,
+                "attempts": c.attempts,
+                "error": c.error,
+            }
+            for c in Ledger(state).recent_changes(8)
+        ]
+    finally:
+        state.close()
+    return {"now": time.time(), "status": status, "actions": actions}
+
+
+def frame(data: dict[str, Any]) -> Any:
+    """One screen of ``mien top``."""
+    from rich.console import Group
+    from rich.table import Table
+
+    now, status = data["now"], data["status"]
     title = (
         f"persona {status.get('persona') or '-'}, sampled {_age(now - status['ts'])} ago, "
         f"every {status.get('interval')}s"
@@ -155,8 +177,8 @@ def frame(root: Path) -> Any:
     sources = Table(title="data sources", title_justify="left")
     for column in ("source", "age", "last error"):
         sources.add_column(column)
-    raw_sources = status.get("sources") or {}
-    items = raw_sources.get("sources", raw_sources) if isinstance(raw_sources, dict) else {}
+    raw = status.get("sources") or {}
+    items = raw.get("sources", raw) if isinstance(raw, dict) else {}
     for name, info in sorted(items.items()) if isinstance(items, dict) else []:
         info = info if isinstance(info, dict) else {}
         fetched = info.get("fetched_at") or info.get("fetched")
@@ -165,47 +187,47 @@ def frame(root: Path) -> Any:
     actions = Table(title="last actions", title_justify="left")
     for column in ("when", "rule", "action", "status", "note"):
         actions.add_column(column)
-    state = _open(root)
-    try:
-        for change in Ledger(state).recent_changes(8):
-            at = change.applied_at or change.created_at
-            note = change.error or (
-                "until " + time.strftime("%H:%M:%S", time.localtime(change.until))
-                if change.until
-                else ""
-            )
-            actions.add_row(
-                _age(now - at) + " ago", change.rule, change.action, change.status, note
-            )
-    finally:
-        state.close()
+    for item in data["actions"]:
+        until = item["until"]
+        note = item["error"] or (
+            "until " + time.strftime("%H:%M:%S", time.localtime(until)) if until else ""
+        )
+        actions.add_row(
+            _age(now - item["at"]) + " ago", item["rule"], item["action"], item["status"], note
+        )
     return Group(metrics, rules, sources, actions)
 
 
 def top_cmd(
     root: Path = ROOT,
     once: bool = typer.Option(False, "--once", help="Print one frame and exit."),
+    output: OutputFormat = typer.Option(
+        OutputFormat.table, "--output", help="json: one frame as a JSON object (with --once)."
+    ),
 ) -> None:
     """Live view of the adaptation loop: metrics with baselines and anomalies, each rule's
     phase and time in it, data sources, and the last actions.
 
     Examples:
       mien top --root /srv/vm1
-      mien top --once
+      mien top --once --output json
     """
+    root = root.absolute()
+    if output is OutputFormat.json:
+        common.print_json(snapshot(root))
+        return
     from rich.console import Console
     from rich.live import Live
 
-    root = root.absolute()
     console = Console()
     if once:
-        console.print(frame(root))
+        console.print(frame(snapshot(root)))
         return
     try:
-        with Live(frame(root), console=console, screen=False, auto_refresh=False) as live:
+        with Live(frame(snapshot(root)), console=console, auto_refresh=False) as live:
             while True:
                 time.sleep(_refresh(root))
-                live.update(frame(root), refresh=True)
+                live.update(frame(snapshot(root)), refresh=True)
     except KeyboardInterrupt:
         return
 
