@@ -3,7 +3,9 @@
 of the machine's CPU used by the processes whose command line holds MARKER (the test's busy
 process), so the other programs on a shared test machine do not move the rule.
 
-    python tests/e2e/adapt_driver.py ROOT MARKER
+    python tests/e2e/adapt_driver.py ROOT MARKER [INTERVAL]
+
+bench/agent_idle_bench.py runs it too where the agent's own collectors are not installed.
 """
 
 from __future__ import annotations
@@ -97,11 +99,12 @@ def baselines_module() -> Any:
 
 def main() -> None:
     root, marker = Path(sys.argv[1]), sys.argv[2]
+    interval = float(sys.argv[3]) if len(sys.argv) > 3 else 1.0
     engine = Engine(root)
     loop = Adaptation(
         root,
         lambda: engine,
-        interval=1.0,
+        interval=interval,
         log=lambda line: print(line, file=sys.stderr, flush=True),
         telemetry=lambda persona, root: MarkedCpu(marker),
         sources=lambda persona, root: NoSources(),

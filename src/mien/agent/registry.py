@@ -18,6 +18,8 @@ reverse, and the built-ins keep to these steps:
 * 50 files and settings (``browser_extensions``, ``commands``, ``config_files``,
   ``logging``, ``login_shell``, ``theme``): independent of each other, run by name;
 * 60 schedules (``schedules``), whose jobs run commands the steps before installed;
+* 85 the adaptive fields (``adaptation``): nothing written, reported as pending on the
+  agent's adaptation loop;
 * 90 the settings store (``settings_store``), which records what no other step applied.
 
 A test holds the built-ins to this order. Used by the engine.

@@ -24,11 +24,7 @@ from mien.cli import common
 
 # What mien.agent.handlers.settings_store.stored_not_acted() says (not imported here: it
 # loads every handler); tests/integration/test_claims.py holds the two to each other.
-STORED_NOT_ACTED = (
-    "priority_metrics, learning_domains, trust_levels, adaptation_rules, decay_rate"
-    ", external_data_sources, automated_responses, telemetry, resource_requirements"
-    ", access_controls"
-)
+STORED_NOT_ACTED = "resource_requirements, access_controls"
 
 app = typer.Typer(
     name="mien",

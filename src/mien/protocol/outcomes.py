@@ -39,6 +39,8 @@ class Reason(StrEnum):
     """A daemon the setting needs (e.g. cron) is not running."""
     NEEDS_CONFIGURATION = "needs-configuration"
     """Another part of the machine's configuration must change first."""
+    AGENT = "agent"
+    """Acted on by the agent's adaptation loop while it runs (``mien agent run``)."""
     # stored: why not applied
     NO_EFFECT = "no-effect"
     """Nothing on the machine reads this setting; it is kept for programs that ask."""
@@ -53,7 +55,7 @@ class Reason(StrEnum):
 ALLOWED: dict[Outcome, frozenset[Reason]] = {
     Outcome.APPLIED: frozenset({Reason.IN_EFFECT}),
     Outcome.PENDING: frozenset(
-        {Reason.NOT_INSTALLED, Reason.SERVICE_STOPPED, Reason.NEEDS_CONFIGURATION}
+        {Reason.NOT_INSTALLED, Reason.SERVICE_STOPPED, Reason.NEEDS_CONFIGURATION, Reason.AGENT}
     ),
     Outcome.STORED: frozenset({Reason.NO_EFFECT, Reason.UNSUPPORTED, Reason.USER_CHOICE}),
     Outcome.FAILED: frozenset({Reason.ERROR}),

@@ -46,18 +46,6 @@ NOT_SETTINGS = frozenset(
     }
 )
 PER_KEY = frozenset({"os_settings", "application_settings", "behavioral_settings"})
-ADAPTATION = frozenset(
-    {
-        "priority_metrics",
-        "learning_domains",
-        "trust_levels",
-        "adaptation_rules",
-        "decay_rate",
-        "external_data_sources",
-        "automated_responses",
-        "telemetry",
-    }
-)
 
 
 def is_claimed(key: str, claimed: Iterable[str]) -> bool:
@@ -109,8 +97,6 @@ def unclaimed(data: Mapping[str, Any], claimed: Iterable[str]) -> dict[str, Any]
 
 
 def note_for(key: str) -> str:
-    if key.split(".", 1)[0] in ADAPTATION:
-        return f"stored in {PATH}, not applied: no handler (the adaptation runtime does not read it yet)"
     if key.startswith("application_configuration."):
         return f"stored in {PATH}, not applied: no path, so no file to write"
     return f"stored in {PATH}, not applied: no handler"

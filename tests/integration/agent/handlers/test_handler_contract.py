@@ -293,6 +293,7 @@ BUILT_IN_ORDER = [
     ("login_shell", 50),
     ("theme", 50),
     ("schedules", 60),
+    ("adaptation", 85),
     ("settings_store", 90),
 ]
 
