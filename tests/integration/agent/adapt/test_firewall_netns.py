@@ -51,6 +51,11 @@ DRIVER = textwrap.dedent(
             done = firewall.FirewallBlock().apply(ctx, params)
             ledger.update_change(change, status=APPLIED, undo=done.undo)
             print(json.dumps({"change": change, "message": done.message}))
+        elif what == "switch":
+            from mien.agent.adapt.changes import Runner
+
+            Runner(root, ledger, lambda: None, log=lambda _: None).end_persona("p", time.time())
+            print("{}")
         else:
             change = ledger.change(int(params["change"]))
             ctx = Ctx(root, "p", "feed", change.id, ledger, lambda: None)
@@ -138,5 +143,14 @@ def test_a_blocked_address_cannot_connect_and_an_unblocked_one_still_can(
     assert BLOCKED in listed and "timeout 10m" in listed and "expires" in listed
 
     drive(ns, machine, "revert", json.dumps({"change": out["change"]}))
+    assert in_ns(ns, "nft", "list", "table", "inet", "mien", check=False).returncode != 0
+    assert connects(ns, BLOCKED)
+
+
+def test_a_persona_switch_removes_the_table(ns: str, machine: Path) -> None:
+    drive(ns, machine, "apply", '{"addresses": ["10.77.0.2"]}')
+    drive(ns, machine, "apply", '{"addresses": ["10.77.0.9"]}')
+    assert not connects(ns, BLOCKED)
+    drive(ns, machine, "switch", "{}")
     assert in_ns(ns, "nft", "list", "table", "inet", "mien", check=False).returncode != 0
     assert connects(ns, BLOCKED)
