@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from tests.support import REPO, make_machine, run_mien
+from tests.support import REPO, make_machine, mien_command, run_mien
 
 DRIVER = Path(__file__).with_name("adapt_driver.py")
 PERSONA = """\
@@ -129,3 +129,73 @@ def test_load_makes_the_rule_fire_and_clear_and_a_killed_agent_keeps_its_pending
     assert top.returncode == 0 and "busy" in top.stdout and "set_setting" in top.stdout
     procs[-1].send_signal(signal.SIGTERM)
     assert procs[-1].wait(timeout=20) == 0
+
+
+def test_the_fleet_agent_runs_the_loop_beside_its_long_poll_and_stops_cleanly(
+    tmp_path: Path,
+) -> None:
+    import importlib.util
+
+    sys.path.insert(0, str(REPO / "tests" / "integration" / "server"))
+    from server_harness import ServerProcess
+
+    from mien.client import Client
+
+    server = ServerProcess(tmp_path / "server").start()
+    agent_proc = None
+    try:
+        with Client(server.url, server.admin_token) as admin:
+            root = make_machine(tmp_path / "m")
+            token = admin.create_token("enroll-m", kind="enroll", uses=1).token
+            enrolled = run_mien(
+                "agent",
+                "enroll",
+                "--server",
+                server.url,
+                "--token",
+                token,
+                "--root",
+                root,
+                "--user",
+                "alice",
+            )
+            assert enrolled.returncode == 0, enrolled.stderr
+            instance = json.loads((root / "var/lib/mien/agent.json").read_text())["instance_id"]
+            persona = tmp_path / "calm.yaml"
+            persona.write_text(PERSONA)
+            admin.create_persona(persona)
+            admin.activate(instance, "calm")
+            agent_proc = subprocess.Popen(
+                [
+                    *mien_command(),
+                    "agent",
+                    "run",
+                    "--root",
+                    str(root),
+                    "--wait",
+                    "5",
+                    "--interval",
+                    "1",
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            until(lambda: admin.active_persona(instance).in_sync, what="the server's persona")
+            seen = until(
+                lambda: [
+                    e
+                    for e in events(root)
+                    if e["event"] in ("persona.loaded", "persona.failed") and e["persona"] == "calm"
+                ],
+                what="the adaptation loop",
+            )
+            if importlib.util.find_spec("mien.agent.adapt.telemetry") is not None:
+                assert seen[0]["event"] == "persona.loaded", seen
+            else:  # without the collectors it says why it cannot adapt, and the agent goes on
+                assert "telemetry" in seen[0]["error"], seen
+            agent_proc.send_signal(signal.SIGTERM)
+            assert agent_proc.wait(timeout=30) == 0
+    finally:
+        if agent_proc is not None and agent_proc.poll() is None:
+            agent_proc.kill()
+        server.stop()
