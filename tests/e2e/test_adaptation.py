@@ -199,3 +199,34 @@ def test_the_fleet_agent_runs_the_loop_beside_its_long_poll_and_stops_cleanly(
         if agent_proc is not None and agent_proc.poll() is None:
             agent_proc.kill()
         server.stop()
+
+
+def test_agent_run_local_adapts_without_a_server_or_credential(tmp_path: Path) -> None:
+    import importlib.util
+
+    root = make_machine(tmp_path / "root")
+    persona = tmp_path / "calm.yaml"
+    persona.write_text(PERSONA)
+    assert run_mien("apply", persona, "--root", root, "--user", "alice", "--yes").returncode == 0
+    assert not (root / "var/lib/mien/agent.json").exists()
+    proc = subprocess.Popen(
+        [*mien_command(), "agent", "run", "--local", "--root", str(root), "--interval", "1"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        seen = until(
+            lambda: [e for e in events(root) if e["event"] in ("persona.loaded", "persona.failed")],
+            what="the adaptation loop",
+        )
+        if importlib.util.find_spec("mien.agent.adapt.telemetry") is not None:
+            assert seen[0]["event"] == "persona.loaded" and seen[0]["interval"] == 1.0, seen
+            until(lambda: (root / "var/lib/mien/adapt-status.json").exists(), what="a tick")
+        else:
+            assert "telemetry" in seen[0]["error"], seen
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+        assert proc.stderr is not None and b"stopped" in proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
