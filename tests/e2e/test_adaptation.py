@@ -221,7 +221,7 @@ def test_agent_run_local_adapts_without_a_server_or_credential(tmp_path: Path) -
         )
         if importlib.util.find_spec("mien.agent.adapt.telemetry") is not None:
             assert seen[0]["event"] == "persona.loaded" and seen[0]["interval"] == 1.0, seen
-            until(lambda: (root / "var/lib/mien/adapt-status.json").exists(), what="a tick")
+            until((root / "var/lib/mien/adapt-status.json").exists, what="a tick")
         else:
             assert "telemetry" in seen[0]["error"], seen
         proc.send_signal(signal.SIGTERM)
