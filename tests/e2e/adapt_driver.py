@@ -84,7 +84,7 @@ class FlatBaselines:
         return {}
 
     @classmethod
-    def from_json(cls, data: Any) -> FlatBaselines:
+    def from_json(cls, data: Any, decay: float | None = None) -> FlatBaselines:
         return cls()
 
 

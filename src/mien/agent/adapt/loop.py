@@ -19,7 +19,7 @@ Run by ``mien agent run`` (in a thread beside the long poll) and ``mien agent ru
 from __future__ import annotations
 
 import contextlib
-import json
+import math
 import os
 import threading
 import time
@@ -30,15 +30,14 @@ from typing import TYPE_CHECKING, Any
 from mien.agent.adapt import overlays
 from mien.agent.adapt.changes import Runner
 from mien.agent.adapt.executors import ActionFailed, Ctx
+from mien.agent.adapt.feeds import Feeds, write_status
 from mien.agent.adapt.ledger import APPLIED, REVERTED, Ledger
-from mien.agent.locking import STATE_DIR
 from mien.agent.state import State
 
 if TYPE_CHECKING:
     from mien.agent.engine import Engine
     from mien.spec.models import Persona
 
-STATUS_FILE = f"{STATE_DIR}/adapt-status.json"
 DEFAULT_INTERVAL = 15.0
 SAVE_BASELINES_EVERY = 60.0
 FIRING = ("firing", "resolving")
@@ -89,7 +88,7 @@ class Adaptation:
         self.rules: Any = None
         self.states: dict[str, Any] = {}
         self.telemetry: Any = None
-        self.sources: Any = None
+        self.feeds: Feeds | None = None
         self.baselines: Any = None
         self.saved_baselines = 0.0
         self.last: dict[str, Any] = {}
@@ -101,6 +100,7 @@ class Adaptation:
     def close(self) -> None:
         with contextlib.suppress(Exception):
             self._save_baselines()
+        self._close_parts()
         self.state.close()
 
     # --- the loop ------------------------------------------------------------------------
@@ -121,15 +121,14 @@ class Adaptation:
     def tick(self, now: float | None = None) -> None:
         now = self.clock() if now is None else now
         self.follow(now)
-        if self.rules is None or self.persona is None:
+        if self.rules is None or self.persona is None or self.feeds is None:
             return
         from mien.rules import Inputs
 
         reading = self.telemetry.sample(now)
         baseline, anomaly = self.baselines.update(reading.metrics, now)
-        for name in self.sources.due(now):
-            self._poll(name, now)
-        data = self.sources.current()
+        self.feeds.poll_due(now)
+        data = self.feeds.entries(now)
         self.runner.data = data
         step = self.rules.step(
             Inputs(
@@ -165,7 +164,7 @@ class Adaptation:
         self._accept_own_apply()
         self.follow(now)
         self.last = {"metrics": reading.metrics, "baseline": baseline, "anomaly": anomaly}
-        self.last["errors"] = list(getattr(reading, "errors", []) or [])
+        self.last["errors"] = dict(getattr(reading, "errors", None) or {})
         self._write_status(now)
         if now - self.saved_baselines >= SAVE_BASELINES_EVERY:
             self._save_baselines()
@@ -241,12 +240,16 @@ class Adaptation:
                 self.states[rule] = RuleState.from_json(text)
             except ValueError as exc:  # a damaged row starts that rule over, and says so
                 self.log(f"adaptation: rule {rule}: stored state dropped ({exc})")
+        self._close_parts()
         self.telemetry = self.make_telemetry(persona, self.root)
-        self.sources = self.make_sources(persona, self.root)
-        with contextlib.suppress(Exception):
-            saved = self.ledger.get(f"sources:{name}")
-            if saved is not None:
-                self.sources = type(self.sources).from_json(saved, persona, self.root)
+        sources = self.make_sources(persona, self.root)
+        saved = self.ledger.get(f"sources:{name}")
+        if saved is not None and hasattr(sources, "from_json"):
+            try:
+                sources = type(sources).from_json(persona, self.root, saved)
+            except (TypeError, ValueError, KeyError) as exc:
+                self.log(f"adaptation: saved data source copies dropped ({exc})")
+        self.feeds = Feeds(sources, self.ledger, name)
         self._load_baselines(persona)
 
     def _adopt(self, now: float) -> None:
@@ -314,58 +317,44 @@ class Adaptation:
 
     def _load_baselines(self, persona: Persona) -> None:
         baselines = self.baselines_module or _module("baselines")
-
         decay = persona.decay_rate
         saved = self.ledger.get("baselines")
         self.baselines = baselines.Baselines(decay)
         if saved is not None:
-            with contextlib.suppress(Exception):
-                self.baselines = baselines.Baselines.from_json(saved)
-        self.runner.lifetime = baselines.lifetime(decay) if decay else None
+            try:
+                self.baselines = baselines.Baselines.from_json(saved, decay)
+            except (TypeError, ValueError, KeyError) as exc:
+                self.log(f"adaptation: saved baselines dropped ({exc})")
+        lifetime = float(baselines.lifetime(decay))
+        self.runner.lifetime = lifetime if math.isfinite(lifetime) else None
 
     def _save_baselines(self) -> None:
         if self.baselines is not None:
             self.ledger.put(baselines=self.baselines.to_json())
 
-    def _poll(self, name: str, now: float) -> None:
-        result = self.sources.poll(name, now)
-        error = getattr(result, "error", None)
-        detail = {
-            "source": name,
-            "status": getattr(result, "status", None),
-            "changed": getattr(result, "changed", None),
-            "error": error,
-        }
-        self.ledger.event(
-            "source.failed" if error else "source.fetched", persona=self.name, **detail
-        )
-        self.ledger.put(**{f"sources:{self.name}": self.sources.to_json()})
+    def _close_parts(self) -> None:
+        for part in (self.telemetry, self.feeds):
+            close = getattr(part, "close", None)
+            if close is not None:
+                with contextlib.suppress(Exception):
+                    close()
 
     def _write_status(self, now: float) -> None:
-        """What ``mien top`` shows between ticks (no fsync: it is redone every tick)."""
         rules = {}
         for rule, state in self.states.items():
-            since = getattr(state, "since", None)
-            rules[rule] = {"phase": phase_of(state), "since": since}
-        sources: Any = {}
-        with contextlib.suppress(Exception):
-            sources = self.sources.to_json()
-        document = {
-            "ts": now,
-            "persona": self.name,
-            "interval": self.interval,
-            "pid": os.getpid(),
-            "rules": rules,
-            "sources": sources,
-            **self.last,
-        }
-        path = self.root / STATUS_FILE
-        tmp = path.with_name(".adapt-status.json.tmp")
-        with contextlib.suppress(OSError):
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o640)
-            with os.fdopen(fd, "w") as fh:
-                json.dump(document, fh, default=str)
-            os.replace(tmp, path)
+            rules[rule] = {"phase": phase_of(state), "since": getattr(state, "since", None)}
+        write_status(
+            self.root,
+            {
+                "ts": now,
+                "persona": self.name,
+                "interval": self.interval,
+                "pid": os.getpid(),
+                "rules": rules,
+                "sources": self.feeds.status() if self.feeds is not None else {},
+                **self.last,
+            },
+        )
 
 
 def _module(name: str) -> Any:

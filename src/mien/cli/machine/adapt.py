@@ -122,7 +122,7 @@ def _number(value: Any) -> str:
 def snapshot(root: Path) -> dict[str, Any]:
     """What ``mien top`` shows, as data: the loop's last tick and the last actions."""
     from mien.agent.adapt.ledger import Ledger
-    from mien.agent.adapt.loop import STATUS_FILE
+    from mien.agent.adapt.feeds import STATUS_FILE
 
     try:
         status = json.loads((root / STATUS_FILE).read_text()[: 4 << 20])
@@ -233,7 +233,7 @@ def top_cmd(
 
 
 def _refresh(root: Path) -> float:
-    from mien.agent.adapt.loop import STATUS_FILE
+    from mien.agent.adapt.feeds import STATUS_FILE
 
     try:
         return max(0.5, float(json.loads((root / STATUS_FILE).read_text()[: 1 << 20])["interval"]))
