@@ -118,7 +118,7 @@ def main() -> None:
             cpu, rss = measure(root, interval, args.seconds)
             target = f" (target < {CPU_TARGET:g} %)" if interval == 15.0 else ""
             print(
-                f"  interval {interval:>4g}s: CPU {cpu:.2f} % of a core{target}, RSS {rss:.1f} MiB (target <= {RSS_TARGET:g} MiB)"
+                f"  interval {interval:>4g}s: CPU {cpu:.3f} % of a core{target}, RSS {rss:.1f} MiB (target <= {RSS_TARGET:g} MiB)"
             )
 
 

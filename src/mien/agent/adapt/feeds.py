@@ -88,6 +88,19 @@ class Feeds:
             close()
 
 
+class NoSources:
+    """The sources of a persona that has none."""
+
+    def due(self, now: float) -> list[str]:
+        return []
+
+    def current(self) -> dict[str, Any]:
+        return {}
+
+    def to_json(self) -> dict[str, Any]:
+        return {"version": 1, "sources": {}}
+
+
 def _age(copy: Any, now: float) -> float | None:
     age = getattr(copy, "age", None)
     return age(now) if callable(age) else None

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 from mien.agent.adapt import overlays
 from mien.agent.adapt.changes import Runner
 from mien.agent.adapt.executors import ActionFailed, Ctx
-from mien.agent.adapt.feeds import Feeds, write_status
+from mien.agent.adapt.feeds import Feeds, NoSources, write_status
 from mien.agent.adapt.ledger import APPLIED, REVERTED, Ledger
 from mien.agent.state import State
 
@@ -370,4 +370,6 @@ def _telemetry(persona: Persona, root: Path) -> Any:
 
 
 def _sources(persona: Persona, root: Path) -> Any:
+    if not persona.external_data_sources:
+        return NoSources()  # and no HTTP client loaded (8 MiB of an idle agent)
     return _module("sources").DataSources(persona, root, None)
