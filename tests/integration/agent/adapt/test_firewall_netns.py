@@ -7,9 +7,11 @@ timeout; reverting removes the table and the blocked address answers again."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import textwrap
@@ -19,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import REPO
+from tests.support import REPO, mien_command, run_mien
 
 pytestmark = [
     pytest.mark.skipif(os.geteuid() != 0, reason="needs root (network namespaces)"),
@@ -154,3 +156,100 @@ def test_a_persona_switch_removes_the_table(ns: str, machine: Path) -> None:
     drive(ns, machine, "switch", "{}")
     assert in_ns(ns, "nft", "list", "table", "inet", "mien", check=False).returncode != 0
     assert connects(ns, BLOCKED)
+
+
+FEED_PORT = 8472
+GUARD = f"""\
+name: guard
+trust_levels: {{network_access: low}}
+external_data_sources:
+  - name: threats
+    url: http://{OPEN}:{FEED_PORT}/feed.txt
+    every: 10s
+    timeout: 2s
+    parse: lines
+    then: [{{action: firewall_block, from: data.threats, timeout: 10m}}]
+"""
+
+
+def _events(root: Path) -> list[dict[str, object]]:
+    out = run_mien("events", "--root", root, "--output", "json").stdout
+    return [json.loads(line) for line in out.splitlines()]
+
+
+def _wait(check: object, timeout: float = 40.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():  # type: ignore[operator]
+            return
+        time.sleep(0.3)
+    raise AssertionError("timed out")
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("mien.agent.adapt.sources") is None,
+    reason="needs the agent's data sources (mien.agent.adapt.sources)",
+)
+def test_a_feed_on_a_loopback_server_drives_the_block_through_the_agent(
+    ns: str, machine: Path, tmp_path: Path
+) -> None:
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "feed.txt").write_text(f"# threats\n{BLOCKED}\n")
+    feed = subprocess.Popen(
+        [
+            "ip",
+            "netns",
+            "exec",
+            ns,
+            sys.executable,
+            "-m",
+            "http.server",
+            "--bind",
+            OPEN,
+            "--directory",
+            str(site),
+            str(FEED_PORT),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    persona = tmp_path / "guard.yaml"
+    persona.write_text(GUARD)
+    assert run_mien("apply", persona, "--root", machine, "--user", "alice", "--yes").returncode == 0
+    agent = subprocess.Popen(
+        [
+            "ip",
+            "netns",
+            "exec",
+            ns,
+            *mien_command(),
+            "agent",
+            "run",
+            "--local",
+            "--root",
+            str(machine),
+            "--interval",
+            "1",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        _wait(lambda: any(e["event"] == "action.applied" for e in _events(machine)))
+        assert not connects(ns, BLOCKED)
+        assert connects(ns, OPEN)
+        # The feed changes: the new address is blocked, the old one is let go.
+        (site / "feed.txt").write_text("10.77.0.3\n")
+        _wait(lambda: connects(ns, BLOCKED), timeout=40.0)
+        listed = in_ns(ns, "nft", "list", "set", "inet", "mien", "blocked4").stdout
+        assert "10.77.0.3" in listed and BLOCKED not in listed
+        # The feed goes away: the last good copy stays, and so does the block.
+        (site / "feed.txt").unlink()
+        _wait(lambda: any(e["event"] == "source.failed" for e in _events(machine)))
+        assert "10.77.0.3" in in_ns(ns, "nft", "list", "set", "inet", "mien", "blocked4").stdout
+    finally:
+        agent.send_signal(signal.SIGTERM)
+        agent.wait(timeout=30)
+        feed.kill()
+        feed.wait()
