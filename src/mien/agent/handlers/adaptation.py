@@ -28,13 +28,15 @@ class AdaptationHandler(BaseHandler):
         "decay_rate",
         "external_data_sources",
         "automated_responses",
+        "telemetry",  # the loop's interval and what its collectors read
     )
     order: ClassVar[int] = 85
 
     def plan(self, ctx: Context, persona: Persona) -> HandlerPlan:
+        given = persona.model_fields_set
         notes = [
             Note(field, Outcome.PENDING, MESSAGE, Reason.AGENT)
             for field in self.settings
-            if getattr(persona, field) not in (None, {}, [])
+            if field in given and getattr(persona, field, None) not in (None, {}, [])
         ]
         return HandlerPlan(notes=notes)
