@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from mien.agent.engine import Engine
 
 OUTPUT_CAP = 4096  # bytes of a failing program's output kept in the event
+RUN_TIMEOUT = 120.0  # seconds a `run` command may take before it is killed (status 124)
 
 
 class ActionFailed(Exception):
@@ -150,7 +151,7 @@ class Run:
         raw = param(params, "command")
         argv = shlex.split(raw) if isinstance(raw, str) else [str(a) for a in raw]
         argv += [str(a) for a in params.get("args") or ()]
-        timeout = float(params.get("timeout") or 300)
+        timeout = RUN_TIMEOUT  # the loop waits for it: a command must not hold it for long
         try:
             done = router_exec.run(
                 ctx.root, argv, capture=True, timeout=timeout, actor=f"rule:{ctx.rule}"
