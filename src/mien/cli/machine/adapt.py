@@ -121,8 +121,8 @@ def _number(value: Any) -> str:
 
 def snapshot(root: Path) -> dict[str, Any]:
     """What ``mien top`` shows, as data: the loop's last tick and the last actions."""
-    from mien.agent.adapt.ledger import Ledger
     from mien.agent.adapt.feeds import STATUS_FILE
+    from mien.agent.adapt.ledger import Ledger
 
     try:
         status = json.loads((root / STATUS_FILE).read_text()[: 4 << 20])
