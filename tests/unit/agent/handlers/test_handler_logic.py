@@ -400,5 +400,6 @@ def test_unclaimed_settings() -> None:
         "resource_requirements": {"cpu": 2},
         "decay_rate": 0.1,
     }
-    assert "adaptation runtime" in settings_store.note_for("decay_rate")
+    # An adaptive field is the adaptation handler's; stored only where no handler claims it.
+    assert settings_store.note_for("decay_rate").endswith("not applied: no handler")
     assert "no path" in settings_store.note_for("application_configuration.notes")
