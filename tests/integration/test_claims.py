@@ -3,7 +3,7 @@
 The fields that are stored and not acted on are the ones no installed handler claims
 (:func:`mien.agent.handlers.settings_store.stored_not_acted`); every place that lists them must list
 exactly those. Words that pointed at things not in the repository (a design document,
-internal document numbers, a ``mien.rules`` module) must not come back."""
+internal document numbers) must not come back."""
 
 from __future__ import annotations
 
