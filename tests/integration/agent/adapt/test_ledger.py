@@ -42,3 +42,29 @@ def test_rule_states_are_kept_per_persona(machine: Path) -> None:
     with State(machine) as state:
         assert Ledger(state).rule_states("a") == {"r": '{"phase":"firing","since":9.0}'}
         assert Ledger(state).rule_states("b") == {"r": '{"phase":"firing","since":7.0}'}
+
+
+def test_mien_events_follow_prints_new_events_as_they_come(machine: Path) -> None:
+    import subprocess
+    import time
+
+    from tests.support import mien_command
+
+    with State(machine) as state:
+        Ledger(state).event("rule.pending", persona="p", rule="old")
+    proc = subprocess.Popen(
+        [*mien_command(), "events", "--root", str(machine), "--follow", "--output", "json"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        assert json.loads(proc.stdout.readline())["rule"] == "old"
+        time.sleep(0.5)
+        with State(machine) as state:
+            Ledger(state).event("rule.firing", persona="p", rule="new")
+        line = json.loads(proc.stdout.readline())
+        assert line["event"] == "rule.firing" and line["rule"] == "new"
+    finally:
+        proc.kill()
+        proc.wait()
