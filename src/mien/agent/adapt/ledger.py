@@ -207,3 +207,13 @@ def events(
         (EVENT_PREFIX + "%", after_id, since or 0.0, limit),
     ).fetchall()
     return [AuditRecord(r[0], r[1], r[2], r[3], r[4], json.loads(r[5])) for r in rows]
+
+
+def recent_events(state: State, prefix: str, limit: int = 10) -> list[AuditRecord]:
+    """The newest adaptation events whose name starts with ``prefix``, newest first."""
+    rows = state.db.execute(
+        "SELECT id, ts, event, actor, persona, detail FROM audit WHERE event LIKE ? "
+        "ORDER BY id DESC LIMIT ?",
+        (EVENT_PREFIX + prefix + "%", limit),
+    ).fetchall()
+    return [AuditRecord(r[0], r[1], r[2], r[3], r[4], json.loads(r[5])) for r in rows]

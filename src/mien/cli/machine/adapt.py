@@ -122,7 +122,7 @@ def _number(value: Any) -> str:
 def snapshot(root: Path) -> dict[str, Any]:
     """What ``mien top`` shows, as data: the loop's last tick and the last actions."""
     from mien.agent.adapt.feeds import STATUS_FILE
-    from mien.agent.adapt.ledger import Ledger
+    from mien.agent.adapt.ledger import recent_events
 
     try:
         status = json.loads((root / STATUS_FILE).read_text()[: 4 << 20])
@@ -132,16 +132,18 @@ def snapshot(root: Path) -> dict[str, Any]:
     try:
         actions = [
             {
-                "id": c.id,
-                "rule": c.rule,
-                "action": c.action,
-                "status": c.status,
-                "at": c.applied_at or c.created_at,
-                "until": c.until,
-                "attempts": c.attempts,
-                "error": c.error,
+                "at": r.ts,
+                "event": r.event.removeprefix("adapt.action."),
+                "rule": r.detail.get("rule"),
+                "action": r.detail.get("action"),
+                "note": r.detail.get("error")
+                or r.detail.get("reason")
+                or r.detail.get("suppressed_by")
+                or r.detail.get("why")
+                or r.detail.get("message")
+                or "",
             }
-            for c in Ledger(state).recent_changes(8)
+            for r in recent_events(state, "action.", 8)
         ]
     finally:
         state.close()
@@ -185,15 +187,15 @@ def frame(data: dict[str, Any]) -> Any:
         age = _age(now - float(fetched)) if isinstance(fetched, int | float) else "-"
         sources.add_row(name, age, str(info.get("error") or info.get("last_error") or "-"))
     actions = Table(title="last actions", title_justify="left")
-    for column in ("when", "rule", "action", "status", "note"):
+    for column in ("when", "rule", "action", "what", "note"):
         actions.add_column(column)
     for item in data["actions"]:
-        until = item["until"]
-        note = item["error"] or (
-            "until " + time.strftime("%H:%M:%S", time.localtime(until)) if until else ""
-        )
         actions.add_row(
-            _age(now - item["at"]) + " ago", item["rule"], item["action"], item["status"], note
+            _age(now - item["at"]) + " ago",
+            str(item["rule"] or "-"),
+            str(item["action"] or "-"),
+            item["event"],
+            str(item["note"])[:80],
         )
     return Group(metrics, rules, sources, actions)
 

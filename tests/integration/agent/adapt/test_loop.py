@@ -12,6 +12,7 @@ from mien.agent.adapt.ledger import APPLIED, FAILED, RETRY, REVERTED, Ledger
 from mien.agent.engine import Engine
 from mien.agent.state import State
 from tests.integration.agent.adapt.conftest import Loop
+from tests.support import run_mien
 
 TRUST = """\
 trust_levels:
@@ -86,6 +87,9 @@ def test_an_action_beyond_trust_is_refused_audited_and_not_run(
     assert any(line["event"] == "adapt.action.refused" for line in run.audit_lines())
     with State(run.root) as state:
         assert state.get_meta("active") == "calm"
+    shown = run_mien("top", "--root", run.root, "--once")
+    assert shown.returncode == 0
+    assert "refused" in shown.stdout and "switch_persona" in shown.stdout
 
 
 def test_a_cooldown_stops_a_re_fire(loop: Callable[[str], Loop]) -> None:
