@@ -188,3 +188,24 @@ def test_applying_the_persona_again_keeps_a_setting_only_while_its_rule_fires(
     run.run_for(5, cpu_percent=5.0)
     assert 'MIEN_MODE="calm"' in env(run.root)
     assert not changes(run.root, APPLIED)
+
+
+def test_a_change_lives_its_lifetime_while_the_rule_fires_and_no_longer(
+    loop: Callable[[str], Loop],
+) -> None:
+    run = loop(
+        SETTING.replace(
+            "learning_domains: [metrics]\n", "learning_domains: [metrics]\ndecay_rate: 1.0\n"
+        )
+    )
+    run.run_for(5, cpu_percent=90.0)
+    (first,) = changes(run.root, APPLIED)
+    assert first.until is not None and 299 <= first.until - first.applied_at <= 301  # 5 min
+    run.tick(301.0)
+    (kept,) = changes(run.root, APPLIED)
+    assert kept.until is not None and kept.until > first.until
+    run.adaptation.states.pop("busy")  # the rule no longer fires (its state is gone)
+    run.tick(301.0)
+    assert not changes(run.root, APPLIED)
+    assert run.events("action.reverted")[-1]["why"] == "lifetime over"
+    assert 'MIEN_MODE="calm"' in env(run.root)
