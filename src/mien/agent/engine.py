@@ -83,11 +83,20 @@ class Engine(EngineBase):
         return self.apply_source(self.source_from_data(data, label))
 
     def apply_source(
-        self, source: Source, *, confirm: Callable[[Plan], bool] | None = None, kind: str = "apply"
+        self,
+        source: Source,
+        *,
+        confirm: Callable[[Plan], bool] | None = None,
+        kind: str = "apply",
+        note: str = "",
     ) -> ApplyResult:
+        """Apply ``source``; ``kind`` and ``note`` go to history and the audit (the
+        adaptation loop's applies are kind ``automated``, noting the rule)."""
         started = time.perf_counter()
         with self.session() as state:
-            return self._apply_prepared(state, source, started, kind=kind, confirm=confirm)
+            return self._apply_prepared(
+                state, source, started, kind=kind, note=note, confirm=confirm
+            )
 
     def rollback(self, to: int | None = None) -> ApplyResult:
         """Restore history entry ``to`` byte for byte (default: the entry before the

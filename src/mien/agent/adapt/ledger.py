@@ -19,7 +19,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from mien.agent.state import AuditRecord, State
+from mien.agent.audit_log import AuditRecord
+from mien.agent.state import State
 
 EVENT_PREFIX = "adapt."
 OUTBOX_LIMIT = 1000

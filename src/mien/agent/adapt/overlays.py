@@ -116,7 +116,7 @@ def apply_with(ctx: Ctx, items: Mapping[str, Any], note: str) -> int | None:
         remember_base(ctx.ledger, source)
     target = with_overlays(source, items)
     try:
-        result = ctx.engine().apply_source(target, kind=KIND)
+        result = ctx.engine().apply_source(target, kind=KIND, note=note)
     except ApplyFailed as exc:
         raise ActionFailed(f"apply failed at {exc}; nothing was changed") from None
     except (EngineError, HandlerError, OSError) as exc:
@@ -178,7 +178,9 @@ class SwitchPersona:
         name = str(param(params, "persona"))
         engine = ctx.engine()
         try:
-            result = engine.apply_source(engine.source(name), kind=KIND)
+            result = engine.apply_source(
+                engine.source(name), kind=KIND, note=f"rule {ctx.rule}: switch to {name}"
+            )
         except SpecError as exc:
             raise ActionFailed(
                 f"persona {name!r} is not valid: " + "; ".join(str(p) for p in exc.problems),

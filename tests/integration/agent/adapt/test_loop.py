@@ -63,6 +63,7 @@ def test_a_setting_is_overlaid_while_the_rule_fires_and_reverted_when_it_clears(
     assert applied and applied[0]["rule"] == "busy" and applied[0]["action"] == "set_setting"
     history = Engine(run.root).history()[0][0]
     assert history.kind == "automated"
+    assert history.note == "rule busy: set environment_variables.MIEN_MODE"
     run.run_for(5, cpu_percent=5.0)
     assert 'MIEN_MODE="calm"' in env(run.root)
     kinds = [e["event"] for e in run.events()]
