@@ -210,3 +210,33 @@ def test_a_change_lives_its_lifetime_while_the_rule_fires_and_no_longer(
     assert not changes(run.root, APPLIED)
     assert run.events("action.reverted")[-1]["why"] == "lifetime over"
     assert 'MIEN_MODE="calm"' in env(run.root)
+
+
+def test_the_rule_serving_the_heavier_goal_wins_and_the_other_is_suppressed(
+    loop: Callable[[str], Loop],
+) -> None:
+    run = loop(
+        """\
+name: calm
+environment_variables: {MIEN_MODE: calm}
+learning_domains: [metrics]
+priority_metrics: {performance: 0.8, cost: 0.2}
+"""
+        + TRUST
+        + """\
+adaptation_rules:
+  - name: cheap
+    serves: cost
+    when: metrics.cpu_percent > 40.0
+    then: [{action: set_setting, key: environment_variables.MIEN_MODE, value: cheap}]
+  - name: fast
+    serves: performance
+    when: metrics.cpu_percent > 40.0
+    then: [{action: set_setting, key: environment_variables.MIEN_MODE, value: fast}]
+"""
+    )
+    run.run_for(2, cpu_percent=90.0)
+    suppressed = run.events("action.suppressed")
+    assert [(e["rule"], e["suppressed_by"]) for e in suppressed] == [("cheap", "fast")]
+    assert [e["rule"] for e in run.events("action.applied")] == ["fast"]
+    assert 'MIEN_MODE="fast"' in env(run.root)
