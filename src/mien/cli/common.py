@@ -8,8 +8,10 @@ only when a table or colour is actually printed.
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
+import re
 import sys
 from enum import Enum
 from typing import Any, NoReturn
@@ -173,3 +175,19 @@ def table(
     for row in cells:
         t.add_row(*(esc(v) for v in row))
     out.print(t)
+
+
+def paragraphs(text: str) -> str:
+    """Help text as Typer's rich mode wants it: each prose paragraph on one line (it keeps
+    single newlines), indented example lines kept as they are, and brackets that are not
+    ``[bold]`` markup shown as brackets."""
+    out = []
+    for para in inspect.cleandoc(text).split("\n\n"):
+        para = re.sub(r"\[(?!/?bold\])", r"\\[", para)
+        if para.startswith("  "):
+            # Typer dedents the help after its first paragraph; an empty markup tag in
+            # front keeps the examples' indentation through that.
+            out.append("\n".join("[bold][/bold]" + line for line in para.split("\n")))
+        else:
+            out.append(" ".join(para.split("\n")))
+    return "\n\n".join(out)

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from mien.cli.common import CommandFailed
+from mien.cli.common import CommandFailed, paragraphs
 from mien.cli.fleet import args
 from mien.cli.fleet import common as cc
 
@@ -162,7 +162,7 @@ def test_short_hash_tags_and_selectors() -> None:
 
 
 def test_help_paragraphs_keep_examples_and_brackets() -> None:
-    text = cc.paragraphs("""First line
+    text = paragraphs("""First line
         continues here.
 
         Options [KEY] and [bold]markup[/bold].

@@ -17,14 +17,14 @@ from typing import Annotated, Any
 
 import typer
 
-from mien.cli.common import OutputFormat, done, fail, info
+from mien.cli.common import OutputFormat, done, fail, info, paragraphs
 from mien.cli.fleet import common as cc
 from mien.cli.fleet.args import parse_duration, parse_pairs, parse_time
 from mien.cli.fleet.config import Connection
 
 audit_app = typer.Typer(
     name="audit",
-    help=cc.paragraphs("""
+    help=paragraphs("""
         The server's audit log: every change, with its actor and time, hash-chained so that
         editing, inserting or deleting a record is detected.
 
@@ -36,7 +36,7 @@ audit_app = typer.Typer(
 token_app = typer.Typer(
     name="token",
     no_args_is_help=True,
-    help=cc.paragraphs("""
+    help=paragraphs("""
         API tokens (a role) and enrollment tokens (for agents joining the fleet). Needs
         the admin role.
 

@@ -13,13 +13,13 @@ from typing import Annotated
 
 import typer
 
-from mien.cli.common import OutputFormat, fail, info, print_json, table
+from mien.cli.common import OutputFormat, fail, info, paragraphs, print_json, table
 from mien.cli.fleet import common as cc
 
 images_app = typer.Typer(
     name="image",
     no_args_is_help=True,
-    help=cc.paragraphs("""
+    help=paragraphs("""
         Base images for the podman sandbox driver, built locally (needs root, mmdebstrap
         and podman).
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from mien.cli.common import OutputFormat, done, fail, info
+from mien.cli.common import OutputFormat, done, fail, info, paragraphs
 from mien.cli.fleet import common as cc
 from mien.cli.fleet.app_images import images_app
 from mien.cli.fleet.args import parse_duration
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 app_app = typer.Typer(
     name="app",
     no_args_is_help=True,
-    help=cc.paragraphs("""
+    help=paragraphs("""
         Application personas on demand: ask the broker for a sandboxed environment of a
         persona, run applications in it, release it.
 

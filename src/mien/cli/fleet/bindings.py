@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from mien.cli.common import OutputFormat, console, done, esc, fail, info
+from mien.cli.common import OutputFormat, console, done, esc, fail, info, paragraphs
 from mien.cli.fleet import common as cc
 from mien.cli.fleet.args import parse_duration, parse_selector
 from mien.cli.fleet.config import Connection
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 bind_app = typer.Typer(
     name="bind",
     no_args_is_help=True,
-    help=cc.paragraphs("""
+    help=paragraphs("""
         Bindings: instances whose tags match a selector get a persona, optionally with an
         override composed over it. The highest priority wins; an explicit activation wins
         over every binding.

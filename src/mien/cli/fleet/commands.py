@@ -17,14 +17,14 @@ from typing import Annotated, Any
 
 import typer
 
-from mien.cli.common import OutputFormat, done, fail, info, print_json
+from mien.cli.common import OutputFormat, done, fail, info, paragraphs, print_json
 from mien.cli.fleet import common as cc
 from mien.cli.fleet import config
 
 config_app = typer.Typer(
     name="config",
     no_args_is_help=True,
-    help=cc.paragraphs(f"""
+    help=paragraphs(f"""
         Where the fleet commands find their server and token.
 
         Each setting comes from the first of: the command's flags (--server, --token,

@@ -14,7 +14,6 @@ import contextlib
 import functools
 import inspect
 import os
-import re
 import sys
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
@@ -23,7 +22,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
-from mien.cli.common import PROSE, OutputFormat, fail, print_json, warn
+from mien.cli.common import PROSE, OutputFormat, fail, paragraphs, print_json, warn
 from mien.cli.common import fail as _fail
 from mien.cli.common import table as common_table
 from mien.cli.fleet import config
@@ -36,22 +35,6 @@ PANEL = "Connection"
 OutputOpt = Annotated[
     OutputFormat, typer.Option("--output", "-o", help="table for people, json for scripts.")
 ]
-
-
-def paragraphs(text: str) -> str:
-    """Help text as Typer's rich mode wants it: each prose paragraph on one line (it keeps
-    single newlines), indented example lines kept as they are, and brackets that are not
-    ``[bold]`` markup shown as brackets."""
-    out = []
-    for para in inspect.cleandoc(text).split("\n\n"):
-        para = re.sub(r"\[(?!/?bold\])", r"\\[", para)
-        if para.startswith("  "):
-            # Typer dedents the help after its first paragraph; an empty markup tag in
-            # front keeps the examples' indentation through that.
-            out.append("\n".join("[bold][/bold]" + line for line in para.split("\n")))
-        else:
-            out.append(" ".join(para.split("\n")))
-    return "\n\n".join(out)
 
 
 def helpful(func: Callable[..., Any]) -> Callable[..., Any]:

@@ -7,14 +7,14 @@ from typing import Annotated
 
 import typer
 
-from mien.cli.common import OutputFormat, done, info
+from mien.cli.common import OutputFormat, done, info, paragraphs
 from mien.cli.fleet import common as cc
 from mien.cli.fleet.config import Connection
 
 group_app = typer.Typer(
     name="group",
     no_args_is_help=True,
-    help=cc.paragraphs("""
+    help=paragraphs("""
         Groups of users, named in a persona's access_controls.users as group:NAME.
 
           mien group add marketing alice bob

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from mien.cli.common import OutputFormat, console, done, esc, info
+from mien.cli.common import OutputFormat, console, done, esc, info, paragraphs
 from mien.cli.fleet import common as cc
 from mien.cli.fleet.args import parse_pairs, parse_tag_changes
 from mien.cli.fleet.config import Connection
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 app = typer.Typer(
     name="instance",
     no_args_is_help=True,
-    help=cc.paragraphs("""
+    help=paragraphs("""
         The fleet's machines: what each should run and what its agent reports running.
 
           mien instance list --tag role=web

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from mien.cli.common import OutputFormat, console, done, esc, fail, info
+from mien.cli.common import OutputFormat, console, done, esc, fail, info, paragraphs
 from mien.cli.fleet import common as cc
 from mien.cli.fleet.config import Connection
 
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 app = typer.Typer(
     name="persona",
     no_args_is_help=True,
-    help=cc.paragraphs("""
+    help=paragraphs("""
         Store personas on the server, read them back, compare versions.
 
         Every push of a changed document is a new immutable version with its content hash;

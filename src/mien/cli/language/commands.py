@@ -53,22 +53,13 @@ _OVERLAY_HELP = (
 )
 
 
-def _paragraphs(text: str) -> str:
-    """Help text as Typer's rich mode wants it: wrapped prose joined into one line a
-    paragraph (it keeps single newlines), indented example lines kept as they are."""
-    out = []
-    for para in text.strip().split("\n\n"):
-        out.append(para if para.startswith("  ") else " ".join(para.split("\n")))
-    return "\n\n".join(out)
-
-
 _PERSONAS = typer.Option(
     "--personas", "-p", metavar="DIR", help=_PERSONAS_HELP, file_okay=False, exists=True
 )
 _OVERLAYS = typer.Option("--overlay", "-O", metavar="FILE", help=_OVERLAY_HELP)
 _OUTPUT = typer.Option("--output", "-o", help="text for people, json for machines.")
 
-VALIDATE_HELP = _paragraphs("""Check persona files and print every problem, one per line.
+VALIDATE_HELP = common.paragraphs("""Check persona files and print every problem, one per line.
 
 Each problem reads [bold]FILE:LINE:COL: field.path: message[/bold]; warnings say
 "warning:" and do not fail. A directory stands for the persona files in it (.yaml, .yml,
@@ -86,7 +77,7 @@ Examples:
   mien validate --output json persona.yaml | jq '.files[].problems'
 """)
 
-RENDER_HELP = _paragraphs("""Print the effective persona in canonical form.
+RENDER_HELP = common.paragraphs("""Print the effective persona in canonical form.
 
 Resolves the [bold]extends[/bold] chain (base first), then merges each --overlay in order,
 and prints the result with every other spelling and phrase written out canonically
@@ -102,7 +93,7 @@ Examples:
   mien render kiosk.yaml > kiosk.rendered.yaml && mien render kiosk.rendered.yaml
 """)
 
-EXPLAIN_HELP = _paragraphs("""Say where a key's value comes from: which document set it, and what it overrode.
+EXPLAIN_HELP = common.paragraphs("""Say where a key's value comes from: which document set it, and what it overrode.
 
 KEY is a dotted path such as os_settings.theme or adaptation_rules\\[0].when; quote a
 part that contains dots: application_configuration.app.values."server.port".
@@ -116,7 +107,7 @@ Examples:
   mien explain kiosk.yaml restricted_commands --output json
 """)
 
-SCHEMA_HELP = _paragraphs("""Print the JSON Schema of the persona language (canonical form), for editors.
+SCHEMA_HELP = common.paragraphs("""Print the JSON Schema of the persona language (canonical form), for editors.
 
 Generated from the same models mien validates with. Point your editor's YAML language
 server at it, e.g. with this first line in a persona file:

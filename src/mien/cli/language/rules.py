@@ -37,7 +37,7 @@ rules_app = typer.Typer(
     no_args_is_help=True,
 )
 
-TEST_HELP = """Evaluate a persona's rules against samples and say what they would do.
+TEST_HELP = common.paragraphs("""Evaluate a persona's rules against samples and say what they would do.
 
 SAMPLES.json is a list of samples, evaluated in order (so `for:` and `clear_for:` can be
 tried), or one sample: {"at": 0, "metrics": {"cpu_percent": 93.5}, "events": {},
@@ -49,8 +49,8 @@ Exit status: 0 no rule fired, 1 a rule fired (its actions run, refused or suppre
 
 Example:
 
-  mien rules test web-server-under-load.yaml --metrics samples.json --data threat-intel=ips.txt
-"""
+  mien rules test web.yaml -m samples.json --data threat-intel=ips.txt
+""")
 
 
 def _read(path: Path, what: str) -> str:
