@@ -43,14 +43,37 @@ def _open(root: Path) -> Any:
     return State(root, create=False)
 
 
+def _clock(epoch: Any) -> str:
+    return time.strftime("%H:%M:%S", time.localtime(float(epoch)))
+
+
 def _line(record: Any) -> str:
+    """One event for a person: the rule and action, then what happened in words (a
+    transition as ``from → to: why``, an action by its message); the JSON output keeps
+    every field as recorded."""
     when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(record.ts))
     detail = dict(record.detail)
     rule = detail.pop("rule", None)
     action = detail.pop("action", None)
     head = " ".join(str(x) for x in (rule, action) if x)
-    rest = ", ".join(f"{k}={v}" for k, v in detail.items() if v not in (None, "", {}, []))
-    return f"{when}  {record.event.removeprefix('adapt.'):<22} {head}  {rest}".rstrip()
+    words: list[str] = []
+    if "from_" in detail and "to" in detail:
+        words.append(f"{detail.pop('from_')} → {detail.pop('to')}")
+        detail.pop("at", None)
+        if detail.get("truth") in ("true", "false"):
+            detail.pop("truth")
+    if detail.get("message"):
+        words.append(str(detail.pop("message")))
+        detail.pop("params", None)
+    if "why" in detail:
+        words.append(str(detail.pop("why")))
+    if detail.get("attempt") == 1:
+        detail.pop("attempt")
+    for key in ("until", "retry_at", "cooldown_until"):
+        if isinstance(detail.get(key), int | float):
+            detail[key] = _clock(detail[key])
+    words += [f"{k}={v}" for k, v in detail.items() if v not in (None, "", {}, [])]
+    return f"{when}  {record.event.removeprefix('adapt.'):<22} {head}  {'; '.join(words)}".rstrip()
 
 
 def _as_json(record: Any) -> dict[str, Any]:
