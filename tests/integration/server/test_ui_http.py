@@ -23,6 +23,7 @@ from ui_harness import (
     Tokens,
     assert_escaped,
     csrf_of,
+    enroll_agent,
     make_tokens,
     seed_hostile,
     sign_in,
@@ -156,7 +157,7 @@ def test_sign_in_refusals(fleet: Fleet) -> None:
 def test_an_agent_token_cannot_sign_in(fleet: Fleet) -> None:
     with fleet.server.client() as admin:
         enroll = admin.create_token("enroll-agent", kind="enroll", uses=1).token
-        agent_token = admin.enroll(enroll).token
+        agent_token = enroll_agent(admin, enroll).token
     with fleet.http() as http:
         r = sign_in(http, agent_token)
         assert r.status_code == 403 and "agent tokens are for agents" in r.text

@@ -7,10 +7,11 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 
-from mien.client import Client
+from mien.client import AgentClient, Client
 
 SCRIPT = "<script>window.__pwned='script'</script>"
 IMG = '"><img src=x onerror="window.__pwned=\'img\'">'
@@ -70,7 +71,13 @@ def seed_hostile(admin: Client) -> str:
         "hostile-binding", {"zone": "evil"}, "hostile", priority=5, description=SCRIPT + IMG
     )
     enroll = admin.create_token("enroll-hostile", kind="enroll", uses=1).token
-    return admin.enroll(enroll, tags={"zone": "evil"}, hostname=SCRIPT + IMG).instance_id
+    return enroll_agent(admin, enroll, tags={"zone": "evil"}, hostname=SCRIPT + IMG).instance_id
+
+
+def enroll_agent(admin: Client, enroll_token: str, **fields: Any) -> Any:
+    """Enroll an instance on ``admin``'s server as an agent would (no TLS here)."""
+    with AgentClient(admin.server) as api:
+        return api.enroll(enroll_token, **fields)
 
 
 def assert_escaped(html: str) -> None:
