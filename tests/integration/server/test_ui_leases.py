@@ -83,6 +83,9 @@ def test_each_role_sees_what_the_api_gives_it(site: Site) -> None:
             assert set(expected) == {mine[token]}
         # The ledger is an operator's (GET /broker/hosts), as in the API.
         assert ('<table id="hosts">' in page.text) == (token in (t.operator, t.admin))
+        # A user may not open instance pages: no link to one.
+        if expected:
+            assert ('href="/ui/instances/' in page.text) == (token != t.user), token
     assert set(site.api(t.admin)) == {
         site.leases.failed,
         site.leases.ready,
@@ -92,8 +95,12 @@ def test_each_role_sees_what_the_api_gives_it(site: Site) -> None:
 
 
 def test_the_page_shows_state_reason_host_limits_usage_and_capacity(site: Site) -> None:
+    # A host that does not say whether the OOM killer struck: shown as unknown, not "no".
+    site.leases.host.send(ops.report_usage(site.leases.provisioning, 0.5, 1024, []))
     with site.session(site.tokens.admin) as http:
         page = http.get("/ui/leases").text
+    quiet = page.split(f'<tr data-lease="{site.leases.provisioning}">', 1)[1].split("</tr>")[0]
+    assert "<td>1 KiB</td>\n  <td>–</td>" in quiet
     row = page.split(f'<tr data-lease="{site.leases.ready}">', 1)[1].split("</tr>", 1)[0]
     assert "user-ui" in row and "state-ready" in row and SANDBOX_HOST in row
     assert "1.0 CPU, 256 MiB" in row and "12.5" in row and "300 MiB" in row
