@@ -97,9 +97,19 @@ def report_lease(lease_id: str, state: str, reason: str | None = None) -> Call[N
 
 
 def report_usage(
-    lease_id: str, cpu_seconds: float, peak_memory: int, processes: list[list[str]]
+    lease_id: str,
+    cpu_seconds: float,
+    peak_memory: int,
+    processes: list[list[str]],
+    oom_killed: bool | None = None,
 ) -> Call[None]:
-    body = {"cpu_seconds": cpu_seconds, "peak_memory": peak_memory, "processes": processes}
+    body: dict[str, Any] = {
+        "cpu_seconds": cpu_seconds,
+        "peak_memory": peak_memory,
+        "processes": processes,
+    }
+    if oom_killed is not None:
+        body["oom_killed"] = oom_killed
     return Call("POST", f"{B}/host/leases/{lease_id}/usage", nothing, json=body)
 
 

@@ -52,6 +52,7 @@ class Usage(WireModel):
     cpu_seconds: float = 0.0
     peak_memory: int = 0
     processes: list[list[str]] = Field(default_factory=list)
+    oom_killed: bool | None = None  # None: the host did not say
     reported_at: datetime | None = None
 
 
@@ -146,6 +147,7 @@ class HostUsage(RequestModel):
     cpu_seconds: float = Field(ge=0)
     peak_memory: int = Field(ge=0)
     processes: list[list[Arg]] = Field(default_factory=list, max_length=1000)
+    oom_killed: bool | None = Field(None, description="whether the OOM killer struck inside")
 
 
 class HostRunResult(RequestModel):

@@ -8,13 +8,15 @@ Shared by the agent's local API (:mod:`mien.agent.local_api`), the server's
 
 Until the fleet has its own switch policy, a persona's ``access_controls.users`` decides:
 it lists user names and ``group:NAME`` entries; a person may use the persona when their
-name or one of their groups is listed. A persona that lists nobody may be switched to only
+name or one of their groups is listed. Which groups: the person's Unix groups on a machine
+without a server (the agent's check), the server's own groups (``mien group add``) on the
+server, as for the broker's leases (:mod:`mien.server.broker.identity`). A persona that lists nobody may be switched to only
 by root (locally) or by an operator (through the fleet API).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from pydantic import Field
@@ -32,10 +34,18 @@ def listed_users(document: Mapping[str, Any] | None) -> list[str]:
     return [u for u in users if isinstance(u, str)] if isinstance(users, list) else []
 
 
+def admits(listed: Sequence[str], user: str, groups: Iterable[str]) -> bool:
+    """Whether ``listed`` (``access_controls.users``) names ``user`` or, as ``group:NAME``,
+    one of ``groups``. Which groups those are is the caller's: the person's Unix groups on a
+    machine without a server, the server's groups on the server
+    (:mod:`mien.server.broker.identity`)."""
+    return user in listed or any(f"group:{g}" in listed for g in groups)
+
+
 def refusal(document: Mapping[str, Any] | None, user: str, groups: Iterable[str]) -> str | None:
     """Why ``user`` (a member of ``groups``) may not use the persona, or ``None`` if they may."""
     listed = listed_users(document)
-    if user in listed or any(f"group:{g}" in listed for g in groups):
+    if admits(listed, user, groups):
         return None
     if not listed:
         return "its access_controls.users lists nobody (only root or an operator may switch to it)"

@@ -24,7 +24,14 @@ from tests.support import EXAMPLES, install_zsh, make_machine
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "integration" / "server"))
 
 from server_harness import ServerProcess
-from ui_harness import SCRIPT, TOKEN_NAME_IMG, make_tokens, seed_hostile
+from ui_harness import (
+    SANDBOX_HOST,
+    SCRIPT,
+    TOKEN_NAME_IMG,
+    make_tokens,
+    seed_hostile,
+    seed_leases,
+)
 
 from tests.e2e.test_fleet import AgentProcess, enroll, until
 
@@ -100,7 +107,9 @@ class Person:
 
 
 def test_dashboard_in_a_browser(tmp_path: Path, browser: Any, artifacts: Path) -> None:
-    server = ServerProcess(tmp_path / "server").start()
+    # The fake sandbox host offers capacity once: it must not be declared lost meanwhile.
+    env = {"MIEN_SERVER_SANDBOX_HOST_TIMEOUT": "3600"}
+    server = ServerProcess(tmp_path / "server", env=env).start()
     agents: list[AgentProcess] = []
     try:
         with server.client() as admin:
@@ -108,6 +117,7 @@ def test_dashboard_in_a_browser(tmp_path: Path, browser: Any, artifacts: Path) -
             admin.create_persona(EXAMPLES / "persona_developer.yml")
             admin.create_persona(EXAMPLES / "test-runner.json")
             hostile_instance = seed_hostile(admin)
+            leases = seed_leases(server.url, admin, tokens)
             roots = {n: install_zsh(make_machine(tmp_path / n)) for n in ("web", "db")}
             ids = {
                 "web": enroll(server, admin, roots["web"], "role=web"),
@@ -143,6 +153,38 @@ def test_dashboard_in_a_browser(tmp_path: Path, browser: Any, artifacts: Path) -
         op.shot("bindings")
         op.visit("/ui/audit")
         op.shot("audit")
+        # The leases page: an operator sees the hosts' ledger and only their own lease.
+        op.page.click("header nav a[href='/ui/leases']")
+        op.page.wait_for_url("**/ui/leases")
+        op.check()
+        assert op.page.locator("#capacity svg").count() == 3
+        assert op.page.locator(f"#hosts tr[data-host='{SANDBOX_HOST}']").count() == 1
+        assert op.page.locator("#leases tbody tr[data-lease]").count() == 1
+        op.shot("leases")
+
+        # --- an admin sees every lease, filters them and releases one ---
+        boss = Person(browser, server.url, artifacts, "admin")
+        boss.sign_in(tokens.admin)
+        boss.visit("/ui/leases")
+        assert boss.page.locator("#leases tbody tr[data-lease]").count() == 3
+        boss.page.locator("form.filters select[name=state]").select_option("failed")
+        boss.page.locator("form.filters button").click()
+        boss.page.wait_for_url("**/ui/leases?state=failed*")
+        rows = boss.page.locator("#leases tbody tr[data-lease]")
+        assert rows.count() == 1 and rows.get_attribute("data-lease") == leases.failed
+        assert SCRIPT in rows.inner_text()  # the reason, as text
+        boss.shot("leases-failed")
+        boss.visit("/ui/leases")
+        row = boss.page.locator(f"tr[data-lease='{leases.provisioning}']")
+        row.locator("form.danger button").click()
+        boss.page.wait_for_url("**/ui/leases")
+        assert (
+            "released" in boss.page.locator(f"tr[data-lease='{leases.provisioning}']").inner_text()
+        )
+        boss.shot("lease-released")
+        boss.visit(f"/ui/instances/{SANDBOX_HOST}")
+        assert boss.page.locator("#host-leases tbody tr[data-lease]").count() == 3
+        boss.shot("sandbox-host")
 
         # --- a binding, and its rollout followed live ---
         # The web agent is stopped while the binding is made, so the page must first show
@@ -228,6 +270,8 @@ def test_dashboard_in_a_browser(tmp_path: Path, browser: Any, artifacts: Path) -
             "/ui/rollouts/binding/hostile-binding",
             "/ui/rollouts/persona/hostile",
             "/ui/audit",
+            "/ui/leases",
+            f"/ui/instances/{SANDBOX_HOST}",
         ):
             hostile.visit(path)
             hostile.page.wait_for_timeout(100)  # give an onerror handler its chance

@@ -19,6 +19,7 @@ import pytest
 from server_harness import ServerProcess
 
 from mien.client import Client
+from mien.client import broker as ops
 from tests.support import mien_command, run_mien
 from tests.switching_support import (
     People,
@@ -97,6 +98,11 @@ def test_a_switch_through_the_socket_is_recorded_and_kept(
     _server, admin, root, vm = fleet_machine
     until(lambda: admin.active_persona(vm).applied.persona == "ops")
 
+    # On a fleet machine group:NAME is a server group: alice's Unix group of that name
+    # does not count until the server's group holds her.
+    status, offered = request(root, people.alice, "GET", "/v1/personas")
+    assert status == 200 and [p["name"] for p in offered] == ["dev"], offered
+    admin.send(ops.add_members(people.group, [people.alice.name]))
     status, offered = request(root, people.alice, "GET", "/v1/personas")
     assert status == 200 and [p["name"] for p in offered] == ["analyst", "dev"], offered
     status, plan = request(root, people.alice, "POST", "/v1/preview", {"persona": "dev"})
@@ -149,11 +155,18 @@ def test_the_server_refuses_a_person_the_persona_does_not_list(
             "dev": False,
             "ops": False,
         }
-        grouped = api.get(
-            f"/api/v1/instances/{vm}/switchable",
-            params=[("user", "someone"), ("group", people.group)],
-        )
-        assert {i["name"] for i in grouped.json()["items"] if i["allowed"]} == {"analyst"}
+
+        # The Unix groups an agent reports do not count on the server; its groups do.
+        def grouped() -> set[str]:
+            answer = api.get(
+                f"/api/v1/instances/{vm}/switchable",
+                params=[("user", "someone"), ("group", people.group)],
+            )
+            return {i["name"] for i in answer.json()["items"] if i["allowed"]}
+
+        assert grouped() == set()
+        admin.send(ops.add_members(people.group, ["someone"]))
+        assert grouped() == {"analyst"}
     with httpx.Client(
         base_url=server.url, headers={"Authorization": f"Bearer {server.admin_token}"}
     ) as api:

@@ -20,16 +20,18 @@ import httpx
 import pytest
 from server_harness import ServerProcess
 from ui_harness import (
+    SANDBOX_HOST,
+    Leases,
     Tokens,
     assert_escaped,
     csrf_of,
-    enroll_agent,
     make_tokens,
     seed_hostile,
+    seed_leases,
     sign_in,
 )
 
-from mien.client import Client
+from mien.client import AgentClient, Client
 from tests.support import run_mien
 
 READ_PAGES = [
@@ -46,6 +48,9 @@ READ_PAGES = [
     "/ui/rollouts/binding/hostile-binding",
     "/ui/rollouts/persona/hostile",
     "/ui/audit",
+    "/ui/leases",
+    "/ui/leases?state=failed&persona=lab",
+    f"/ui/instances/{SANDBOX_HOST}",
 ]
 
 WRITES = [
@@ -59,10 +64,13 @@ WRITES = [
 
 
 class Fleet:
-    def __init__(self, server: ServerProcess, tokens: Tokens, instance: str) -> None:
+    def __init__(
+        self, server: ServerProcess, tokens: Tokens, instance: str, leases: Leases
+    ) -> None:
         self.server = server
         self.tokens = tokens
         self.instance = instance
+        self.leases = leases
 
     def http(self) -> httpx.Client:
         return httpx.Client(base_url=self.server.url, timeout=20)
@@ -80,12 +88,16 @@ class Fleet:
 
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
-    server = ServerProcess(tmp_path_factory.mktemp("ui") / "data").start()
+    # The fake sandbox host offers capacity once: it must not be declared lost meanwhile.
+    env = {"MIEN_SERVER_SANDBOX_HOST_TIMEOUT": "3600"}
+    server = ServerProcess(tmp_path_factory.mktemp("ui") / "data", env=env).start()
     try:
         with server.client() as admin:
             tokens = make_tokens(admin, server.admin_token)
             instance = seed_hostile(admin)
-        yield Fleet(server, tokens, instance)
+            leases = seed_leases(server.url, admin, tokens)
+        yield Fleet(server, tokens, instance, leases)
+        leases.host.close()
     finally:
         assert server.stop() == 0, server.log()
     assert "Traceback" not in server.log(), server.log()
@@ -157,7 +169,8 @@ def test_sign_in_refusals(fleet: Fleet) -> None:
 def test_an_agent_token_cannot_sign_in(fleet: Fleet) -> None:
     with fleet.server.client() as admin:
         enroll = admin.create_token("enroll-agent", kind="enroll", uses=1).token
-        agent_token = enroll_agent(admin, enroll).token
+    with AgentClient(fleet.server.url) as anon:
+        agent_token = anon.enroll(enroll).token
     with fleet.http() as http:
         r = sign_in(http, agent_token)
         assert r.status_code == 403 and "agent tokens are for agents" in r.text
@@ -220,6 +233,7 @@ def test_a_user_token_reads_personas_only(fleet: Fleet) -> None:
         assert http.get("/ui/personas/hostile").status_code == 200
         for path in ("/ui/", "/ui/bindings", "/ui/audit", f"/ui/instances/{fleet.instance}"):
             assert http.get(path).status_code == 403, path
+        assert http.get("/ui/leases").status_code == 200  # a person's own leases
 
 
 def test_markup_is_escaped_on_every_page(fleet: Fleet) -> None:
@@ -393,6 +407,8 @@ ROUTES = {
     ("GET", "/ui/rollouts/{kind}/{name}"): "/ui/rollouts/binding/hostile-binding",
     ("GET", "/ui/rollouts/{kind}/{name}/events"): "/ui/rollouts/binding/hostile-binding/events",
     ("GET", "/ui/audit"): "/ui/audit",
+    ("GET", "/ui/leases"): "/ui/leases",
+    ("POST", "/ui/leases/{lease_id}/release"): "/ui/leases/{lease}/release",
 }
 
 
@@ -413,4 +429,7 @@ def test_every_dashboard_route_is_covered() -> None:
     gets = {url for (method, _p), url in ROUTES.items() if method == "GET"} - {"/ui/login"}
     posts = {url for (method, _p), url in ROUTES.items() if method == "POST"}
     assert gets - {"/ui/rollouts/binding/hostile-binding/events"} <= set(READ_PAGES)
-    assert posts - {"/ui/login", "/ui/logout"} == {path for path, _data in WRITES}
+    # A lease's release is tested on its own (test_ui_leases.py): its refusals are the
+    # release route's (holder or admin), not the operator role of WRITES.
+    others = {"/ui/login", "/ui/logout", "/ui/leases/{lease}/release"}
+    assert posts - others == {path for path, _data in WRITES}

@@ -7,11 +7,11 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from typing import Any
 
 import httpx
 
 from mien.client import AgentClient, Client
+from mien.client import broker as ops
 
 SCRIPT = "<script>window.__pwned='script'</script>"
 IMG = '"><img src=x onerror="window.__pwned=\'img\'">'
@@ -71,13 +71,51 @@ def seed_hostile(admin: Client) -> str:
         "hostile-binding", {"zone": "evil"}, "hostile", priority=5, description=SCRIPT + IMG
     )
     enroll = admin.create_token("enroll-hostile", kind="enroll", uses=1).token
-    return enroll_agent(admin, enroll, tags={"zone": "evil"}, hostname=SCRIPT + IMG).instance_id
+    with AgentClient(admin.server) as anon:
+        return anon.enroll(enroll, tags={"zone": "evil"}, hostname=SCRIPT + IMG).instance_id
 
 
-def enroll_agent(admin: Client, enroll_token: str, **fields: Any) -> Any:
-    """Enroll an instance on ``admin``'s server as an agent would (no TLS here)."""
-    with AgentClient(admin.server) as api:
-        return api.enroll(enroll_token, **fields)
+LAB_PERSONA = {
+    "name": "lab",
+    "description": SCRIPT,
+    "resource_requirements": {"cpu": 1, "memory": "256MiB"},
+}
+SANDBOX_HOST = "sbx-ui"
+MiB = 1024**2
+
+
+@dataclass
+class Leases:
+    """Leases seeded on one fake sandbox host (its agent token speaks the host protocol;
+    nothing is built): the hostile viewer's failed with a reason full of markup, the user
+    token's ready with usage, the operator's provisioning."""
+
+    host: Client
+    failed: str
+    ready: str
+    provisioning: str
+
+
+def seed_leases(url: str, admin: Client, tokens: Tokens) -> Leases:
+    admin.create_persona(LAB_PERSONA)
+    enroll = admin.create_token("enroll-sbx", kind="enroll", uses=1).token
+    with AgentClient(url) as anon:
+        host = Client(url, anon.enroll(enroll, instance_id=SANDBOX_HOST).token)
+    host.send(ops.offer(4, 8 * 1024 * MiB, 50 * 1024 * MiB, "test"))
+
+    def ask(token: str) -> str:
+        with Client(url, token) as person:
+            lease = person.send(ops.request_lease("lab", ttl=3600))
+        assert lease.state == "provisioning" and lease.host == SANDBOX_HOST, lease
+        return lease.id
+
+    failed = ask(tokens.hostile_viewer)
+    host.send(ops.report_lease(failed, "failed", f"the build said {SCRIPT}{IMG}"))
+    ready = ask(tokens.user)
+    host.send(ops.report_lease(ready, "ready"))
+    processes = [["python3", "-c", "print(1)"], ["sh", "-c", SCRIPT]]
+    host.send(ops.report_usage(ready, 12.5, 300 * MiB, processes, oom_killed=True))
+    return Leases(host, failed, ready, ask(tokens.operator))
 
 
 def assert_escaped(html: str) -> None:

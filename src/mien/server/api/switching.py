@@ -11,8 +11,10 @@ another persona.
 
 Only the instance's own agent token may call these: the agent vouches for the person (it
 read their identity from the kernel, see :mod:`mien.agent.local_api`). The fleet has no
-switch policy of its own yet; :func:`mien.protocol.switching.refusal` (the persona's
-``access_controls.users``) decides. Operators keep ``POST …/personas/{name}/activate``.
+switch policy of its own yet; the persona's ``access_controls.users`` decides, its
+``group:NAME`` entries read as the server's groups (``mien group add``), the same as for a
+lease (:func:`mien.server.broker.identity.switch_refusal`): the Unix groups the agent
+reports do not count here. Operators keep ``POST …/personas/{name}/activate``.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from mien.server import resolve
 from mien.server.api.body import CheckedRoute
 from mien.server.api.deps import INSTANCE_RE, NAME_RE, Agent, State
 from mien.server.auth import Principal
+from mien.server.broker import identity
 from mien.server.errors import ApiError, not_found
 from mien.server.fleet import Member
 from mien.server.reports import activation_model
@@ -54,7 +57,13 @@ router = APIRouter(
 
 User = Annotated[str, Query(pattern=USER_PATTERN, description="the person on the machine")]
 Groups = Annotated[
-    list[str], Query(alias="group", max_length=256, description="their Unix groups (repeat)")
+    list[str],
+    Query(
+        alias="group",
+        max_length=256,
+        description="their Unix groups (repeat); accepted and not used: on the server, "
+        "group:NAME in access_controls.users is a server group (mien group add)",
+    ),
 ]
 
 
@@ -87,7 +96,12 @@ async def _tags(state: ServerState, instance_id: str) -> dict[str, str]:
     return dict(instance.tags)
 
 
-def _describe(doc: PersonaDoc, user: str, groups: list[str]) -> Candidate:
+async def _groups(state: ServerState, user: str) -> set[str]:
+    async with state.db.read() as s:
+        return await identity.groups_of(s, user)
+
+
+def _describe(doc: PersonaDoc, user: str, groups: set[str]) -> Candidate:
     why = refusal(doc.document, user, groups)
     return Candidate(
         name=doc.name,
@@ -114,7 +128,8 @@ async def switchable(
     _own(who, instance_id)
     await _tags(state, instance_id)
     docs = sorted((d for d in state.fleet.personas.values() if not d.deleted), key=lambda d: d.name)
-    return Candidates(items=[_describe(d, user, group) for d in docs])
+    groups = await _groups(state, user)
+    return Candidates(items=[_describe(d, user, groups) for d in docs])
 
 
 @router.get(
@@ -139,7 +154,7 @@ async def switchable_document(
     effective = _effective(state, tags, doc)
     if effective.error or effective.data is None:
         raise ApiError(422, "unresolvable", f"cannot compose {persona_name!r}: {effective.error}")
-    why = refusal(doc.document, user, group)
+    why = refusal(doc.document, user, await _groups(state, user))
     return PersonaDocument(
         name=doc.name,
         version=doc.version,
@@ -184,7 +199,7 @@ async def request_switch(
             )
         where = instance.hostname or instance_id
         actor = f"{person.user} on {where}"
-        why = refusal(doc.document, person.user, person.groups)
+        why = await identity.switch_refusal(s, doc.document, person.user)
         if why is not None:
             tx.audit(
                 actor,

@@ -5,7 +5,8 @@ form, plots drawn as inline SVG and a rollout followed live through server-sent 
 :func:`install` mounts it on the application (:func:`mien.server.app.create_app`). The
 pages: fleet (``/ui/``), an instance, personas and one persona (versions, diff, uses),
 bindings (create, edit, priority, delete), a rollout (``/ui/rollouts/{binding|persona}/NAME``
-with ``…/events``), the audit log and its verification. Templates and the one stylesheet
+with ``…/events``), the audit log and its verification, the broker's leases and sandbox hosts
+(``/ui/leases``). Templates and the one stylesheet
 and script are files in this package; nothing is built and nothing is fetched from
 elsewhere. See docs/dashboard.md.
 """
@@ -27,12 +28,21 @@ def routers() -> list[APIRouter]:
         audit_pages,
         binding_pages,
         fleet_pages,
+        lease_pages,
         login,
         persona_pages,
         rollouts,
     )
 
-    modules = (login, fleet_pages, persona_pages, binding_pages, rollouts, audit_pages)
+    modules = (
+        login,
+        fleet_pages,
+        persona_pages,
+        binding_pages,
+        rollouts,
+        audit_pages,
+        lease_pages,
+    )
     return [module.router for module in modules]
 
 

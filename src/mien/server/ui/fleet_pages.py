@@ -19,6 +19,7 @@ from mien.server.api import activations as activations_api
 from mien.server.api import instances as instances_api
 from mien.server.api.deps import INSTANCE_RE, get_state
 from mien.server.errors import ApiError
+from mien.server.ui import lease_pages
 from mien.server.ui import sessions as ui
 from mien.server.ui.render import UiRoute, page
 from mien.server.ui.svg import bar_chart
@@ -124,4 +125,5 @@ async def instance(
         activations=activations.items,
         not_in_effect=not_in_effect,
         in_effect=len(inst.applied.settings) - len(not_in_effect),
+        **await lease_pages.host_section(request, session, instance_id),
     )

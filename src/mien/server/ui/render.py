@@ -20,7 +20,7 @@ from fastapi.routing import APIRoute
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from mien.server.errors import ApiError
-from mien.server.ui.sessions import PERSONAS, READ, VERIFY, WRITE, Session, SignIn
+from mien.server.ui.sessions import LEASES, PERSONAS, READ, VERIFY, WRITE, Session, SignIn
 
 HERE = Path(__file__).resolve().parent
 TEMPLATES = HERE / "templates"
@@ -96,6 +96,7 @@ def page(session: Session | None, template: str, status: int = 200, **context: A
         "personas": session is not None and session.may(PERSONAS),
         "write": session is not None and session.may(WRITE),
         "verify": session is not None and session.may(VERIFY),
+        "leases": session is not None and session.may(LEASES),
     }
     return html(template, status, session=session, can=caps, **context)
 

@@ -38,6 +38,7 @@ READ = ("viewer",)  # Viewer: instances, fleet summary, activations, bindings, a
 PERSONAS = ("viewer", "user")  # Reader: personas, versions, diffs
 WRITE = ("operator",)  # Operator: bindings create/update/delete
 VERIFY = ("admin",)  # Admin: audit chain verification
+LEASES = ("viewer", "user")  # the broker's Person: leases (a person sees only their own)
 
 
 class SignIn(Exception):
