@@ -100,9 +100,12 @@ class Held:
 
 
 def capacity(workdir: Path) -> tuple[float, int, int]:
-    """This machine's CPU cores, memory and free storage under ``workdir``."""
+    """This machine's CPU cores, memory and free storage under ``workdir`` (measured on
+    its nearest existing parent: the directory is made by the first sandbox, not before)."""
     import psutil
 
+    while not workdir.is_dir() and workdir.parent != workdir:
+        workdir = workdir.parent
     cores = float(len(os.sched_getaffinity(0)) or psutil.cpu_count() or 1)
     return cores, int(psutil.virtual_memory().total), int(psutil.disk_usage(str(workdir)).free)
 
@@ -250,6 +253,8 @@ class SandboxHost:
                 self.reclaim_idle()
             except ClientError as exc:
                 self.warn(f"sandbox host: {exc}")
+            except Exception as exc:  # the thread must not die silently beside the agent
+                self.warn(f"sandbox host: {type(exc).__name__}: {exc}")
             self._stop.wait(self.poll_interval)
         self.pool.shutdown(wait=True)
 
