@@ -11,7 +11,7 @@ import pytest
 from mien.agent.sandbox import Endpoint, Limits, Mount, SandboxError, SandboxHandle, SandboxSpec
 from mien.agent.sandbox.base import pick, split_app_config
 from mien.agent.sandbox.netns import hosts_file, ruleset
-from mien.agent.sandbox.roots import Recipe, app_env_text, layer_key
+from mien.agent.sandbox.roots import Recipe, app_env_values, layer_key
 from mien.spec.models import Persona
 
 SEED = {
@@ -74,20 +74,19 @@ def test_a_lease_id_that_could_escape_a_path_is_refused() -> None:
             SandboxSpec.from_persona(bad, {"name": "x"})
 
 
-def test_flat_settings_become_a_sourceable_env_file() -> None:
+def test_flat_settings_become_the_persona_env_file_values() -> None:
     doc, flat = split_app_config(SEED)
     assert list(doc["application_configuration"]) == ["jupyter"]
     assert flat == {
         "database_connection_string": "postgresql://user:pa'ss@db:5432/x",
         "debug": "true",
     }
-    lines = app_env_text(flat).splitlines()
-    assert lines[1:] == [
-        "database_connection_string='postgresql://user:pa'\\''ss@db:5432/x'",
-        "DATABASE_CONNECTION_STRING='postgresql://user:pa'\\''ss@db:5432/x'",
-        "debug='true'",
-        "DEBUG='true'",
-    ]
+    assert app_env_values(flat) == {
+        "database_connection_string": "postgresql://user:pa'ss@db:5432/x",
+        "DATABASE_CONNECTION_STRING": "postgresql://user:pa'ss@db:5432/x",
+        "debug": "true",
+        "DEBUG": "true",
+    }
     assert split_app_config({"name": "x"}) == ({"name": "x"}, {})
 
 

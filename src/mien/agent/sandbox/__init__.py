@@ -6,7 +6,8 @@ The broker gives a host a lease; the agent's host glue turns the lease's persona
 cgroup v1, :mod:`mien.agent.sandbox.local`) and ``podman`` (containers through the Docker
 API of ``podman system service``, :mod:`mien.agent.sandbox.podman`). Inside, the persona
 is applied by mien's own engine (:mod:`mien.agent.sandbox.roots`); the flat form of
-``application_configuration`` becomes ``/etc/mien/app.env``, loaded by ``run``.
+``application_configuration`` becomes the persona's env file,
+``/etc/persona/application.env`` (as on a machine), loaded by ``run``.
 """
 
 from __future__ import annotations

@@ -243,7 +243,7 @@ class Driver(ABC):
         timeout: float | None = None,
     ) -> RunResult:
         """Run ``argv`` inside as the sandbox user, with the persona's environment and the
-        applications' settings (``/etc/mien/app.env``) loaded, then ``env`` on top."""
+        applications' settings (``/etc/persona/application.env``) loaded, then ``env`` on top."""
 
     @abstractmethod
     def usage(self, handle: SandboxHandle) -> Usage: ...
@@ -274,11 +274,6 @@ def pick(drivers: Mapping[str, Driver], name: str | None = None) -> Driver:
             return driver
         reasons.append(f"{driver.name}: {missing}")
     raise SandboxError("no sandbox driver is usable here (" + "; ".join(reasons) + ")")
-
-
-def shell_env_line(name: str, value: str) -> str:
-    """``NAME='value'``: a line both ``sh`` (``. file``) and a KEY=value reader understand."""
-    return f"{name}='" + value.replace("'", "'\\''") + "'"
 
 
 def split_app_config(document: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:

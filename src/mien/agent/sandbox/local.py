@@ -41,6 +41,7 @@ from mien.agent.sandbox.base import (
     Usage,
     as_spec,
 )
+from mien.spec.models import APPLICATION_ENV_PATH
 
 DEFAULT_RUN_DIR = Path("/run/mien/sandbox")
 DEFAULT_STORAGE = 1 << 30
@@ -49,7 +50,7 @@ _USER = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
 # Loads the persona's login environment and the applications' settings, then runs argv.
 PRELUDE = (
     ". /etc/profile.d/mien.sh 2>/dev/null; set -a; "
-    '[ -r /etc/mien/app.env ] && . /etc/mien/app.env; set +a; exec "$@"'
+    f'[ -r {APPLICATION_ENV_PATH} ] && . {APPLICATION_ENV_PATH}; set +a; exec "$@"'
 )
 
 

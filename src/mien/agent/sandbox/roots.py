@@ -5,7 +5,9 @@ variant, mirror, extra packages) and cached under the recipe's content hash, so 
 built once per host. A persona layer is the base root with the persona applied by mien's
 own engine (``Engine(root=...)``, as ``mien apply --root``): its apt and pip packages
 installed, its configuration files, environment and scripts written, and the flat
-``application_configuration`` entries written to ``/etc/mien/app.env``. It is built on the
+``application_configuration`` entries written by the engine to the persona's env file
+(``/etc/persona/application.env``, as on a machine; the drivers load it into every ``run``,
+also under upper-case names). It is built on the
 host side (apt and pip need the network, which the sandbox does not have) in an overlay's
 upper directory over the base root, and cached under the hash of base + persona, so a
 second lease of the same persona starts at once. A failed build leaves nothing.
@@ -29,9 +31,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mien.agent.sandbox.base import Progress, SandboxError, shell_env_line, split_app_config
+from mien.agent.sandbox.base import Progress, SandboxError, split_app_config
+from mien.spec.models import APPLICATION_ENV_KEY, APPLICATION_ENV_PATH
 
-APP_ENV = "/etc/mien/app.env"
+# What a layer holds changed (where the flat settings go): part of its cache key.
+_LAYER_LAYOUT = 2
 # A copy of the user's home as the persona left it, for drivers whose home is a fresh tmpfs.
 HOME_SKEL = "/var/lib/mien/sandbox-home"
 BUILD_CA = "/etc/mien/build-ca.pem"
@@ -139,7 +143,9 @@ def layer_key(base: Path, document: Mapping[str, Any], user: str = SANDBOX_USER)
         if k not in ("resource_requirements", "access_controls", "extends")
     }
     text = json.dumps(
-        {"base": str(base), "user": user, "persona": inside}, sort_keys=True, default=str
+        {"base": str(base), "user": user, "persona": inside, "layout": _LAYER_LAYOUT},
+        sort_keys=True,
+        default=str,
     )
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -199,19 +205,17 @@ def add_user(root: Path, name: str = SANDBOX_USER, uid: int = SANDBOX_UID) -> No
     home.chmod(0o750)
 
 
-def app_env_text(flat: Mapping[str, str]) -> str:
-    """``/etc/mien/app.env``: each flat setting as NAME='value' (sh-sourceable), under its
-    own name and, when different, its upper-case name (``database_url`` → also
-    ``DATABASE_URL``)."""
-    lines = ["# The persona's application settings (application_configuration, flat form)."]
+def app_env_values(flat: Mapping[str, str]) -> dict[str, str]:
+    """The flat settings as the env file's values: each under its own name and, when
+    different, its upper-case name (``database_url`` → also ``DATABASE_URL``)."""
+    values: dict[str, str] = {}
     for key, value in sorted(flat.items()):
         name = _ENV_NAME.sub("_", key)
         if name[:1].isdigit():
             name = "_" + name
-        lines.append(shell_env_line(name, value))
-        if name.upper() != name:
-            lines.append(shell_env_line(name.upper(), value))
-    return "\n".join(lines) + "\n"
+        values[name] = value
+        values.setdefault(name.upper(), value)
+    return values
 
 
 def persona_layer(
@@ -267,6 +271,14 @@ def _apply(
     if Path("/etc/resolv.conf").is_file():  # apt and pip inside resolve the archive's name
         shutil.copyfile("/etc/resolv.conf", resolv)
     doc, flat = split_app_config(document)
+    if flat:  # the engine writes them, to the path it uses on a machine
+        config = dict(doc.get("application_configuration") or {})
+        config[APPLICATION_ENV_KEY] = {
+            "path": APPLICATION_ENV_PATH,
+            "format": "env",
+            "values": app_env_values(flat),
+        }
+        doc["application_configuration"] = config
     doc.pop("extends", None)
     doc.setdefault("name", name)
     if progress:
@@ -290,7 +302,3 @@ def _apply(
     skel = root / HOME_SKEL.lstrip("/")
     shutil.rmtree(skel, ignore_errors=True)
     shutil.copytree(root / "home" / user, skel, symlinks=True)
-    target = root / APP_ENV.lstrip("/")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(app_env_text(flat))
-    target.chmod(0o644)

@@ -32,6 +32,12 @@ def test_an_installed_program_runs_with_its_configuration(driver: Any, sandbox: 
         env={"EXTRA": "given"},
     )
     assert env.stdout == b"postgresql://db.internal:5432/app|loud|given|app\n", env.stderr
+    # One env file for the flat settings, the one the engine writes on a machine too.
+    files = driver.run(
+        handle, ["sh", "-c", "cat /etc/persona/application.env; ls /etc/mien/app.env"]
+    )
+    assert b"database_connection_string=postgresql://db.internal:5432/app\n" in files.stdout
+    assert b"No such file" in files.stderr, files
     home = driver.run(handle, ["sh", "-c", "jq -r .color ~/.config/tool.json && touch ~/new"])
     assert (home.exit_status, home.stdout) == (0, b"blue\n"), home.stderr  # and writable
     assert driver.run(handle, ["cat"], stdin=b"through stdin").stdout == b"through stdin"
