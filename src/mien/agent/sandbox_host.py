@@ -352,6 +352,7 @@ class SandboxHost:
                     float(getattr(found, "cpu_seconds", 0.0)),
                     int(getattr(found, "peak_memory", 0)),
                     processes[-1000:],
+                    getattr(found, "oom_killed", None),  # None: the driver cannot tell
                 )
             )
 

@@ -204,6 +204,11 @@ def status_cmd(
             f"usage     {x.usage.cpu_seconds:.2f} CPU seconds, peak memory "
             f"{_size(x.usage.peak_memory)}, {len(x.usage.processes)} process(es)"
         )
+        if x.usage.oom_killed:
+            lines.append(
+                f"          memory limit hit: a process was killed (OOM) past "
+                f"{_size(x.limits.memory)}"
+            )
         lines += [f"          $ {shlex.join(p)}" for p in x.usage.processes[-20:]]
     sys.stdout.write("\n".join(lines) + "\n")
 
