@@ -1,0 +1,327 @@
+"""Application personas end to end, with real processes on loopback: a ``mien server``,
+one sandbox host (``mien agent run --sandbox-host --sandbox-driver local``: bubblewrap +
+cgroup v1) and people using ``mien app`` with their ``user`` tokens.
+
+A member of the ``marketing`` group asks for the example application persona and for a
+second one (an apt program, a structured configuration file, a read-only host mount, a
+memory limit, no network); both become ready; programs run inside with their settings;
+the limits hold (memory, read-only mount, no network); someone else cannot touch the
+leases; release removes each sandbox (files, cgroups, network namespace) and its ledger
+entry; releasing twice and running in a released lease answer clear errors.
+
+Skips, saying why, without root, bubblewrap or cgroup v1. The Debian base root and the
+persona layers are cached by content hash under ``~/.cache/mien-test-images`` (the cache
+of tests/integration/agent/sandbox), so only a first run downloads packages.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support import EXAMPLES, make_machine, mien_command, run_mien
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration" / "server"))
+
+from server_harness import ServerProcess, wait_until
+
+from mien.client import Client
+
+CACHE = Path.home() / ".cache" / "mien-test-images"
+
+# An apt program the base root already has (so its layer needs no download), a structured
+# configuration file, a read-only host mount (added in the test), a memory limit and no
+# network.
+REPORTER: dict[str, Any] = {
+    "name": "reporter",
+    "required_applications": [{"name": "perl-base", "manager": "apt"}],
+    "application_configuration": {
+        "reporter": {
+            "path": "/etc/reporter.json",
+            "format": "json",
+            "values": {"title": "weekly", "rows": 10},
+        },
+        "report_bucket": "s3://reports/weekly",
+    },
+    "resource_requirements": {"cpu": 1, "memory": "64MiB", "storage": "64MiB"},
+}
+
+
+@pytest.fixture
+def sandboxes() -> Iterator[Path]:
+    """The drivers' run directory, after checking this host can run the local driver and
+    has (or can build) the cached base root."""
+    if os.geteuid() != 0:
+        pytest.skip("application sandboxes need root (mounts, cgroups, namespaces)")
+    from mien.agent.sandbox import SandboxError, roots
+    from mien.agent.sandbox.local import LocalDriver
+
+    recipe = roots.Recipe()
+    missing = LocalDriver(recipe, cache=CACHE).available()
+    if missing:
+        pytest.skip(f"local sandbox driver: {missing}")
+    if shutil.which("mmdebstrap") is None and not (CACHE / f"base-{recipe.key()}").is_dir():
+        pytest.skip("needs mmdebstrap to build the base root (scripts/system-deps installs it)")
+    try:
+        roots.base_root(recipe, cache=CACHE)
+    except SandboxError as exc:
+        pytest.skip(f"cannot build the Debian base root (is the archive reachable?): {exc}")
+    runs = Path(tempfile.mkdtemp(prefix="mien-app-e2e-", dir="/run"))
+    runs.chmod(0o711)
+    yield runs
+    shutil.rmtree(runs, ignore_errors=True)
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[ServerProcess]:
+    proc = ServerProcess(tmp_path / "server").start()
+    yield proc
+    assert proc.stop() == 0, proc.log()
+
+
+@pytest.fixture
+def listener() -> Iterator[int]:
+    """A loopback TCP listener of the test's own: a sandbox without network must not reach it."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(8)
+    sock.settimeout(0.2)
+    accepted: list[object] = []
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = sock.accept()
+            except OSError:
+                continue
+            accepted.append(conn)
+            conn.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield sock.getsockname()[1]
+    stop.set()
+    thread.join(5)
+    sock.close()
+    assert not accepted, "a sandbox without network reached the host's loopback listener"
+
+
+class SandboxHostProcess:
+    """``mien agent run --sandbox-host`` on an enrolled temp root."""
+
+    def __init__(self, root: Path, runs: Path, log: Path) -> None:
+        self.log_path = log
+        env = {
+            **os.environ,
+            "MIEN_SANDBOX_CACHE": str(CACHE),
+            "MIEN_SANDBOX_RUN": str(runs),
+        }
+        with log.open("ab") as fh:
+            self.proc = subprocess.Popen(
+                [
+                    *mien_command(),
+                    "agent",
+                    "run",
+                    "--root",
+                    str(root),
+                    "--wait",
+                    "5",
+                    "--no-adapt",
+                    "--sandbox-host",
+                    "--sandbox-driver",
+                    "local",
+                ],
+                stdout=fh,
+                stderr=subprocess.STDOUT,
+                env=env,
+            )
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+        return self.proc.wait(60)
+
+
+def mien(server: ServerProcess, token: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """``mien ARGS`` as a person would type it, with their token."""
+    env = {"MIEN_SERVER": server.url, "MIEN_TOKEN": token}
+    done = run_mien(*args, env=env, timeout=600)
+    assert "Traceback" not in done.stderr, done.stderr
+    return done  # type: ignore[return-value]
+
+
+def enroll(server: ServerProcess, admin: Client, root: Path) -> str:
+    token = admin.create_token("enroll-sandbox-host", kind="enroll", uses=1).token
+    done = run_mien(
+        "agent", "enroll", "--server", server.url, "--token", token, "--root", root,
+        "--user", "alice",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return str(json.loads((root / "var/lib/mien/agent.json").read_text())["instance_id"])
+
+
+def hosts(admin: Client) -> dict[str, dict[str, Any]]:
+    r = admin._http.get("/api/v1/broker/hosts")
+    r.raise_for_status()
+    return {h["instance_id"]: h for h in r.json()["items"]}
+
+
+def status(server: ServerProcess, token: str, lease: str) -> dict[str, Any]:
+    done = mien(server, token, "app", "status", lease, "--output", "json")
+    assert done.returncode == 0, done.stderr
+    return dict(json.loads(done.stdout))
+
+
+def traces(lease: str, runs: Path) -> list[str]:
+    """What of the lease's sandbox is still on the host: its directory, its cgroups, its
+    network namespace."""
+    from mien.agent.sandbox import cgroups, netns
+
+    left = [str(p) for p in (runs / f"lease-{lease}",) if p.exists()]
+    left += [str(p) for p in cgroups.paths(lease).values() if p.exists()]
+    ns = netns.NETNS_DIR / netns.name_for(lease)
+    return left + ([str(ns)] if ns.exists() else [])
+
+
+def test_people_get_application_sandboxes_that_hold_their_limits_and_go_away(
+    tmp_path: Path, sandboxes: Path, server: ServerProcess, listener: int
+) -> None:
+    admin = server.client()
+    machine = make_machine(tmp_path / "host")
+    instance = enroll(server, admin, machine)
+    agent = SandboxHostProcess(machine, sandboxes, tmp_path / "host.log")
+    try:
+        wait_until(lambda: instance in hosts(admin), timeout=60, what="the host's offer")
+        # The seed's example as written, but for its site's own host path and database
+        # endpoint: here a directory of the test's, and no network.
+        templates = tmp_path / "templates"
+        templates.mkdir()
+        (templates / "weekly.txt").write_text("Weekly report\n")
+        example = json.loads((EXAMPLES / "marketing-app.json").read_text())
+        example["access_controls"]["filesystem"] = [{"path": str(templates), "mode": "ro"}]
+        del example["access_controls"]["network"]
+        reporter = {
+            **REPORTER,
+            "access_controls": {
+                "users": ["ann"],
+                "filesystem": [{"path": str(templates), "mode": "ro"}],
+            },
+        }
+        for document in (example, reporter):
+            path = tmp_path / f"{document.get('name', 'example')}.json"
+            path.write_text(json.dumps(document))
+            pushed = mien(server, server.admin_token, "persona", "push", str(path))
+            assert pushed.returncode == 0, pushed.stderr
+        added = mien(server, server.admin_token, "group", "add", "marketing", "ann")
+        assert added.returncode == 0, added.stderr
+        admin_token = server.admin_token
+        ann = admin.create_token("ann", role="user").token
+        bob = admin.create_token("bob", role="user").token
+
+        leases = {}
+        for persona in ("marketing-report-creator", "reporter"):
+            asked = mien(server, ann, "app", "request", persona, "--wait")
+            assert asked.returncode == 0, asked.stderr + agent.log()[-3000:]
+            leases[persona] = asked.stdout.strip()
+            assert status(server, ann, leases[persona])["state"] == "ready"
+        marketing, report = leases["marketing-report-creator"], leases["reporter"]
+
+        # The installed applications run, with the persona's settings.
+        ran = mien(
+            server, ann, "app", "run", marketing, "--", "python3", "-c",
+            "import os, sqlite3; print(os.environ['database_connection_string']);"
+            " print(sqlite3.connect(':memory:').execute('select 6*7').fetchone()[0])",
+        )  # fmt: skip
+        assert ran.returncode == 0, ran.stderr
+        assert ran.stdout.splitlines() == [
+            "postgresql://reports@warehouse.internal:5432/marketing",
+            "42",
+        ]
+        version = mien(server, ann, "app", "run", marketing, "--", "sqlite3", "--version")
+        assert version.returncode == 0 and version.stdout.startswith("3."), version.stderr
+        ran = mien(
+            server, ann, "app", "run", report, "--", "perl", "-e",
+            'print "$ENV{report_bucket}\\n"; open my $f, "<", "/etc/reporter.json" or die;'
+            " print <$f>; open my $t, '<', '" + str(templates) + "/weekly.txt' or die; print <$t>",
+        )  # fmt: skip
+        assert ran.returncode == 0, ran.stderr
+        assert ran.stdout.startswith("s3://reports/weekly\n"), ran.stdout
+        assert '"title": "weekly"' in ran.stdout and "Weekly report" in ran.stdout
+
+        # The limits hold: memory, the read-only mount, no network.
+        hog = mien(
+            server, ann, "app", "run", report, "--", "perl", "-e",
+            '$x = "a" x (256 * 1024 * 1024); print "survived\\n"',
+        )  # fmt: skip
+        assert hog.returncode == 137 and "survived" not in hog.stdout, (hog.returncode, hog.stdout)
+
+        def oom_shown() -> bool:
+            return "OOM" in mien(server, ann, "app", "status", report).stdout
+
+        wait_until(oom_shown, timeout=30, what="the OOM kill in mien app status")
+        assert status(server, ann, report)["usage"]["oom_killed"] is True
+        write = mien(
+            server, ann, "app", "run", report, "--", "sh", "-c",
+            f"echo x > {templates}/weekly.txt",
+        )  # fmt: skip
+        assert write.returncode != 0 and "Read-only file system" in write.stderr, write
+        assert (templates / "weekly.txt").read_text() == "Weekly report\n"
+        connect = mien(
+            server, ann, "app", "run", report, "--", "perl", "-MIO::Socket::INET", "-e",
+            f"IO::Socket::INET->new(PeerAddr => '127.0.0.1:{listener}', Timeout => 3)"
+            " or die qq(no connection: $@\\n); print qq(connected\\n)",
+        )  # fmt: skip
+        assert connect.returncode != 0 and "no connection" in connect.stderr, connect
+
+        # Someone else can neither run in nor release the leases.
+        for args in (("run", report, "--", "true"), ("release", report)):
+            refused = mien(server, bob, "app", *args)
+            assert refused.returncode != 0
+            assert refused.stderr == f"mien: lease {report} belongs to 'ann', not to 'bob'\n"
+        with Client(server.url, bob) as as_bob:
+            answer = as_bob._http.post(f"/api/v1/broker/leases/{report}/release")
+            assert answer.status_code == 403, answer.text
+        assert status(server, ann, report)["state"] == "ready"
+
+        # Release removes each sandbox and its ledger entry.
+        assert {p.name for p in sandboxes.iterdir() if p.name.startswith("lease-")} == {
+            f"lease-{marketing}",
+            f"lease-{report}",
+        }
+        assert hosts(admin)[instance]["used_memory"] == (512 + 64) * 2**20
+        for lease in (marketing, report):
+            released = mien(server, ann, "app", "release", lease)
+            assert released.returncode == 0, released.stderr
+        wait_until(lambda: not traces(marketing, sandboxes) and not traces(report, sandboxes),
+                   timeout=60, what="the sandboxes destroyed")  # fmt: skip
+        assert hosts(admin)[instance]["used_memory"] == 0
+        assert mien(server, ann, "app", "list").stderr.startswith("no leases")
+        assert (
+            json.loads(mien(server, admin_token, "app", "list", "--all", "-o", "json").stdout) == []
+        )
+        assert status(server, ann, report)["state"] == "released"
+
+        # Releasing twice and running in a released lease: clear errors.
+        again = mien(server, ann, "app", "release", report)
+        assert again.returncode != 0 and "released" in again.stderr, again.stderr
+        late = mien(server, ann, "app", "run", report, "--", "true")
+        assert late.returncode != 0 and "released" in late.stderr, late.stderr
+    finally:
+        code = agent.stop()
+        admin.close()
+    assert code == 0, agent.log()
