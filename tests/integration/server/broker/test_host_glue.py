@@ -34,6 +34,7 @@ class TinyUsage:
     cpu_seconds: float
     peak_memory: int
     processes: list[list[str]] = field(default_factory=list)
+    oom_killed: bool = False
 
 
 @dataclass(frozen=True)
@@ -64,7 +65,8 @@ class TinyDriver:
         return subprocess.run(argv, cwd=handle.path, check=False).returncode
 
     def usage(self, handle: TinyHandle) -> TinyUsage:
-        return TinyUsage(0.5, 1024 * 1024)
+        # A file "oom" in the lease stands for the kernel's OOM killer having struck.
+        return TinyUsage(0.5, 1024 * 1024, oom_killed=(handle.path / "oom").exists())
 
     def destroy(self, handle: TinyHandle) -> None:
         shutil.rmtree(handle.path, ignore_errors=True)
@@ -132,6 +134,13 @@ def test_request_run_status_release_through_the_cli(
     assert data["state"] == "ready" and data["host"] == "sbx-1"
     assert data["usage"]["cpu_seconds"] == 0.5
     assert ["sh", "-c", "echo out; echo err >&2; exit 3"] in data["usage"]["processes"]
+    assert data["usage"]["oom_killed"] is False
+    assert "OOM" not in mien(server, token, "app", "status", lease_id).stdout
+    assert mien(server, token, "app", "run", lease_id, "--", "touch", "oom").returncode == 0
+    wait_until(
+        lambda: "killed (OOM)" in mien(server, token, "app", "status", lease_id).stdout,
+        what="the OOM kill shown",
+    )
 
     released = mien(server, token, "app", "release", lease_id)
     assert released.returncode == 0 and "released" in released.stderr
