@@ -38,6 +38,8 @@ from server_harness import ServerProcess, wait_until
 
 from mien.client import Client
 
+pytestmark = [pytest.mark.root, pytest.mark.slow]
+
 CACHE = Path.home() / ".cache" / "mien-test-images"
 
 # An apt program the base root already has (so its layer needs no download), a structured
