@@ -23,11 +23,11 @@ from sqlalchemy import func, select
 from tests.support import make_machine, mien_command, run_mien
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration" / "server"))
-from server_harness import ServerProcess  # noqa: E402
+from server_harness import ServerProcess
 
-from mien.client import Client  # noqa: E402
-from mien.server.store.db import Database  # noqa: E402
-from mien.server.store.tables import metric_rollups, metric_samples  # noqa: E402
+from mien.client import Client
+from mien.server.store.db import Database
+from mien.server.store.tables import metric_rollups, metric_samples
 
 PERSONA = """\
 name: watched
