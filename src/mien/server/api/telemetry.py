@@ -28,7 +28,7 @@ from mien.protocol.telemetry import (
     TelemetryBatch,
     TelemetryEvent,
 )
-from mien.server.api.body import CheckedRequest
+from mien.server.api.body import CheckedRequest, CheckedRoute
 from mien.server.api.deps import (
     INSTANCE_RE,
     Agent,
@@ -71,9 +71,11 @@ class GzipRequest(CheckedRequest):
         return self._inflated
 
 
-class TelemetryRoute(APIRoute):
+class TelemetryRoute(CheckedRoute):
+    """A :class:`CheckedRoute` whose request also inflates a gzip body."""
+
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
+        handler = APIRoute.get_route_handler(self)
 
         async def inflating(request: Request) -> Response:
             return await handler(GzipRequest(request.scope, request.receive))
