@@ -237,5 +237,10 @@ def test_the_client_reads_metrics_and_refuses_a_foreign_token(
     assert post(server, token, body({"samples": [sample]})).status_code == 200
     answer = admin.instance_metrics(instance, name="cpu_percent", since=600)
     assert answer.series[0].last == 3.0
+    # Back after an outage that overflowed the agent's queues: the losses are an event.
+    lost = {"samples": [{**sample, "seq": 2}], "dropped_samples": 40, "dropped_events": 2}
+    assert post(server, token, body(lost)).json()["samples"] == 1
+    (note,) = admin.telemetry_events(instance=instance, kind="telemetry.dropped")
+    assert note.detail == {"samples": 40, "events": 2} and note.seq < 0
     with AgentClient(server.url, token) as agent, pytest.raises(ClientError):
         agent.telemetry(body({"instance": "vm-other", "samples": [sample]}))
