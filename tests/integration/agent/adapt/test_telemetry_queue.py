@@ -73,3 +73,35 @@ def test_samples_wait_while_the_server_is_away_and_go_once_it_is_back(
         assert last["samples"][0]["seq"] > max(s["seq"] for s in sent["samples"])
         assert last["events"][0]["seq"] > sent["events"][0]["seq"]
         assert last["dropped_samples"] == 0
+
+
+def test_events_queued_before_the_upgrade_keep_their_ids_and_ids_never_come_back(
+    tmp_path: Path,
+) -> None:
+    """A state.db of the version before telemetry: its queued events survive the upgrade
+    with their ids, and an emptied queue does not hand out those ids again (SQLite reuses
+    the ids of a plain INTEGER PRIMARY KEY once the table is empty: the server would take
+    the new events for ones it has and drop them)."""
+    import sqlite3
+
+    from mien.agent.state_schema import SCHEMA
+
+    path = tmp_path / "var/lib/mien/state.db"
+    path.parent.mkdir(parents=True)
+    db = sqlite3.connect(path, isolation_level=None)
+    for step in SCHEMA[:-1]:
+        if callable(step):
+            step(db)
+        else:
+            for statement in step.split(";"):
+                if statement.strip():
+                    db.execute(statement)
+    db.execute("INSERT INTO adapt_outbox (id, ts, event, detail) VALUES (7, 1.0, 'adapt.x', '{}')")
+    db.execute(f"PRAGMA user_version={len(SCHEMA) - 1}")
+    db.close()
+    with State(tmp_path) as state:
+        book = Ledger(state)
+        assert [item[0] for item in book.outbox()] == [7]
+        book.acknowledge(7)
+        book.event("rule.firing", persona="p", rule="r")
+        assert [item[0] for item in book.outbox()] == [8]
