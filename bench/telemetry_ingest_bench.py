@@ -1,4 +1,4 @@
-"""How fast one ``mien server`` on SQLite stores fleet telemetry, and reads a day of it back.
+"""How fast one ``mien server`` on SQLite (or PostgreSQL) stores fleet telemetry, and reads a day of it back.
 
 Starts a real server process, enrolls ``--agents`` instances, then has each send gzip
 batches as ``mien agent run`` does (``--metrics`` metrics per tick, ``--ticks`` ticks per
@@ -10,7 +10,7 @@ of one query for a day of one instance at 1-minute steps (``--day`` seeds it).
 Target (issue 11): 10,000 agents × 20 metrics every 15 s ≈ 13,000 samples/s on SQLite on
 one core; the day query under 50 ms. The load generator shares the machine with the server.
 
-Run: .venv/bin/python bench/telemetry_ingest_bench.py [--agents 50] [--seconds 10]
+Run: .venv/bin/python bench/telemetry_ingest_bench.py [--agents 50] [--seconds 10] [--postgres]
 """
 
 from __future__ import annotations
@@ -89,14 +89,33 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--day", type=int, default=5760, help="ticks of the day query's seed")
+    parser.add_argument(
+        "--postgres",
+        action="store_true",
+        help="a throwaway PostgreSQL cluster (durable settings) instead of SQLite",
+    )
     args = parser.parse_args()
+    provider = None
+    if args.postgres:
+        sys.path.insert(0, str(REPO / "tests"))
+        from pg import PostgresProvider
 
+        provider = PostgresProvider.start(durable=True)
+    try:
+        run(args, provider.new_database() if provider else None)
+    finally:
+        if provider is not None:
+            provider.stop()
+
+
+def run(args: argparse.Namespace, db_url: str | None) -> None:
     from server_harness import ServerProcess
 
     from mien.client import AgentClient
 
+    backend = "PostgreSQL" if db_url else "SQLite"
     with tempfile.TemporaryDirectory() as tmp:
-        server = ServerProcess(Path(tmp) / "data").start()
+        server = ServerProcess(Path(tmp) / "data", db_url).start()
         try:
             assert server.proc is not None
             with server.client() as admin:
@@ -112,7 +131,7 @@ def main() -> None:
                 wall = time.monotonic() - wall0
                 cpu = cpu_seconds(server.proc.pid) - cpu0
                 print(
-                    f"ingest (SQLite, {args.agents} agents, {args.metrics} metrics x "
+                    f"ingest ({backend}, {args.agents} agents, {args.metrics} metrics x "
                     f"{args.ticks} ticks per batch, {args.concurrency} connections):"
                 )
                 print(f"  {stored / wall:,.0f} samples/s stored ({stored:,} in {wall:.1f} s, "
