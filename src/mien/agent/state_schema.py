@@ -187,4 +187,25 @@ SCHEMA: list[Step] = [
         detail TEXT NOT NULL
     );
     """,
+    # Telemetry for the server: adaptation events and metric samples wait here until the
+    # server acknowledged them. Their ids are the sequence numbers the server deduplicates
+    # by, so they must never be reused once the queue empties: AUTOINCREMENT.
+    """
+    CREATE TABLE adapt_outbox_seq (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        ts REAL NOT NULL,
+        event TEXT NOT NULL,
+        detail TEXT NOT NULL
+    );
+    INSERT INTO adapt_outbox_seq (id, ts, event, detail) SELECT id, ts, event, detail
+        FROM adapt_outbox;
+    DROP TABLE adapt_outbox;
+    ALTER TABLE adapt_outbox_seq RENAME TO adapt_outbox;
+    CREATE TABLE metric_outbox (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        ts REAL NOT NULL,
+        name TEXT NOT NULL,
+        value REAL NOT NULL
+    );
+    """,
 ]

@@ -40,6 +40,7 @@ from mien.client import ops
 from mien.client._http import Session
 from mien.client.ops import ReportFields
 from mien.protocol import DesiredState, Enrollment, Instance, ReportAck
+from mien.protocol.telemetry import TelemetryAck
 
 
 class AgentClient(Session):
@@ -94,6 +95,10 @@ class AgentClient(Session):
 
     def heartbeat(self, agent_version: str | None = None) -> None:
         self.send(ops.heartbeat(agent_version))
+
+    def telemetry(self, body: bytes) -> TelemetryAck:
+        """Send one gzip-compressed telemetry batch (:mod:`mien.agent.adapt.upload`)."""
+        return self.send(ops.post_telemetry(body))
 
     def instance(self, instance_id: str) -> Instance:
         """This instance's record (an agent may read only its own)."""

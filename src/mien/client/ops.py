@@ -46,6 +46,7 @@ from mien.protocol import (
     VersionSummary,
     WhoAmI,
 )
+from mien.protocol.telemetry import MetricsAnswer, TelemetryAck, TelemetryEvent
 
 
 def _p(value: str) -> str:
@@ -428,3 +429,29 @@ def command_result(
 def heartbeat(agent_version: str | None) -> Call[None]:
     body = {"agent_version": agent_version} if agent_version else None
     return Call("POST", f"{API}/agent/heartbeat", nothing, json=body)
+
+
+# --- telemetry -------------------------------------------------------------------------
+
+
+def post_telemetry(body: bytes) -> Call[TelemetryAck]:
+    """A gzip-compressed :class:`~mien.protocol.telemetry.TelemetryBatch` (the agent's)."""
+    headers = {"Content-Type": "application/json", "Content-Encoding": "gzip"}
+    return Call(
+        "POST", f"{API}/agent/telemetry", model(TelemetryAck), content=body, headers=headers
+    )
+
+
+def instance_metrics(
+    instance_id: str, name: str | None, since: float | None, step: float | None
+) -> Call[MetricsAnswer]:
+    params = {"name": name, "since": since, "step": step}
+    path = f"{API}/instances/{_p(instance_id)}/metrics"
+    return Call("GET", path, model(MetricsAnswer), params=params)
+
+
+def telemetry_events(
+    instance: str | None, since: float | None, kind: str | None, after: str | None, limit: int
+) -> Call[Page[TelemetryEvent]]:
+    params = {"instance": instance, "since": since, "kind": kind, "after": after, "limit": limit}
+    return Call("GET", f"{API}/events", model(Page[TelemetryEvent]), params=params)

@@ -40,6 +40,7 @@ from mien.protocol import (
     VersionSummary,
     WhoAmI,
 )
+from mien.protocol.telemetry import MetricsAnswer, TelemetryEvent
 
 T = TypeVar("T")
 Document = Mapping[str, Any] | str | bytes | Path
@@ -300,3 +301,35 @@ class Client(Session, AdminCalls):
 
     def delete_binding(self, name: str) -> None:
         self.send(ops.delete_binding(name))
+
+    # --- telemetry -------------------------------------------------------------------
+
+    def instance_metrics(
+        self,
+        instance_id: str,
+        *,
+        name: str | None = None,
+        since: float | None = None,
+        step: float | None = None,
+    ) -> MetricsAnswer:
+        """The instance's metric series over the last ``since`` seconds (default: an hour),
+        ``step`` seconds per point (default: the server picks)."""
+        return self.send(ops.instance_metrics(instance_id, name, since, step))
+
+    def telemetry_events(
+        self,
+        *,
+        instance: str | None = None,
+        since: float | None = None,
+        kind: str | None = None,
+        limit: int = 1000,
+    ) -> list[TelemetryEvent]:
+        """Adaptation events the agents sent, oldest first (every page)."""
+        out: list[TelemetryEvent] = []
+        after: str | None = None
+        while True:
+            page = self.send(ops.telemetry_events(instance, since, kind, after, min(limit, 1000)))
+            out.extend(page.items)
+            if page.next is None or len(out) >= limit:
+                return out[:limit]
+            after = page.next

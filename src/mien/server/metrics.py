@@ -51,6 +51,20 @@ class Metrics:
             registry=self.registry,
         )
         self.resolutions.set_function(resolutions)
+        self.fleet_metric = Gauge(
+            "mien_fleet_metric",
+            "Average of the newest value each instance reported (within the last 5 "
+            "minutes), by applied persona; only the metrics of "
+            "mien.server.telemetry.FLEET_GAUGES",
+            ["persona", "metric"],
+            registry=self.registry,
+        )
+        self.fleet_metric_instances = Gauge(
+            "mien_fleet_metric_instances",
+            "Instances behind each mien_fleet_metric average",
+            ["persona", "metric"],
+            registry=self.registry,
+        )
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -63,6 +63,16 @@ class Settings(BaseModel):
     """A sandbox host silent this long is lost: its leases move or fail."""
     broker_interval: float = Field(1.0, gt=0)
     """How often the broker expires leases, buries silent hosts and serves the queue."""
+    telemetry_raw_retention: float = Field(86400.0, gt=0)
+    """Seconds raw metric samples are kept (a day)."""
+    telemetry_minute_retention: float = Field(7 * 86400.0, gt=0)
+    """Seconds 1-minute roll-ups are kept (a week)."""
+    telemetry_hour_retention: float = Field(90 * 86400.0, gt=0)
+    """Seconds 1-hour roll-ups are kept (90 days)."""
+    telemetry_event_retention: float = Field(30 * 86400.0, gt=0)
+    """Seconds adaptation events sent by agents are kept (30 days)."""
+    telemetry_prune_interval: float = Field(300.0, gt=0)
+    """How often telemetry older than its retention is deleted."""
     cache_refresh_interval: float = Field(300.0, gt=0)
     """A full reload of the per-replica cache, a safety net under LISTEN/NOTIFY."""
     token_cache_ttl: float = Field(900.0, ge=0)

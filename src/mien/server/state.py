@@ -85,6 +85,10 @@ class ServerState:
             asyncio.create_task(
                 self._every(s.broker_interval, self.broker_sweep), name="mien-broker"
             ),
+            asyncio.create_task(
+                self._every(s.telemetry_prune_interval, self.prune_telemetry),
+                name="mien-telemetry",
+            ),
         ]
 
     def begin_shutdown(self) -> None:
@@ -195,6 +199,19 @@ class ServerState:
 
         async with self.transaction() as tx:
             await sweep(tx, self.settings.sandbox_host_timeout)
+
+    async def prune_telemetry(self) -> None:
+        from mien.server.store import telemetry as telemetry_q
+        from mien.server.telemetry import Retention
+
+        s = self.settings
+        keep = Retention(
+            s.telemetry_raw_retention, s.telemetry_minute_retention, s.telemetry_hour_retention
+        )
+        async with self.db.write() as session:
+            await telemetry_q.prune(
+                session, self.clock().timestamp(), keep, s.telemetry_event_retention
+            )
 
     async def refresh(self) -> None:
         await self.fleet.load_all(self.clock())

@@ -32,6 +32,7 @@ from mien.agent.adapt.changes import Runner
 from mien.agent.adapt.executors import ActionFailed, Ctx
 from mien.agent.adapt.feeds import Feeds, NoSources, write_status
 from mien.agent.adapt.ledger import APPLIED, REVERTED, Ledger
+from mien.agent.adapt.upload import record_samples
 from mien.agent.state import State
 
 if TYPE_CHECKING:
@@ -72,6 +73,7 @@ class Adaptation:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.root = root
+        self.has_server = has_server
         self.log = log
         self.clock = clock
         self.fixed_interval = interval
@@ -126,6 +128,8 @@ class Adaptation:
         from mien.rules import Inputs
 
         reading = self.telemetry.sample(now)
+        if self.has_server:  # queued for the server (mien.agent.adapt.upload)
+            record_samples(self.state, reading.metrics, now)
         baseline, anomaly = self.baselines.update(reading.metrics, now)
         self.feeds.poll_due(now)
         data = self.feeds.entries(now)

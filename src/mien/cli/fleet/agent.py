@@ -189,6 +189,13 @@ def run_cmd(
         max=3600.0,
         help="Seconds between samples (default: the persona's telemetry.interval, else 15).",
     ),
+    send_every: float = typer.Option(
+        10.0,
+        "--send-every",
+        min=0.2,
+        max=3600.0,
+        help="Seconds between telemetry batches sent to the server (at most one each).",
+    ),
 ) -> None:
     """Follow the server: apply what it desires, report, run remote commands, and adapt
     the machine within its persona's limits. With --local, adapt only (no server, no
@@ -228,6 +235,9 @@ def run_cmd(
             loop.run()
 
         threading.Thread(target=adapting, name="adaptation", daemon=True).start()
+        uploader = _uploader(root, creds, send_every, logger)
+        uploader.stopping = stop
+        threading.Thread(target=uploader.run, name="telemetry", daemon=True).start()
     try:
         status = agent.run(once=once)
     finally:
@@ -256,6 +266,15 @@ def _sandbox_host(creds: Any, driver: str, idle: float | None, logger: Any) -> A
     )
     threading.Thread(target=host.run, name="mien-sandbox-host", daemon=True).start()
     return host
+
+
+def _uploader(root: Path, creds: Any, every: float, logger: Any) -> Any:
+    """Sends the adaptation loop's queued samples and events to the server."""
+    from mien.agent.adapt.upload import Uploader
+    from mien.client import AgentClient
+
+    client = AgentClient(creds.server, creds.token, timeout=30.0, verify=creds.verify)
+    return Uploader(root, client.telemetry, every=every, log=logger.info)
 
 
 def _adaptation(

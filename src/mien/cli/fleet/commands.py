@@ -181,6 +181,9 @@ def register(app: typer.Typer) -> None:
     push.register(personas.app)
     effective.register(instances.app)
     remote.register(instances.app)
+    from mien.cli.fleet import telemetry
+
+    telemetry.register(instances.app)
     app.add_typer(personas.app, name="persona")
     app.add_typer(instances.app, name="instance")
     app.add_typer(bindings.bind_app, name="bind")

@@ -23,6 +23,7 @@ def routers() -> list[APIRouter]:
         instances,
         personas,
         switching,
+        telemetry,
         tokens,
     )
 
@@ -39,4 +40,5 @@ def routers() -> list[APIRouter]:
         switching.router,
         broker.router,
         broker_host.router,
+        telemetry.router,
     ]

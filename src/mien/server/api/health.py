@@ -43,6 +43,24 @@ async def healthz(state: State, response: Response) -> Health:
     )
 
 
+FRESH = 300.0
+"""A reported value older than this no longer counts in the fleet gauges."""
+
+
+async def _fleet_gauges(state: State) -> None:
+    from mien.server.store import telemetry as telemetry_q
+
+    m = state.metrics
+    async with state.db.read() as s:
+        rows = await telemetry_q.fleet_gauges(s, time.time() - FRESH)
+    # Cleared first: a persona no instance reports for any more leaves the scrape.
+    m.fleet_metric.clear()
+    m.fleet_metric_instances.clear()
+    for persona, metric, average, count in rows:
+        m.fleet_metric.labels(persona, metric).set(average)
+        m.fleet_metric_instances.labels(persona, metric).set(count)
+
+
 @router.get("/metrics", response_class=Response, responses={200: {"content": {CONTENT_TYPE: {}}}})
 async def metrics(state: State) -> Response:
     m = state.metrics
@@ -54,6 +72,7 @@ async def metrics(state: State) -> Response:
             for status in ("pending", "applying", "applied", "failed", "superseded", "cancelled"):
                 m.activations.labels(status).set(counts.get(status, 0))
             m.instances.set(live)
+            await _fleet_gauges(state)
             m.db_refreshed_at = time.monotonic()
         except Exception:
             pass  # the gauges keep their last values; the scrape itself must not fail

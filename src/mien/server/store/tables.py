@@ -262,3 +262,56 @@ lease_runs = Table(
     Column("expires_at", UTCDateTime, nullable=False),
     Index(None, "host", "status"),
 )
+
+# --- fleet telemetry (mien.server.telemetry) -------------------------------------------
+# Times are seconds since the epoch (the agent's clock): roll-up buckets are arithmetic on
+# them. Samples and events are kept once per (instance, seq), the agent's queue id.
+
+metric_samples = Table(
+    "metric_samples",
+    metadata,
+    Column("instance_id", String(INSTANCE_ID), primary_key=True),
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("ts", Float, nullable=False, index=True),
+    Column("name", String(200), nullable=False),
+    Column("value", Float, nullable=False),
+    Index(None, "instance_id", "name", "ts"),
+)
+
+# One row per (instance, metric, step, bucket start): step 60 (kept a week) and 3600 (90 days).
+metric_rollups = Table(
+    "metric_rollups",
+    metadata,
+    Column("instance_id", String(INSTANCE_ID), primary_key=True),
+    Column("name", String(200), primary_key=True),
+    Column("step", Integer, primary_key=True, autoincrement=False),
+    Column("bucket", Float, primary_key=True),
+    Column("count", Integer, nullable=False),
+    Column("sum", Float, nullable=False),
+    Column("min", Float, nullable=False),
+    Column("max", Float, nullable=False),
+    Column("last", Float, nullable=False),
+    Column("last_ts", Float, nullable=False),
+    Index(None, "step", "bucket"),
+)
+
+# The newest value of the few metrics exported as fleet gauges on /metrics.
+metric_latest = Table(
+    "metric_latest",
+    metadata,
+    Column("instance_id", String(INSTANCE_ID), primary_key=True),
+    Column("name", String(200), primary_key=True),
+    Column("ts", Float, nullable=False),
+    Column("value", Float, nullable=False),
+)
+
+# Events the agents sent (seq > 0) and the server's notes about them (seq < 0).
+telemetry_events = Table(
+    "telemetry_events",
+    metadata,
+    Column("instance_id", String(INSTANCE_ID), primary_key=True),
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("ts", Float, nullable=False, index=True),
+    Column("kind", String(100), nullable=False, index=True),
+    Column("detail", JSONText, nullable=False),
+)
