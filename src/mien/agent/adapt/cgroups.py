@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from mien.agent.adapt.executors import ActionFailed, Ctx, Done, param
+from mien.agent.adapt.action_base import ActionFailed, Ctx, Done, param
 
 CGROUP = Path("/sys/fs/cgroup")
 PERIOD_US = 100_000

@@ -16,7 +16,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mien.agent.adapt.executors import ActionFailed, Ctx, Executor, executors
+from mien.agent.adapt.action_base import ActionFailed, Ctx, Executor
+from mien.agent.adapt.executors import executors
 from mien.agent.adapt.ledger import (
     APPLIED,
     DONE,

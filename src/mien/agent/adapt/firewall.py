@@ -16,7 +16,7 @@ import ipaddress
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from mien.agent.adapt.executors import ActionFailed, Ctx, Done, have, param, run_program
+from mien.agent.adapt.action_base import ActionFailed, Ctx, Done, have, param, run_program
 
 TABLE = "inet mien"
 DEFAULT_TIMEOUT = 3600  # seconds an address stays blocked when the action names no timeout

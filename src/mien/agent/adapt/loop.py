@@ -28,8 +28,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mien.agent.adapt import overlays
+from mien.agent.adapt.action_base import ActionFailed, Ctx
 from mien.agent.adapt.changes import Runner
-from mien.agent.adapt.executors import ActionFailed, Ctx
 from mien.agent.adapt.feeds import Feeds, NoSources, write_status
 from mien.agent.adapt.ledger import APPLIED, REVERTED, Ledger
 from mien.agent.adapt.upload import record_samples

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from mien.agent.adapt.executors import ActionFailed, Ctx, Done, param
+from mien.agent.adapt.action_base import ActionFailed, Ctx, Done, param
 from mien.agent.adapt.ledger import APPLIED, Ledger
 from mien.agent.sources import Source
 

@@ -16,14 +16,9 @@ from pathlib import Path
 import pytest
 
 from mien.agent.adapt import cgroups, overlays
+from mien.agent.adapt.action_base import ActionFailed, Ctx
 from mien.agent.adapt.changes import BACKOFF_BASE, backoff
-from mien.agent.adapt.executors import (
-    ActionFailed,
-    Ctx,
-    RestartService,
-    Run,
-    Scale,
-)
+from mien.agent.adapt.executors import RestartService, Run, Scale
 from mien.agent.adapt.ledger import APPLIED, Ledger
 from mien.agent.engine import Engine
 from mien.agent.state import State

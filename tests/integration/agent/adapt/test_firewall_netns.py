@@ -39,7 +39,7 @@ DRIVER = textwrap.dedent(
     import json, sys, time
     from pathlib import Path
     from mien.agent.adapt import firewall
-    from mien.agent.adapt.executors import Ctx
+    from mien.agent.adapt.action_base import Ctx
     from mien.agent.adapt.ledger import APPLIED, Ledger
     from mien.agent.state import State
 
