@@ -259,7 +259,7 @@ async def await_run(state: ServerState, run_id: str, wait: float) -> RunRow | No
 @router.post(
     "/leases/{lease_id}/runs",
     response_model=RunRecord,
-    responses={202: {"model": RunRecord}, 409: {"model": ErrorBody}},
+    responses={202: {"model": RunRecord}, 404: {"model": ErrorBody}, 409: {"model": ErrorBody}},
     summary="Run a command inside a ready lease",
 )
 async def run_in_lease(
