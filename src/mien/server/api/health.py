@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Sequence
 
 from fastapi import APIRouter, Response
 
@@ -16,6 +17,7 @@ from mien.protocol import Health
 from mien.server.api.body import CheckedRoute
 from mien.server.api.deps import State
 from mien.server.metrics import CONTENT_TYPE
+from mien.server.state import ServerState
 from mien.server.store import activations as activations_q
 from mien.server.store import instances as instances_q
 
@@ -47,12 +49,19 @@ FRESH = 300.0
 """A reported value older than this no longer counts in the fleet gauges."""
 
 
-async def _fleet_gauges(state: State) -> None:
+async def fleet_averages(state: ServerState) -> Sequence[tuple[str, str, float, int]]:
+    """``(persona, metric, average, instances)``: the newest value of each fleet gauge
+    metric, averaged by applied persona over the instances that reported within
+    :data:`FRESH`. The ``/metrics`` gauges and the dashboard's fleet page both read this."""
     from mien.server.store import telemetry as telemetry_q
 
-    m = state.metrics
     async with state.db.read() as s:
-        rows = await telemetry_q.fleet_gauges(s, time.time() - FRESH)
+        return await telemetry_q.fleet_gauges(s, time.time() - FRESH)
+
+
+async def _fleet_gauges(state: State) -> None:
+    m = state.metrics
+    rows = await fleet_averages(state)
     # Cleared first: a persona no instance reports for any more leaves the scrape.
     m.fleet_metric.clear()
     m.fleet_metric_instances.clear()

@@ -1,6 +1,6 @@
 """The dashboard's fleet page (every instance, desired against applied, with filters and
 the fleet's distribution by persona and state) and instance page (its activations,
-history, the settings not in effect, why it runs what it runs).
+history, the settings not in effect, why it runs what it runs, its telemetry plots).
 
 Each page calls the same route functions the API serves (:mod:`mien.server.api.instances`,
 :mod:`mien.server.api.activations`), with the same role check, so the dashboard and the
@@ -19,7 +19,7 @@ from mien.server.api import activations as activations_api
 from mien.server.api import instances as instances_api
 from mien.server.api.deps import INSTANCE_RE, get_state
 from mien.server.errors import ApiError
-from mien.server.ui import lease_pages
+from mien.server.ui import lease_pages, metric_pages
 from mien.server.ui import sessions as ui
 from mien.server.ui.render import UiRoute, page
 from mien.server.ui.svg import bar_chart
@@ -56,6 +56,7 @@ async def fleet(
     persona: Annotated[str | None, Query(max_length=63)] = None,
     state_: Annotated[str | None, Query(alias="state", max_length=20)] = None,
     after: Annotated[str | None, Query(max_length=128)] = None,
+    metric: Annotated[str | None, Query(max_length=63)] = None,
 ) -> Response:
     session = await ui.current(request)
     ui.require(session, ui.READ)
@@ -97,12 +98,15 @@ async def fleet(
             sorted(summary.by_persona.items()), title="instances per desired persona"
         ),
         state_chart=bar_chart(by_state, title="instances by state"),
+        **await metric_pages.fleet_section(state, metric or None),
     )
 
 
 @router.get("/instances/{instance_id}")
 async def instance(
-    request: Request, instance_id: Annotated[str, Path(pattern=INSTANCE_RE)]
+    request: Request,
+    instance_id: Annotated[str, Path(pattern=INSTANCE_RE)],
+    since: Annotated[str | None, Query(max_length=20)] = None,
 ) -> Response:
     session = await ui.current(request)
     ui.require(session, ui.READ)
@@ -126,4 +130,5 @@ async def instance(
         not_in_effect=not_in_effect,
         in_effect=len(inst.applied.settings) - len(not_in_effect),
         **await lease_pages.host_section(request, session, instance_id),
+        telemetry=await metric_pages.instance_section(state, who, instance_id, since or None),
     )
