@@ -57,6 +57,33 @@ ROLES: dict[tuple[str, str], set[str]] = {
     ("POST", "/api/v1/agent/commands/{command_id}/result"): {"agent"},
     ("GET", "/api/v1/audit"): {"viewer"},
     ("GET", "/api/v1/audit/verify"): {"admin"},
+    # The in-machine switcher: only the instance's own agent, for its person.
+    ("GET", "/api/v1/instances/{instance_id}/switchable"): {"self"},
+    ("GET", "/api/v1/instances/{instance_id}/switchable/{persona_name}"): {"self"},
+    ("POST", "/api/v1/instances/{instance_id}/activations"): {"self"},
+    # Telemetry: agents post their own; people read it.
+    ("POST", "/api/v1/agent/telemetry"): {"agent"},
+    ("GET", "/api/v1/instances/{instance_id}/metrics"): {"viewer", "self"},
+    ("GET", "/api/v1/events"): {"viewer"},
+    # The broker: people ask for leases (a lease's holder or an admin acts on it, which an
+    # unknown lease id cannot show: 404); groups and hosts are the operators'.
+    ("POST", "/api/v1/broker/leases"): {"viewer", "user"},
+    ("GET", "/api/v1/broker/leases"): {"viewer", "user"},
+    ("GET", "/api/v1/broker/leases/{lease_id}"): {"viewer", "user"},
+    ("POST", "/api/v1/broker/leases/{lease_id}/renew"): {"viewer", "user"},
+    ("POST", "/api/v1/broker/leases/{lease_id}/release"): {"viewer", "user"},
+    ("POST", "/api/v1/broker/leases/{lease_id}/runs"): {"viewer", "user"},
+    ("GET", "/api/v1/broker/leases/{lease_id}/runs/{run_id}"): {"viewer", "user"},
+    ("GET", "/api/v1/broker/groups"): {"operator"},
+    ("POST", "/api/v1/broker/groups/{name}/members"): {"admin"},
+    ("DELETE", "/api/v1/broker/groups/{name}/members/{user}"): {"admin"},
+    ("DELETE", "/api/v1/broker/groups/{name}"): {"admin"},
+    ("GET", "/api/v1/broker/hosts"): {"operator"},
+    ("POST", "/api/v1/broker/host/offer"): {"agent"},
+    ("GET", "/api/v1/broker/host/work"): {"agent"},
+    ("POST", "/api/v1/broker/host/leases/{lease_id}"): {"agent"},
+    ("POST", "/api/v1/broker/host/leases/{lease_id}/usage"): {"agent"},
+    ("POST", "/api/v1/broker/host/runs/{run_id}/result"): {"agent"},
 }
 RANK = {"viewer": 1, "operator": 2, "admin": 3}
 
@@ -81,6 +108,9 @@ def fill(path: str, instance_id: str) -> str:
         "activation_id": str(uuid.uuid4()),
         "command_id": str(uuid.uuid4()),
         "token_id": str(uuid.uuid4()),
+        "lease_id": str(uuid.uuid4()),
+        "run_id": str(uuid.uuid4()),
+        "user": "nobody",
     }
     return re.sub(r"\{(\w+)\}", lambda m: values[m.group(1)], path)
 

@@ -52,13 +52,13 @@ def allow(*roles: str, own_instance: bool = False) -> Callable[..., Awaitable[Pr
                 403,
                 "forbidden",
                 f"this agent token belongs to instance {principal.instance_id!r}; "
-                "it may read and report only that instance",
+                "it may read, report and switch only that instance",
             )
+        needs = " or ".join(repr(r) for r in roles) if roles else "the instance's own agent"
         raise ApiError(
             403,
             "forbidden",
-            f"token {principal.name!r} has role {principal.role!r}; this needs "
-            + " or ".join(repr(r) for r in roles),
+            f"token {principal.name!r} has role {principal.role!r}; this needs {needs}",
         )
 
     return dependency
@@ -70,6 +70,8 @@ Admin = Annotated[Principal, Depends(allow("admin"))]
 Reader = Annotated[Principal, Depends(allow("viewer", "user"))]
 InstanceReader = Annotated[Principal, Depends(allow("viewer", own_instance=True))]
 Agent = Annotated[Principal, Depends(allow("agent"))]
+# Only the agent of the instance in the path (checked before the request is validated).
+OwnAgent = Annotated[Principal, Depends(allow(own_instance=True))]
 
 
 def etag_matches(if_match: str | None, current: str) -> bool:

@@ -35,8 +35,7 @@ from mien.protocol.switching import (
 )
 from mien.server import resolve
 from mien.server.api.body import CheckedRoute
-from mien.server.api.deps import INSTANCE_RE, NAME_RE, Agent, State
-from mien.server.auth import Principal
+from mien.server.api.deps import INSTANCE_RE, NAME_RE, OwnAgent, State
 from mien.server.broker import identity
 from mien.server.errors import ApiError, not_found
 from mien.server.fleet import Member
@@ -65,16 +64,6 @@ Groups = Annotated[
         "group:NAME in access_controls.users is a server group (mien group add)",
     ),
 ]
-
-
-def _own(who: Principal, instance_id: str) -> None:
-    if who.instance_id != instance_id:
-        raise ApiError(
-            403,
-            "forbidden",
-            f"this agent token belongs to instance {who.instance_id!r}; it may switch only "
-            "that instance",
-        )
 
 
 def _effective(state: ServerState, tags: dict[str, str], doc: PersonaDoc) -> Effective:
@@ -121,11 +110,10 @@ def _describe(doc: PersonaDoc, user: str, groups: set[str]) -> Candidate:
 async def switchable(
     instance_id: Annotated[str, Path(pattern=INSTANCE_RE)],
     state: State,
-    who: Agent,
+    who: OwnAgent,
     user: User,
     group: Groups = [],  # noqa: B006 (FastAPI reads the default, never mutates it)
 ) -> Candidates:
-    _own(who, instance_id)
     await _tags(state, instance_id)
     docs = sorted((d for d in state.fleet.personas.values() if not d.deleted), key=lambda d: d.name)
     groups = await _groups(state, user)
@@ -142,11 +130,10 @@ async def switchable_document(
     instance_id: Annotated[str, Path(pattern=INSTANCE_RE)],
     persona_name: Annotated[str, Path(pattern=NAME_RE)],
     state: State,
-    who: Agent,
+    who: OwnAgent,
     user: User,
     group: Groups = [],  # noqa: B006
 ) -> PersonaDocument:
-    _own(who, instance_id)
     tags = await _tags(state, instance_id)
     doc = state.fleet.personas.get(persona_name)
     if doc is None or doc.deleted:
@@ -177,9 +164,8 @@ async def request_switch(
     body: SwitchRequest,
     response: Response,
     state: State,
-    who: Agent,
+    who: OwnAgent,
 ) -> Activation:
-    _own(who, instance_id)
     person = body.requested_by
     activation_id = str(uuid.uuid4())
     async with state.transaction() as tx:
