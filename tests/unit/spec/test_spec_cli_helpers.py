@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from mien.cli.language.commands import _paragraphs, summary
+from mien.cli.language.commands import summary
 from mien.cli.language.explain import display_key, explain_lines, explain_report, key_path
 from mien.spec.compose import resolve
 from mien.spec.errors import Problem
@@ -182,8 +182,3 @@ def test_explain_report_is_data() -> None:
 def test_explain_unset_keys(key: str) -> None:
     r = resolved()
     assert explain_report(r, key_path(key, r.data)) is None
-
-
-def test_help_paragraphs_are_joined_but_examples_kept() -> None:
-    text = "First line\nstill first.\n\nSecond\nparagraph.\n\n  mien x\n  mien y\n"
-    assert _paragraphs(text) == "First line still first.\n\nSecond paragraph.\n\n  mien x\n  mien y"
