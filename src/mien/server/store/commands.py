@@ -10,6 +10,7 @@ from datetime import datetime
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from mien.server.store.overdue import expire_overdue
 from mien.server.store.rows import load, load_all
 from mien.server.store.tables import commands as t
 
@@ -153,24 +154,4 @@ async def record_result(
 
 async def expire(s: AsyncSession, now: datetime) -> list[CommandRow]:
     """Expire commands nobody picked up, or whose result never came."""
-    rows = load_all(
-        CommandRow,
-        await s.execute(
-            select(t).where(t.c.status.in_(("pending", "sent")), t.c.expires_at <= now)
-        ),
-    )
-    expired = []
-    for row in rows:
-        why = (
-            "the agent did not pick the command up in time"
-            if row.status == "pending"
-            else "the agent did not report a result in time"
-        )
-        result = await s.execute(
-            update(t)
-            .where(t.c.id == row.id, t.c.status == row.status)
-            .values(status="expired", error=why, finished_at=now)
-        )
-        if result.rowcount == 1:  # type: ignore[attr-defined]
-            expired.append(row)
-    return expired
+    return await expire_overdue(s, t, CommandRow, now, "the agent")

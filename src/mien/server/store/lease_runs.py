@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from mien.server.store.overdue import expire_overdue
 from mien.server.store.rows import load, load_all
 from mien.server.store.tables import lease_runs as t
 
@@ -113,27 +114,7 @@ async def finish(
 
 
 async def expire(s: AsyncSession, now: datetime) -> list[RunRow]:
-    rows = load_all(
-        RunRow,
-        await s.execute(
-            select(t).where(t.c.status.in_(("pending", "sent")), t.c.expires_at <= now)
-        ),
-    )
-    done = []
-    for row in rows:
-        why = (
-            "the sandbox host did not pick the command up in time"
-            if row.status == "pending"
-            else "the sandbox host did not report a result in time"
-        )
-        result = await s.execute(
-            update(t)
-            .where(t.c.id == row.id, t.c.status == row.status)
-            .values(status="expired", error=why, finished_at=now)
-        )
-        if result.rowcount == 1:  # type: ignore[attr-defined]
-            done.append(row)
-    return done
+    return await expire_overdue(s, t, RunRow, now, "the sandbox host")
 
 
 async def end_for_lease(s: AsyncSession, lease_id: str, why: str, now: datetime) -> list[str]:
