@@ -16,11 +16,11 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import psutil
 
+from mien.agent.adapt import baselines
 from mien.agent.adapt.loop import Adaptation
 from mien.agent.engine import Engine
 
@@ -71,32 +71,6 @@ class NoSources:
         return {}
 
 
-class FlatBaselines:
-    """Stands in for mien.agent.adapt.baselines where it is not there yet."""
-
-    def __init__(self, decay: float | None = None) -> None:
-        pass
-
-    def update(self, metrics: dict[str, Any], now: float) -> tuple[dict[str, Any], dict[str, Any]]:
-        return {}, {}
-
-    def to_json(self) -> dict[str, Any]:
-        return {}
-
-    @classmethod
-    def from_json(cls, data: Any, decay: float | None = None) -> FlatBaselines:
-        return cls()
-
-
-def baselines_module() -> Any:
-    try:
-        from mien.agent.adapt import baselines
-
-        return baselines
-    except ImportError:
-        return SimpleNamespace(Baselines=FlatBaselines, lifetime=lambda decay: 3600.0)
-
-
 def main() -> None:
     root, marker = Path(sys.argv[1]), sys.argv[2]
     interval = float(sys.argv[3]) if len(sys.argv) > 3 else 1.0
@@ -108,7 +82,7 @@ def main() -> None:
         log=lambda line: print(line, file=sys.stderr, flush=True),
         telemetry=lambda persona, root: MarkedCpu(marker),
         sources=lambda persona, root: NoSources(),
-        baselines=baselines_module(),
+        baselines=baselines,
     )
     signal.signal(signal.SIGTERM, lambda *_: loop.stopping.set())
     print(f"started {time.time()}", file=sys.stderr, flush=True)

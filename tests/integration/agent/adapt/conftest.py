@@ -8,11 +8,11 @@ import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
+from mien.agent.adapt import baselines
 from mien.agent.adapt.loop import Adaptation
 from mien.agent.engine import Engine
 from mien.agent.state import State
@@ -44,30 +44,6 @@ class NoSources:
 
     def to_json(self) -> dict[str, Any]:
         return {}
-
-
-class FlatBaselines:
-    def __init__(self, decay: float | None = None) -> None:
-        pass
-
-    def update(self, metrics: dict[str, Any], now: float) -> tuple[dict[str, Any], dict[str, Any]]:
-        return {}, {}
-
-    def to_json(self) -> dict[str, Any]:
-        return {}
-
-    @classmethod
-    def from_json(cls, data: Any, decay: float | None = None) -> FlatBaselines:
-        return cls()
-
-
-def baselines_module() -> Any:
-    try:
-        from mien.agent.adapt import baselines
-
-        return baselines
-    except ImportError:
-        return SimpleNamespace(Baselines=FlatBaselines, lifetime=lambda decay: 3600.0)
 
 
 @dataclass
@@ -123,7 +99,7 @@ def loop(machine: Path, tmp_path: Path) -> Iterator[Callable[[str], Loop]]:
             log=lines.append,
             telemetry=lambda persona, root: SetMetrics(metrics),
             sources=lambda persona, root: NoSources(),
-            baselines=baselines_module(),
+            baselines=baselines,
             clock=lambda: holder[0].now,
         )
         result = Loop(machine, adaptation, metrics, lines=lines)
