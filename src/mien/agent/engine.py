@@ -11,6 +11,7 @@ agent's sync loop, which applies documents received from the server with
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -18,6 +19,7 @@ from typing import Any
 
 from mien.agent import kept_files, recovery
 from mien.agent.engine_base import EngineBase, ms_since
+from mien.agent.handlers import programs
 from mien.agent.outcomes import ApplyResult, Cancelled, EngineError, Refused, Status
 from mien.agent.plan import Plan
 from mien.agent.sources import Source
@@ -76,7 +78,20 @@ class Engine(EngineBase):
         confirm: Callable[[Plan], bool] | None = None,
     ) -> ApplyResult:
         """Apply a persona file or name (``None``: the default persona) as one transaction."""
-        return self.apply_source(self.source(target, overlays), confirm=confirm)
+        started = time.perf_counter()
+        key = "target:" + json.dumps(
+            [None if target is None else str(target), list(map(str, overlays))]
+        )
+        found = self._replay(key, started)
+        if found is not None:
+            return found
+        launched = programs.Launches.count
+        result = self.apply_source(self.source(target, overlays), confirm=confirm)
+        files = [*self.catalog.loaded(), *self.catalog.dirs, *map(Path, overlays)]
+        if target is not None and ("/" in str(target) or Path(target).suffix):
+            files.append(Path(target))
+        self._remember(key, result, launched, files)
+        return result
 
     def apply_data(self, data: Mapping[str, Any], label: str = "server") -> ApplyResult:
         """Apply an already-resolved persona document (from the server)."""
@@ -93,10 +108,40 @@ class Engine(EngineBase):
         """Apply ``source``; ``kind`` and ``note`` go to history and the audit (the
         adaptation loop's applies are kind ``automated``, noting the rule)."""
         started = time.perf_counter()
+        key = "source:" + source.digest()
+        found = self._replay(key, started)
+        if found is not None:
+            return found
+        launched = programs.Launches.count
         with self.session() as state:
-            return self._apply_prepared(
+            result = self._apply_prepared(
                 state, source, started, kind=kind, note=note, confirm=confirm
             )
+        self._remember(key, result, launched)
+        return result
+
+    def _replay(self, key: str, started: float) -> ApplyResult | None:
+        """The remembered answer of an identical apply that changed nothing, if everything
+        it rested on (every path its plan looked at, the state) is untouched since."""
+        found = self.memo.recall(key)
+        if found is None:
+            return None
+        self.recovered = []
+        return ApplyResult(found.plan, False, None, ms_since(started))
+
+    def _remember(
+        self, key: str, result: ApplyResult, launched: int, files: Sequence[Path] = ()
+    ) -> None:
+        # A plan that ran a program (a package manager) rested on more than files, and a
+        # test that crashes the engine on purpose wants every apply planned.
+        if result.applied or result.recovered or self.crash.target is not None:
+            self.memo.forget()
+            return
+        if programs.Launches.count != launched or self.noop_context is None:
+            return
+        self.memo.remember(
+            key, result, self.root, self.noop_context.observed, (str(f) for f in files)
+        )
 
     def rollback(self, to: int | None = None) -> ApplyResult:
         """Restore history entry ``to`` byte for byte (default: the entry before the

@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from mien.agent import kept_files, recovery, registry, sources
+from mien.agent import kept_files, noop, recovery, registry, sources
 from mien.agent.handlers.base import Context, Handler, HandlerError
 from mien.agent.handlers.users import UserInfo, lookup_user
 from mien.agent.outcomes import ApplyResult, Cancelled, EngineError
@@ -61,6 +61,9 @@ class EngineBase:
         self.recovered: list[str] = []
         # The context of the last apply that found nothing to change (for mien.agent.noop).
         self.noop_context: Context | None = None
+        # Applies that found nothing to change, answered again while nothing they rested on
+        # changed (a daemon re-applies the same persona many times).
+        self.memo = noop.Memo()
 
     # --- plumbing ----------------------------------------------------------------------
 

@@ -185,3 +185,49 @@ def check(root: PathLike, key: str) -> str | None:
     if data.get("cron") is not None and data["cron"] != cron_running():
         return None
     return persona
+
+
+class Memo:
+    """The same short cut for a long-running process (the agent, the adaptation loop).
+
+    After an apply found nothing to change, the engine remembers — in memory, under a key
+    naming what was applied — the result and the stamps of everything the plan looked at.
+    The next identical apply compares the stamps and, only if every one still matches,
+    answers with the remembered result without opening the state or planning. A few keys
+    are kept (the agent alternates between its persona and the adaptation loop's overlays);
+    the oldest goes first.
+    """
+
+    LIMIT = 8
+
+    def __init__(self) -> None:
+        self._entries: dict[str, tuple[dict[str, Any], bool | None, Any]] = {}
+
+    def remember(
+        self,
+        key: str,
+        value: Any,
+        root: PathLike,
+        observed: Iterable[str],
+        files: Iterable[str] = (),
+    ) -> None:
+        cron = cron_running() if os.path.abspath(root) == "/" else None
+        self._entries.pop(key, None)
+        self._entries[key] = (stamps(root, observed, files), cron, value)
+        while len(self._entries) > self.LIMIT:
+            del self._entries[next(iter(self._entries))]
+
+    def recall(self, key: str) -> Any | None:
+        """The remembered value if nothing it rested on changed; else ``None`` (and the
+        entry is dropped)."""
+        found = self._entries.get(key)
+        if found is None:
+            return None
+        paths, cron, value = found
+        if _matches(paths) and (cron is None or cron == cron_running()):
+            return value
+        del self._entries[key]
+        return None
+
+    def forget(self) -> None:
+        self._entries.clear()

@@ -7,6 +7,8 @@ Used by the engine (:mod:`mien.agent.engine_base`).
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +31,11 @@ class Source:
     data: dict[str, Any]
     locked_by: dict[str, str]
     label: str
+
+    def digest(self) -> str:
+        """What the persona says (not where it came from), as a key for remembered no-ops."""
+        text = json.dumps([self.name, self.data, self.locked_by], sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()
 
 
 def load(catalog: Catalog, target: str | Path) -> Document:
