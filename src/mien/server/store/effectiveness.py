@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import Text, and_, or_, select, type_coerce
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mien.server.effectiveness import Event
@@ -43,7 +43,7 @@ async def persona_events(
             t.c.ts >= since,
             t.c.ts <= until,
             or_(*(t.c.kind.startswith(k) for k in KINDS)),
-            t.c.detail.like(named, escape="\\"),
+            type_coerce(t.c.detail, Text).like(named, escape="\\"),
         )
         .order_by(t.c.ts.desc(), t.c.instance_id, t.c.seq.desc())
         .limit(limit + 1)
