@@ -1,8 +1,8 @@
 """Persona effectiveness against a real server on SQLite and PostgreSQL: agents post
 telemetry batches over HTTP (rule transitions, action outcomes and cpu samples around
-them, for two versions of a persona), then the API and ``mien persona effectiveness``
-report fires, time firing, outcomes and the metric before → after; bad queries are refused
-with the parameter named."""
+them, for two versions of a persona), then the API, ``mien persona effectiveness`` and the
+dashboard's persona page report fires, time firing, outcomes and the metric before →
+after; bad queries are refused with the parameter named."""
 
 from __future__ import annotations
 
@@ -13,9 +13,11 @@ import sys
 import time
 from typing import Any
 
+import httpx
 import pytest
 from server_harness import ServerProcess
 from test_telemetry import body, enroll, get, post
+from ui_harness import sign_in
 
 from mien.client import Client
 
@@ -203,3 +205,29 @@ def test_the_cli_prints_a_table_per_version_and_json(reported: ServerProcess) ->
     assert both.returncode == 2 and "--version and --compare" in both.stderr
     bad = mien(reported, "persona", "effectiveness", "web", "--since", "soon")
     assert bad.returncode == 2 and "--since" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_the_persona_page_shows_the_table_and_a_before_after_plot(
+    reported: ServerProcess, admin: Client
+) -> None:
+    viewer = admin.create_token("page-viewer", role="viewer").token
+    with httpx.Client(base_url=reported.url, timeout=30) as http:
+        assert sign_in(http, viewer).status_code == 303
+        first = http.get("/ui/personas/web", params={"to": 1})
+        latest = http.get("/ui/personas/web")
+    assert first.status_code == 200, first.text
+    table = first.text.split('<table id="effectiveness">')[1].split("</table>")[0]
+    row = table.split('<tr data-rule="hot">')[1].split("</tr>")[0]
+    cells = [c.split(">", 1)[1] for c in row.split("</td>")[:-1]]
+    assert cells == ["hot", "6", "10m (100s)", "6", "1", "1", "1", "cpu_percent", "90 → 50 (-40)"]
+    figure = first.text.split('<div class="charts" id="effect-charts">')[1].split("</div>")[0]
+    before, after = figure.split("<polyline")[1:3]
+    assert "before" in before and "after" in after
+    # The after line is drawn lower (larger y) than the before line: cpu fell.
+    ys = [
+        [float(pt.split(",")[1]) for pt in line.split('points="')[1].split('"')[0].split()]
+        for line in (before, after)
+    ]
+    assert len(ys[0]) == len(ys[1]) == 6 and min(ys[1]) > max(ys[0])
+    assert "insufficient data: 3 fire(s), 5 needed" in latest.text
+    assert '<div class="charts" id="effect-charts"><figure' in latest.text  # 3 points drawn

@@ -58,7 +58,7 @@ def _since(text: str | None) -> float:
 
 def _compare(text: str) -> list[int]:
     parts = [p.strip().removeprefix("v") for p in text.split(",")]
-    if not 2 <= len(parts) <= MAX_COMPARE or not all(p.isdigit() and 0 < int(p) for p in parts):
+    if not 2 <= len(parts) <= MAX_COMPARE or not all(p.isdigit() and int(p) > 0 for p in parts):
         raise ApiError(
             422,
             "invalid_request",
