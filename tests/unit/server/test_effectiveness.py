@@ -187,3 +187,32 @@ def test_measures_are_bounded_per_rule() -> None:
 def test_a_measure_is_a_value() -> None:
     a = Measure("vm-1", "hot", "cpu_percent", T0, 60.0)
     assert a == Measure("vm-1", "hot", "cpu_percent", T0, 60.0) and len({a, a}) == 1
+
+
+def test_rules_of_a_persona_are_named_as_the_engine_names_them() -> None:
+    from mien.spec.models import Persona
+
+    persona = Persona.model_validate(
+        {
+            "name": "web",
+            "learning_domains": ["metrics"],
+            "priority_metrics": {"performance": 1.0},
+            "adaptation_rules": [
+                {
+                    "when": "metrics.memory_percent > 90",
+                    "for": "2m",
+                    "then": [{"action": "notify", "message": "x"}],
+                },
+                {
+                    "name": "hot",
+                    "serves": "performance",
+                    "when": "metrics.cpu_percent > 80",
+                    "then": [{"action": "notify", "message": "x"}],
+                },
+            ],
+        }
+    )
+    assert calc.rules_of(persona) == [
+        RuleInfo("rule-1", 120.0, "memory_percent"),
+        RuleInfo("hot", 0.0, "cpu_percent"),
+    ]
