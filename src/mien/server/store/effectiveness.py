@@ -63,8 +63,9 @@ async def window_values(
     session: AsyncSession, instance_id: str, metric: str, start: float, end: float, *, side: str
 ) -> list[float]:
     """The values of ``metric`` on ``instance_id`` in the window ``[start, end)`` before an
-    action (``side="before"``) or ``(start, end]`` after it: the raw samples, or where
-    those were pruned, the averages of the whole 1-minute buckets in the window."""
+    action (``side="before"``) or ``(start, end]`` after it: the raw samples, or the
+    averages of the whole 1-minute buckets in the window where the raw samples were pruned
+    or are more than :data:`MAX_WINDOW_SAMPLES` (a long ``for`` at a short interval)."""
     s = metric_samples
     inside = (
         and_(s.c.ts >= start, s.c.ts < end)
@@ -75,10 +76,10 @@ async def window_values(
         select(s.c.value)
         .where(s.c.instance_id == instance_id, s.c.name == metric, inside)
         .order_by(s.c.ts)
-        .limit(MAX_WINDOW_SAMPLES)
+        .limit(MAX_WINDOW_SAMPLES + 1)
     )
     values = [float(v) for (v,) in raw]
-    if values:
+    if 0 < len(values) <= MAX_WINDOW_SAMPLES:
         return values
     r = metric_rollups
     buckets = await session.execute(
