@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 from sqlalchemy import delete
@@ -61,7 +61,7 @@ def test_only_the_personas_events_and_the_newest_when_bounded(tmp_path: Path) ->
 
 @pytest.mark.parametrize("side", ["before", "after"])
 def test_window_values_raw_then_rollups(
-    tmp_path: Path, side: str, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, side: Literal["before", "after"], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # cpu 10 s apart over three minutes: minute 0 holds 0..5, minute 1 6..11, minute 2 12..17.
     samples = [

@@ -8,7 +8,7 @@ Used by :mod:`mien.server.api.effectiveness`; the arithmetic is in
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import Text, and_, or_, select, type_coerce
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -60,7 +60,13 @@ async def persona_events(
 
 
 async def window_values(
-    session: AsyncSession, instance_id: str, metric: str, start: float, end: float, *, side: str
+    session: AsyncSession,
+    instance_id: str,
+    metric: str,
+    start: float,
+    end: float,
+    *,
+    side: Literal["before", "after"],
 ) -> list[float]:
     """The values of ``metric`` on ``instance_id`` in the window ``[start, end)`` before an
     action (``side="before"``) or ``(start, end]`` after it: the raw samples, or the
