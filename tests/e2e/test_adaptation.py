@@ -181,6 +181,13 @@ def test_the_fleet_agent_runs_the_loop_beside_its_long_poll_and_stops_cleanly(
                 stderr=subprocess.DEVNULL,
             )
             until(lambda: admin.active_persona(instance).in_sync, what="the server's persona")
+            # What the agent sends with its adaptation events: the server's version.
+            from mien.agent.adapt.ledger import Ledger
+            from mien.agent.state import State
+
+            with State(root) as state:
+                assert Ledger(state).persona_version("calm") == 1
+                assert Ledger(state).persona_version("other") is None
             seen = until(
                 lambda: [
                     e

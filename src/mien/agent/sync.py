@@ -345,6 +345,7 @@ class Agent:
             self._set_meta(
                 server_hash=desired.hash,
                 server_version=str(desired.version),
+                server_persona=desired.persona,
                 server_effective=self._meta("active_hash"),
             )
             changes = result.plan.changes if result.applied else 0

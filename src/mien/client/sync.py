@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 from mien.client import errors, ops
 from mien.client._http import Session, build
 from mien.client.admin import AdminCalls
+from mien.client.effectiveness import EffectivenessCalls
 from mien.protocol import (
     Activation,
     ActivePersona,
@@ -47,7 +48,7 @@ Document = Mapping[str, Any] | str | bytes | Path
 """A persona document: a mapping (sent as JSON), YAML/JSON text or bytes, or a file."""
 
 
-class Client(Session, AdminCalls):
+class Client(Session, AdminCalls, EffectivenessCalls):
     """An operator's session with one mien server, authenticated by one bearer token."""
 
     # --- service -------------------------------------------------------------------

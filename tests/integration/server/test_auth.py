@@ -27,6 +27,7 @@ ROLES: dict[tuple[str, str], set[str]] = {
     ("GET", "/api/v1/personas/{name}/versions"): {"viewer", "user"},
     ("GET", "/api/v1/personas/{name}/versions/{version}"): {"viewer", "user"},
     ("GET", "/api/v1/personas/{name}/diff"): {"viewer", "user"},
+    ("GET", "/api/v1/personas/{name}/effectiveness"): {"viewer"},
     ("GET", "/api/v1/instances"): {"viewer"},
     ("GET", "/api/v1/fleet/summary"): {"viewer"},
     ("GET", "/api/v1/instances/{instance_id}"): {"viewer", "self"},

@@ -161,15 +161,27 @@ class Ledger:
         self, name: str, *, persona: str | None, actor: str | None = None, **detail: Any
     ) -> None:
         """One adaptation event: audited (database and ``audit.jsonl``) and queued for the
-        server in the same transaction."""
+        server in the same transaction. The queued copy names the server's version of
+        ``persona`` (``persona_version``, see :meth:`persona_version`), so the server can
+        tell how well each version's rules work."""
         event = EVENT_PREFIX + name
         with self.state.transaction():
             self.state.audit(event, persona=persona, actor=actor or self.actor, **detail)
+            sent = {"persona": persona, "persona_version": self.persona_version(persona)}
             self.db.execute(
                 "INSERT INTO adapt_outbox (ts, event, detail) VALUES (?, ?, ?)",
-                (time.time(), event, json.dumps({"persona": persona, **detail}, default=str)),
+                (time.time(), event, json.dumps({**sent, **detail}, default=str)),
             )
             _bound_outbox(self.state)
+
+    def persona_version(self, persona: str | None) -> int | None:
+        """The server's version number of ``persona`` when the server applied it (the
+        agent's sync keeps ``server_persona`` and ``server_version``); ``None`` for a
+        persona that came from anywhere else (a local file, an in-VM switch)."""
+        if not persona or self.state.get_meta("server_persona") != persona:
+            return None
+        raw = self.state.get_meta("server_version")
+        return int(raw) if raw and raw.isdigit() else None
 
     def outbox(self, limit: int = 100) -> list[tuple[int, float, str, dict[str, Any]]]:
         rows = self.db.execute(

@@ -181,9 +181,10 @@ def register(app: typer.Typer) -> None:
     push.register(personas.app)
     effective.register(instances.app)
     remote.register(instances.app)
-    from mien.cli.fleet import telemetry
+    from mien.cli.fleet import effectiveness, telemetry
 
     telemetry.register(instances.app)
+    effectiveness.register(personas.app)
     app.add_typer(personas.app, name="persona")
     app.add_typer(instances.app, name="instance")
     app.add_typer(bindings.bind_app, name="bind")

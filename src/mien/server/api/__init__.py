@@ -20,6 +20,7 @@ def routers() -> list[APIRouter]:
         broker_host,
         commands,
         defaults,
+        effectiveness,
         instances,
         personas,
         switching,
@@ -28,6 +29,7 @@ def routers() -> list[APIRouter]:
     )
 
     return [
+        effectiveness.router,
         personas.router,
         defaults.router,
         instances.router,

@@ -1,12 +1,15 @@
 """The dashboard's telemetry plots: an instance's metric series (one line chart per
 metric, with its min/max/last) and its rules' latest transitions, for the instance page;
-the fleet's latest average of one metric by persona, for the fleet page.
+the fleet's latest average of one metric by persona, for the fleet page; a persona
+version's effectiveness (a row per rule and a before/after plot of its served metric), for
+the persona page.
 
 Nothing is computed twice: the series are the answer of the metrics route itself
 (:func:`mien.server.api.telemetry.instance_metrics`), the rule transitions that of the
 events route (:func:`mien.server.api.telemetry.list_events`), and the fleet averages are
-:func:`mien.server.api.health.fleet_averages`, the ones ``/metrics`` exports. Used by
-:mod:`mien.server.ui.fleet_pages`.
+:func:`mien.server.api.health.fleet_averages`, the ones ``/metrics`` exports, and the
+effectiveness that of :func:`mien.server.api.effectiveness.effectiveness`. Used by
+:mod:`mien.server.ui.fleet_pages` and :mod:`mien.server.ui.persona_pages`.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from typing import Any
 
 from markupsafe import Markup
 
+from mien.server.api import effectiveness as effectiveness_api
 from mien.server.api import health as health_api
 from mien.server.api import telemetry as telemetry_api
 from mien.server.auth import Principal
@@ -109,4 +113,72 @@ async def fleet_section(state: ServerState, metric: str | None) -> dict[str, Any
         "metric": chosen,
         "gauges": FLEET_GAUGES,
         "metric_chart": bar_chart(bars, title=title),
+    }
+
+
+EFFECT_SINCE = "7d"
+"""The range of the persona page's effectiveness section."""
+
+
+def _seconds(value: float | None) -> str:
+    if value is None:
+        return "–"
+    whole = round(value)
+    if whole < 120:
+        return f"{whole}s"
+    return f"{whole // 60}m" if whole < 7200 else f"{whole / 3600:.1f}h"
+
+
+async def persona_section(
+    state: ServerState, who: Principal, name: str, version: int
+) -> dict[str, Any]:
+    """The persona page's ``effectiveness`` of one version over :data:`EFFECT_SINCE`:
+    ``rules`` (a row of text per rule, and a before/after chart of its served metric per
+    measured action) or ``problem`` (why there is none)."""
+    try:
+        answer = await effectiveness_api.effectiveness(
+            state, who, name, version=version, since=EFFECT_SINCE
+        )
+    except ApiError as exc:
+        return {"since": EFFECT_SINCE, "problem": exc.detail, "rules": []}
+    (found,) = answer.versions
+    rules = []
+    for r in found.rules:
+        m = r.metric
+        if m.insufficient is None and m.change is not None:
+            sign = "+" if m.change > 0 else ""
+            moved = f"{_number(m.before)} → {_number(m.after)} ({sign}{_number(m.change)})"
+        else:
+            moved = m.insufficient or "insufficient data"
+        chart = None
+        if m.points and m.metric:
+            chart = line_chart(
+                [
+                    Series(
+                        f"before (median of {_seconds(m.window)})", [(p[0], p[1]) for p in m.points]
+                    ),
+                    Series(
+                        f"after (median of {_seconds(m.window)})", [(p[0], p[2]) for p in m.points]
+                    ),
+                ],
+                title=f"{r.rule}: {m.metric} around each action",
+            )
+        rules.append(
+            {
+                "rule": r.rule,
+                "fires": r.fires,
+                "firing": _seconds(r.firing_seconds) if r.fires else "–",
+                "median": _seconds(r.firing_median),
+                "actions": r.actions,
+                "metric": m.metric or "–",
+                "moved": moved,
+                "chart": chart,
+            }
+        )
+    return {
+        "since": EFFECT_SINCE,
+        "problem": None,
+        "rules": rules,
+        "instances": found.instances,
+        "version": found.version,
     }

@@ -1,5 +1,6 @@
 """The dashboard's persona pages: the list, and one persona with its versions, what uses
-it, and a diff between any two of its versions.
+it, how well the shown version's rules work (effectiveness), and a diff between any two of
+its versions.
 
 The data comes from the API's own route functions (:mod:`mien.server.api.personas`) and
 the fleet cache's :meth:`~mien.server.fleet.Fleet.uses_of` (what the API's delete refusal
@@ -14,6 +15,7 @@ from fastapi import APIRouter, Path, Query, Request, Response
 
 from mien.server.api import personas as personas_api
 from mien.server.api.deps import NAME_RE, get_state
+from mien.server.ui import metric_pages
 from mien.server.ui import sessions as ui
 from mien.server.ui.render import UiRoute, page
 from mien.server.ui.svg import bar_chart
@@ -70,6 +72,9 @@ async def persona(
     if len(versions.items) > 1 or from_:
         diff = await personas_api.diff_versions(name, state, who, from_=from_, to=to)
     uses = state.fleet.uses_of(name) if session.may(ui.READ) else []
+    effect = None
+    if session.may(ui.READ):
+        effect = await metric_pages.persona_section(state, who, name, shown.version)
     return page(
         session,
         "persona.html",
@@ -79,4 +84,5 @@ async def persona(
         diff=diff,
         uses=uses,
         latest=latest,
+        effect=effect,
     )

@@ -68,3 +68,17 @@ def test_mien_events_follow_prints_new_events_as_they_come(machine: Path) -> Non
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_queued_events_name_the_server_version_of_their_persona(machine: Path) -> None:
+    with State(machine) as state:
+        book = Ledger(state)
+        book.event("rule.firing", persona="web", rule="r")  # nothing from the server yet
+        state.set_meta("server_persona", "web")
+        state.set_meta("server_version", "3")
+        book.event("rule.firing", persona="web", rule="r")
+        book.event("rule.firing", persona="local", rule="r")  # not the server's persona
+        book.event("persona.failed", persona=None)
+        sent = [item[3] for item in book.outbox()]
+    assert [d["persona_version"] for d in sent] == [None, 3, None, None]
+    assert [d["persona"] for d in sent] == ["web", "web", "local", None]
