@@ -67,6 +67,12 @@ from mien.protocol.fleet import (
     LayerInfo,
     TagPatch,
 )
+from mien.protocol.policy import (
+    CappedTrust,
+    Noncompliance,
+    PolicyVersion,
+    PolicyVersionSummary,
+)
 from mien.protocol.personas import (
     Binding,
     BindingIn,
@@ -80,6 +86,10 @@ from mien.protocol.personas import (
 )
 
 __all__ = [
+    "CappedTrust",
+    "Noncompliance",
+    "PolicyVersion",
+    "PolicyVersionSummary",
     "COMMAND_PATTERN",
     "INSTANCE_ID_PATTERN",
     "NAME_PATTERN",

@@ -20,6 +20,7 @@ from mien.protocol.base import (
 )
 from mien.protocol.outcomes import SettingOutcome
 from mien.protocol.personas import SelectorValue
+from mien.protocol.policy import CappedTrust, Noncompliance
 
 # --- instances -------------------------------------------------------------------------
 
@@ -34,6 +35,10 @@ class DesiredSummary(WireModel):
     activation_id: str | None = None
     bindings: list[str] = Field(default_factory=list)
     error: str | None = None
+    policy_version: int | None = Field(None, description="the fleet policy version applied")
+    capped: list[CappedTrust] = Field(
+        default_factory=list, description="trust levels the fleet policy lowered"
+    )
 
 
 class AppliedState(WireModel):
@@ -65,6 +70,10 @@ class Instance(WireModel):
     applied: AppliedState
     in_sync: bool
     deleted_at: datetime | None = None
+    noncompliance: list[Noncompliance] = Field(
+        default_factory=list,
+        description="why the instance is out of fleet policy (empty: compliant)",
+    )
 
 
 class TagPatch(RequestModel):

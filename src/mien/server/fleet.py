@@ -6,8 +6,9 @@ no database read and no validation on the hot path. Resolution is memoised three
 
 * per distinct set of tags → the matching bindings;
 * per distinct :class:`~mien.server.resolve.Choice` → the composed effective persona;
-* per (choice, activation) → the answer, encoded once with orjson and handed, as the same
-  bytes, to every agent that should get it.
+* per (choice, activation, matching fleet-policy trust entries) → the answer, its trust
+  levels capped by the policy (:mod:`mien.server.policy`), encoded once with orjson and
+  handed, as the same bytes, to every agent that should get it.
 
 A change (from this replica's own writes, or another's via LISTEN/NOTIFY) reloads just
 the items it names, drops the memos it invalidates, and wakes only the waiting agents
@@ -26,14 +27,17 @@ from typing import Any
 
 import orjson
 
+from mien.server import policy as policies
 from mien.server import resolve
 from mien.server.notify import Change
+from mien.server.policy import Capped, PolicyDoc
 from mien.server.resolve import ActivationRef, BindingDoc, Choice, Effective, PersonaDoc
 from mien.server.store import activations as activations_q
 from mien.server.store import bindings as bindings_q
 from mien.server.store import commands as commands_q
 from mien.server.store import instances as instances_q
 from mien.server.store import personas as personas_q
+from mien.server.store import policy as policy_q
 from mien.server.store.db import Database
 from mien.server.waiters import Waiters
 
@@ -52,10 +56,11 @@ class Member:
 class Desired:
     """One answer to ``GET /agent/desired``, shared by every instance it applies to."""
 
-    effective: Effective
+    effective: Effective  # as the agent gets it: trust levels capped by the fleet policy
     state: str
     payload: dict[str, Any]
     body: bytes
+    capped: tuple[Capped, ...] = ()
 
     @property
     def summary(self) -> dict[str, Any]:
@@ -86,6 +91,21 @@ def _binding_doc(row: bindings_q.BindingRow) -> BindingDoc:
     return BindingDoc(row.name, row.selector, row.persona, row.override, row.priority, row.version)
 
 
+def _policy_doc(row: policy_q.PolicyRow | None) -> PolicyDoc | None:
+    from mien.spec.policy import from_stored
+
+    if row is None:
+        return None
+    return PolicyDoc(
+        row.version,
+        row.content_hash,
+        from_stored(row.document),
+        row.document,
+        row.created_at,
+        row.created_by,
+    )
+
+
 class Fleet:
     """The replica's view of the fleet; see the module docstring."""
 
@@ -94,6 +114,7 @@ class Fleet:
         self.personas: dict[str, PersonaDoc] = {}
         self.pinned: dict[tuple[str, int], PersonaDoc] = {}
         self.bindings: dict[str, BindingDoc] = {}
+        self.policy: PolicyDoc | None = None
         self.members: dict[str, Member] = {}
         self.pending_commands: set[str] = set()
         self.waiters = Waiters()
@@ -102,6 +123,7 @@ class Fleet:
         self._ranked: list[BindingDoc] = []
         self._default: str | None = None
         self._matches: dict[frozenset[tuple[str, str]], tuple[BindingDoc, ...]] = {}
+        self._trust: dict[frozenset[tuple[str, str]], tuple[int, ...]] = {}
         self._effective: dict[tuple[Any, ...], Effective] = {}
         self._encoded: dict[tuple[Any, ...], Desired] = {}
         self._per_instance: dict[str, Desired] = {}
@@ -120,12 +142,13 @@ class Fleet:
         async with self.db.read() as s:
             personas = {r.name: _persona_doc(r) for r in await personas_q.snapshot(s)}
             bindings = {r.name: _binding_doc(r) for r in await bindings_q.list_all(s)}
+            policy = _policy_doc(await policy_q.latest(s))
             keys = await instances_q.keys(s)
             refs = await self._activation_refs(
                 s, [k.activation_id for k in keys if k.activation_id]
             )
             pending = await commands_q.instances_with_pending(s, now)
-            self.personas, self.bindings = personas, bindings
+            self.personas, self.bindings, self.policy = personas, bindings, policy
             self.members = {
                 k.id: Member(dict(k.tags), refs.get(k.activation_id or "")) for k in keys
             }
@@ -162,10 +185,13 @@ class Fleet:
         bindings = sorted({c.key for c in changes if c.kind == "binding"})
         instances = sorted({c.key for c in changes if c.kind == "instance"})
         commands = {c.key for c in changes if c.kind == "command"}
-        if not (personas or bindings or instances or commands):
+        policy = "policy" in kinds
+        if not (personas or bindings or instances or commands or policy):
             return
         async with self._lock:
             async with self.db.read() as s:
+                if policy:
+                    self.policy = _policy_doc(await policy_q.latest(s))
                 if personas:
                     rows = {r.name: r for r in await personas_q.snapshot(s, personas)}
                     for name in personas:
@@ -212,9 +238,9 @@ class Fleet:
                         s, (self.members[i] for i in instances if i in self.members)
                     )
             self.pending_commands.update(c for c in commands if c in self.members)
-            if personas or bindings:
+            if personas or bindings or policy:
                 self._invalidate()
-        if personas or bindings:
+        if personas or bindings or policy:
             self.waiters.wake_where(self._stale)
         for iid in {*instances, *commands}:
             self.waiters.wake(iid)
@@ -223,6 +249,7 @@ class Fleet:
         self._ranked = resolve.rank(list(self.bindings.values()))
         self._default = resolve.default_persona(self.personas)
         self._matches.clear()
+        self._trust.clear()
         self._effective.clear()
         self._encoded.clear()
         self._per_instance.clear()
@@ -239,6 +266,22 @@ class Fleet:
         if found is None:
             found = self._matches[key] = resolve.matching(self._ranked, tags)
         return found
+
+    def trust_entries(self, tags: dict[str, str]) -> tuple[int, ...]:
+        """The fleet policy's ``trust`` entries that match ``tags`` (memoised per tag set)."""
+        key = frozenset(tags.items())
+        found = self._trust.get(key)
+        if found is None:
+            policy = self.policy.policy if self.policy else None
+            found = self._trust[key] = policies.trust_entries(policy, tags)
+        return found
+
+    def with_policy(
+        self, effective: Effective, tags: dict[str, str]
+    ) -> tuple[Effective, tuple[Capped, ...]]:
+        """``effective`` with its trust levels capped by the fleet policy for ``tags``."""
+        policy = self.policy.policy if self.policy else None
+        return policies.cap(effective, policy, self.trust_entries(tags))
 
     def choice(self, member: Member) -> Choice:
         return resolve.choose(
@@ -265,18 +308,27 @@ class Fleet:
             # Answers of old activations and old tag sets pile up between fleet-wide
             # changes (which clear everything); start afresh rather than grow for ever.
             self._matches.clear()
+            self._trust.clear()
             self._effective.clear()
             self._encoded.clear()
         choice = self.choice(member)
-        key = (choice.key, choice.activation_id, choice.bindings)
+        entries = self.trust_entries(member.tags)
+        key = (choice.key, choice.activation_id, choice.bindings, entries)
         found = self._encoded.get(key)
         if found is None:
-            found = self._encoded[key] = self._encode(self.effective(choice), choice)
+            policy = self.policy.policy if self.policy else None
+            effective, capped = policies.cap(self.effective(choice), policy, entries)
+            found = self._encoded[key] = self._encode(effective, choice, capped, self.policy)
         self._per_instance[instance_id] = found
         return found
 
     @staticmethod
-    def _encode(effective: Effective, choice: Choice) -> Desired:
+    def _encode(
+        effective: Effective,
+        choice: Choice,
+        capped: tuple[Capped, ...] = (),
+        policy: PolicyDoc | None = None,
+    ) -> Desired:
         state = state_token(effective.hash, choice.activation_id)
         payload: dict[str, Any] = {
             "state": state,
@@ -287,10 +339,12 @@ class Fleet:
             "activation_id": choice.activation_id,
             "bindings": list(choice.bindings),
             "error": effective.error,
+            "policy_version": policy.version if policy else None,
+            "capped": [c.as_dict() for c in capped],
             "document": effective.data,
             "commands": [],
         }
-        return Desired(effective, state, payload, orjson.dumps(payload))
+        return Desired(effective, state, payload, orjson.dumps(payload), capped)
 
     @property
     def default_persona(self) -> str | None:

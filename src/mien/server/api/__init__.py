@@ -23,6 +23,7 @@ def routers() -> list[APIRouter]:
         effectiveness,
         instances,
         personas,
+        policy,
         switching,
         telemetry,
         tokens,
@@ -43,4 +44,5 @@ def routers() -> list[APIRouter]:
         broker.router,
         broker_host.router,
         telemetry.router,
+        policy.router,
     ]

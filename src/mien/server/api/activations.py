@@ -82,6 +82,7 @@ async def activate(
                 "unresolvable",
                 f"cannot activate {persona_name!r} v{pinned}: {effective.error}",
             )
+        effective, _capped = fleet.with_policy(effective, dict(instance.tags))
         superseded = await q.close_open(s, instance_id, "superseded", tx.now)
         row = await q.create(
             s,

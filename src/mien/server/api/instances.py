@@ -1,11 +1,14 @@
 """``/instances``: list, show, tag, delete, and what each should run and runs
-(``active_persona``, ``effective_persona`` with its explanation, ``history``)."""
+(``active_persona``, ``effective_persona`` with its explanation, ``history``). Listing and
+showing also say why an instance is out of fleet policy (:mod:`mien.server.compliance`);
+``noncompliant=true`` lists only those."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from mien.protocol import (
     ActivePersona,
@@ -18,10 +21,11 @@ from mien.protocol import (
     Instance,
     KeyOrigin,
     LayerInfo,
+    Noncompliance,
     Page,
     TagPatch,
 )
-from mien.server import resolve
+from mien.server import compliance, resolve
 from mien.server.api.body import CheckedRoute
 from mien.server.api.deps import INSTANCE_RE, InstanceReader, Limit, Operator, State, Viewer
 from mien.server.api.views import (
@@ -49,6 +53,19 @@ router = APIRouter(
 InstancePath = Annotated[str, Path(pattern=INSTANCE_RE, description="instance id")]
 
 
+async def _compliance(
+    state: State, s: AsyncSession, rows: list[q.InstanceRow]
+) -> dict[str, list[Noncompliance]]:
+    locked: dict[str, list[str]] = {}
+    for row in rows:
+        desired = state.fleet.desired(row.id) if row.deleted_at is None else None
+        data = desired.effective.data if desired else None
+        locked[row.id] = list((data or {}).get("locked") or [])
+    current = state.fleet.policy
+    window = current.policy.noncompliance_window.seconds if current else None
+    return await compliance.reasons(s, rows, locked, now=state.clock(), window=window)
+
+
 def _tag_filter(values: list[str]) -> dict[str, str]:
     out = {}
     for item in values:
@@ -73,6 +90,10 @@ async def list_instances(
         str | None, Query(max_length=255, description="host name given at enrollment")
     ] = None,
     include_deleted: bool = False,
+    noncompliant: Annotated[
+        bool | None,
+        Query(description="true: only instances out of fleet policy; false: only the others"),
+    ] = None,
 ) -> Page[Instance]:
     wanted = _tag_filter(tag)
     items: list[Instance] = []
@@ -80,15 +101,19 @@ async def list_instances(
     async with state.db.read() as s:
         while len(items) < limit:
             rows = await q.page(s, after=cursor, limit=limit, include_deleted=include_deleted)
+            reasons = await _compliance(state, s, rows)
             for row in rows:
                 cursor = row.id
                 if any(row.tags.get(k) != v for k, v in wanted.items()):
                     continue
                 if hostname is not None and row.hostname != hostname:
                     continue
+                if noncompliant is not None and (row.id in reasons) != noncompliant:
+                    continue
                 model = instance_model(state, row)
                 if persona is not None and model.desired.persona != persona:
                     continue
+                model.noncompliance = reasons.get(row.id, [])
                 items.append(model)
                 if len(items) == limit:
                     break
@@ -147,7 +172,11 @@ async def _row(state: State, instance_id: str) -> q.InstanceRow:
     summary="One instance: tags, connection, desired and applied persona",
 )
 async def get_instance(instance_id: InstancePath, state: State, who: InstanceReader) -> Instance:
-    return instance_model(state, await _row(state, instance_id))
+    row = await _row(state, instance_id)
+    model = instance_model(state, row)
+    async with state.db.read() as s:
+        model.noncompliance = (await _compliance(state, s, [row])).get(row.id, [])
+    return model
 
 
 @router.patch(
@@ -236,7 +265,9 @@ async def effective_persona(
     fleet = state.fleet
     member = fleet.members[instance_id]
     choice = fleet.choice(member)
-    effective = fleet.effective(choice)
+    desired = fleet.desired(instance_id)
+    # As the agent gets it: trust levels capped by the fleet policy (desired.capped says which).
+    effective = desired.effective if desired is not None else fleet.effective(choice)
     activation = None
     if row.activation_id:
         async with state.db.read() as s:

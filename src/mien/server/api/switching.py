@@ -10,11 +10,14 @@ another persona.
   the persona's ``access_controls`` do not admit that person.
 
 Only the instance's own agent token may call these: the agent vouches for the person (it
-read their identity from the kernel, see :mod:`mien.agent.local_api`). The fleet has no
-switch policy of its own yet; the persona's ``access_controls.users`` decides, its
-``group:NAME`` entries read as the server's groups (``mien group add``), the same as for a
-lease (:func:`mien.server.broker.identity.switch_refusal`): the Unix groups the agent
-reports do not count here. Operators keep ``POST …/personas/{name}/activate``.
+read their identity from the kernel, see :mod:`mien.agent.local_api`). Two checks, both
+must admit the person: the persona's ``access_controls.users``, its ``group:NAME`` entries
+read as the server's groups (``mien group add``), the same as for a lease
+(:func:`mien.server.broker.identity.switch_refusal`); and, when the fleet policy has a
+``switching`` list, an entry covering this instance that names the person (or one of
+their server groups) and the persona (:func:`mien.server.policy.switch_refusal`). The Unix
+groups the agent reports do not count here. A refused switch is a 403, audited as
+``activation.refused``. Operators keep ``POST …/personas/{name}/activate``.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from mien.protocol.switching import (
     SwitchRequest,
     refusal,
 )
+from mien.server import policy as policies
 from mien.server import resolve
 from mien.server.api.body import CheckedRoute
 from mien.server.api.deps import INSTANCE_RE, NAME_RE, OwnAgent, State
@@ -72,9 +76,10 @@ def _effective(state: ServerState, tags: dict[str, str], doc: PersonaDoc) -> Eff
     fleet = state.fleet
     ref = ActivationRef("preview", doc.name, doc.version)
     choice = fleet.choice(Member(tags, ref))
-    return resolve.compose_choice(
+    effective = resolve.compose_choice(
         choice, fleet.personas, fleet.bindings, {(doc.name, doc.version): doc}
     )
+    return fleet.with_policy(effective, tags)[0]
 
 
 async def _tags(state: ServerState, instance_id: str) -> dict[str, str]:
@@ -90,8 +95,23 @@ async def _groups(state: ServerState, user: str) -> set[str]:
         return await identity.groups_of(s, user)
 
 
-def _describe(doc: PersonaDoc, user: str, groups: set[str]) -> Candidate:
+def _refusal(
+    state: ServerState, tags: dict[str, str], doc: PersonaDoc, user: str, groups: set[str]
+) -> str | None:
+    """Why ``user`` may not switch an instance with ``tags`` to ``doc`` (``None``: may)."""
     why = refusal(doc.document, user, groups)
+    if why is None:
+        current = state.fleet.policy
+        why = policies.switch_refusal(
+            current.policy if current else None, tags, user, groups, doc.name
+        )
+    return why
+
+
+def _describe(
+    state: ServerState, tags: dict[str, str], doc: PersonaDoc, user: str, groups: set[str]
+) -> Candidate:
+    why = _refusal(state, tags, doc, user, groups)
     return Candidate(
         name=doc.name,
         version=doc.version,
@@ -114,10 +134,10 @@ async def switchable(
     user: User,
     group: Groups = [],  # noqa: B006 (FastAPI reads the default, never mutates it)
 ) -> Candidates:
-    await _tags(state, instance_id)
+    tags = await _tags(state, instance_id)
     docs = sorted((d for d in state.fleet.personas.values() if not d.deleted), key=lambda d: d.name)
     groups = await _groups(state, user)
-    return Candidates(items=[_describe(d, user, groups) for d in docs])
+    return Candidates(items=[_describe(state, tags, d, user, groups) for d in docs])
 
 
 @router.get(
@@ -141,7 +161,7 @@ async def switchable_document(
     effective = _effective(state, tags, doc)
     if effective.error or effective.data is None:
         raise ApiError(422, "unresolvable", f"cannot compose {persona_name!r}: {effective.error}")
-    why = refusal(doc.document, user, await _groups(state, user))
+    why = _refusal(state, tags, doc, user, await _groups(state, user))
     return PersonaDocument(
         name=doc.name,
         version=doc.version,
@@ -186,6 +206,15 @@ async def request_switch(
         where = instance.hostname or instance_id
         actor = f"{person.user} on {where}"
         why = await identity.switch_refusal(s, doc.document, person.user)
+        if why is None:
+            current = state.fleet.policy
+            why = policies.switch_refusal(
+                current.policy if current else None,
+                dict(instance.tags),
+                person.user,
+                await identity.groups_of(s, person.user),
+                body.persona,
+            )
         if why is not None:
             tx.audit(
                 actor,
@@ -195,6 +224,7 @@ async def request_switch(
                 requested_by=person.user,
                 reason=why,
                 agent=who.name,
+                policy_version=state.fleet.policy.version if state.fleet.policy else None,
             )
             refused = ApiError(
                 403, "forbidden", f"{person.user} may not switch to {body.persona!r}: {why}"

@@ -315,3 +315,14 @@ telemetry_events = Table(
     Column("kind", String(100), nullable=False, index=True),
     Column("detail", JSONText, nullable=False),
 )
+
+# The fleet policy: every version pushed, immutable; the highest version is in force.
+policy_versions = Table(
+    "policy_versions",
+    metadata,
+    Column("version", Integer, primary_key=True, autoincrement=False),
+    Column("content_hash", String(HASH), nullable=False),
+    Column("document", JSONText, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("created_by", String(ACTOR), nullable=False),
+)
