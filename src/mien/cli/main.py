@@ -76,6 +76,7 @@ COMMAND_MODULES: dict[str, str] = {
     "server": "fleet.server",
     "app": "fleet.apps",
     "group": "fleet.groups",
+    "policy": "fleet.policy",
     "rules": "language.rules",
 }
 

@@ -159,11 +159,13 @@ def list_instances(
     after: str | None,
     limit: int,
     hostname: str | None = None,
+    noncompliant: bool | None = None,
 ) -> Call[Page[Instance]]:
     params: list[tuple[str, Any]] = [("tag", f"{k}={v}") for k, v in (tags or {}).items()]
     params += [
         ("persona", persona),
         ("hostname", hostname),
+        ("noncompliant", None if noncompliant is None else str(noncompliant).lower()),
         ("include_deleted", include_deleted or None),
         ("after", after),
         ("limit", limit),

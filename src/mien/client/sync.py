@@ -131,12 +131,15 @@ class Client(Session, AdminCalls, EffectivenessCalls):
         persona: str | None = None,
         hostname: str | None = None,
         include_deleted: bool = False,
+        noncompliant: bool | None = None,
         page_size: int = 500,
     ) -> Iterator[Instance]:
         after: str | None = None
         while True:
             page = self.send(
-                ops.list_instances(tags, persona, include_deleted, after, page_size, hostname)
+                ops.list_instances(
+                    tags, persona, include_deleted, after, page_size, hostname, noncompliant
+                )
             )
             yield from page.items
             if not page.next:
@@ -144,8 +147,8 @@ class Client(Session, AdminCalls, EffectivenessCalls):
             after = page.next
 
     def list_instances(self, **filters: Any) -> list[Instance]:
-        """Every instance matching ``tags`` (all must match), desired ``persona`` and
-        ``hostname``."""
+        """Every instance matching ``tags`` (all must match), desired ``persona``,
+        ``hostname`` and, when given, ``noncompliant`` (out of fleet policy or not)."""
         return list(self.iter_instances(**filters))
 
     def get_instance(self, instance_id: str) -> Instance:

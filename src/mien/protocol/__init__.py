@@ -67,12 +67,6 @@ from mien.protocol.fleet import (
     LayerInfo,
     TagPatch,
 )
-from mien.protocol.policy import (
-    CappedTrust,
-    Noncompliance,
-    PolicyVersion,
-    PolicyVersionSummary,
-)
 from mien.protocol.personas import (
     Binding,
     BindingIn,
@@ -84,12 +78,14 @@ from mien.protocol.personas import (
     SelectorValue,
     VersionSummary,
 )
+from mien.protocol.policy import (
+    CappedTrust,
+    Noncompliance,
+    PolicyVersion,
+    PolicyVersionSummary,
+)
 
 __all__ = [
-    "CappedTrust",
-    "Noncompliance",
-    "PolicyVersion",
-    "PolicyVersionSummary",
     "COMMAND_PATTERN",
     "INSTANCE_ID_PATTERN",
     "NAME_PATTERN",
@@ -105,6 +101,7 @@ __all__ = [
     "Binding",
     "BindingIn",
     "BindingMatch",
+    "CappedTrust",
     "CommandRecord",
     "CommandRequest",
     "CommandResult",
@@ -128,11 +125,14 @@ __all__ = [
     "KeyOrigin",
     "LayerInfo",
     "Name",
+    "Noncompliance",
     "Page",
     "PendingCommand",
     "PersonaDiff",
     "PersonaSummary",
     "PersonaVersion",
+    "PolicyVersion",
+    "PolicyVersionSummary",
     "Problem",
     "ReportAck",
     "ReportState",

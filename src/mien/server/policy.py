@@ -148,6 +148,5 @@ def switch_refusal(
         if who and what:
             return None
     return (
-        f"the fleet policy's switching list does not let {user} switch this instance "
-        f"to {persona!r}"
+        f"the fleet policy's switching list does not let {user} switch this instance to {persona!r}"
     )

@@ -191,4 +191,3 @@ def load_policy_file(path: str | Path) -> PolicyDocument:
     except OSError as exc:
         raise SpecError([Problem(name, 0, 0, (), exc.strerror or str(exc))]) from None
     return parse_policy(raw, name)
-

@@ -66,6 +66,11 @@ ROLES: dict[tuple[str, str], set[str]] = {
     ("POST", "/api/v1/agent/telemetry"): {"agent"},
     ("GET", "/api/v1/instances/{instance_id}/metrics"): {"viewer", "self"},
     ("GET", "/api/v1/events"): {"viewer"},
+    # The fleet policy: everyone who reads the fleet reads it; only an admin changes it.
+    ("GET", "/api/v1/policy"): {"viewer"},
+    ("PUT", "/api/v1/policy"): {"admin"},
+    ("GET", "/api/v1/policy/versions"): {"viewer"},
+    ("GET", "/api/v1/policy/versions/{version}"): {"viewer"},
     # The broker: people ask for leases (a lease's holder or an admin acts on it, which an
     # unknown lease id cannot show: 404); groups and hosts are the operators'.
     ("POST", "/api/v1/broker/leases"): {"viewer", "user"},

@@ -2,7 +2,8 @@
 
 The server's explain trail for one instance: which source chose the persona (activation,
 binding, default), which bindings matched and which won, the layers composed (persona
-versions, binding overrides) and which layer set each key.
+versions, binding overrides), which layer set each key, and which trust levels the fleet
+policy capped.
 """
 
 from __future__ import annotations
@@ -101,6 +102,13 @@ def print_explain(eff: EffectivePersona, key: str | None) -> None:
         )
     for skipped in ex.skipped:
         warn(f"override not applied: {skipped}")
+    if eff.desired.capped:
+        cc.table(
+            ["risk", "persona grants", "policy allows", "policy entry"],
+            [[c.risk, c.granted, c.allowed, c.entry] for c in eff.desired.capped],
+            title=f"trust capped by fleet policy v{eff.desired.policy_version} "
+            "(the agent gets the capped levels)",
+        )
     keys = {
         k: v
         for k, v in ex.keys.items()

@@ -102,6 +102,14 @@ def list_cmd(
         str | None, typer.Option("--persona", "-p", help="Only instances that should run it.")
     ] = None,
     deleted: Annotated[bool, typer.Option("--deleted", help="Include deleted instances.")] = False,
+    noncompliant: Annotated[
+        bool,
+        typer.Option(
+            "--noncompliant",
+            help="Only instances out of fleet policy (locked keys changed, actions beyond "
+            "trust refused, commands refused), with the reasons.",
+        ),
+    ] = False,
     output: cc.OutputOpt = OutputFormat.table,
     *,
     conn: Connection,
@@ -115,12 +123,43 @@ def list_cmd(
       mien instance list --tag role=web --tag region=eu
 
       mien instance list --persona web -o json | jq -r '.[] | select(.in_sync|not) | .id'
+
+      mien instance list --noncompliant
     """
     tags = parse_pairs(tag or [], "--tag")
     with cc.client(conn) as api:
-        items = api.list_instances(tags=tags, persona=persona, include_deleted=deleted)
+        items = api.list_instances(
+            tags=tags,
+            persona=persona,
+            include_deleted=deleted,
+            noncompliant=True if noncompliant else None,
+        )
     if output is OutputFormat.json:
         cc.dump(items)
+        return
+    if noncompliant:
+        if not items:
+            info(
+                "every instance is within fleet policy"
+                + (" (of those that match)" if tags or persona else "")
+            )
+            return
+        cc.table(
+            ["id", "hostname", "reason", "count", "last", "detail"],
+            [
+                [
+                    i.id,
+                    i.hostname or "",
+                    r.kind.replace("_", " "),
+                    r.count,
+                    cc.ago(r.last),
+                    r.detail,
+                ]
+                for i in items
+                for r in i.noncompliance
+            ],
+        )
+        info(f"{len(items)} instance(s) out of fleet policy")
         return
     if not items:
         info("no instances match" if tags or persona else "no instances enrolled yet")
@@ -181,6 +220,21 @@ def show_cmd(
     out.print()
     cc.table(["", "desired (server)", "applied (agent reported)"], side_by_side(inst))
     out.print(f"\n  {esc(sync_sentence(inst))}\n")
+    if inst.desired.capped:
+        cc.table(
+            ["risk", "persona grants", "policy allows", "policy entry"],
+            [[c.risk, c.granted, c.allowed, c.entry] for c in inst.desired.capped],
+            title=f"trust capped by fleet policy v{inst.desired.policy_version}",
+        )
+    if inst.noncompliance:
+        cc.table(
+            ["reason", "count", "last", "detail"],
+            [
+                [r.kind.replace("_", " "), r.count, cc.ago(r.last), r.detail]
+                for r in inst.noncompliance
+            ],
+            title="out of fleet policy",
+        )
     not_applied = [s for s in inst.applied.settings if s.status != "applied"]
     if not_applied:
         cc.table(

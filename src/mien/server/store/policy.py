@@ -9,6 +9,7 @@ latest gets :class:`StalePolicy` (412).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -81,14 +82,8 @@ async def add_version(
         raise StalePolicy(number)
     if current is not None and current.content_hash == content_hash:
         return current, False
-    row = {
-        "version": number + 1,
-        "content_hash": content_hash,
-        "document": document,
-        "created_at": now,
-        "created_by": actor,
-    }
+    new = PolicyRow(number + 1, content_hash, document, now, actor)
     # A replica racing for the same version number loses on the primary key: the
     # request fails as a conflict (409) and changes nothing.
-    await s.execute(pv.insert().values(**row))
-    return PolicyRow(**row), True
+    await s.execute(pv.insert().values(**dataclasses.asdict(new)))
+    return new, True
