@@ -156,6 +156,14 @@ def parse_policy(text: str | bytes, source: str = "<input>") -> PolicyDocument:
     """Parse and validate policy text (YAML or JSON); :class:`SpecError` names every
     problem with its file, line, column and field."""
     raw = text.encode() if isinstance(text, str) else text
+    if not raw.strip():
+        raise SpecError(
+            [
+                Problem(
+                    source, 1, 1, (), "empty document: expected a fleet policy (trust:, switching:)"
+                )
+            ]
+        )
     json_format = True if source.endswith(".json") else None
     loaded = load_bytes(raw, source, json_format=json_format)
     data = loaded.data
