@@ -69,6 +69,18 @@ def test_a_capped_action_is_refused_by_the_agent_and_reported(tmp_path: Path) ->
         pushed = run_mien("policy", "push", tmp_path / "policy.yaml", env=env)
         assert pushed.returncode == 0, pushed.stderr
         assert "fleet policy v1 stored" in pushed.stderr
+        shown = run_mien("policy", "show", env=env)
+        assert shown.returncode == 0 and "process_control: none" in shown.stdout
+        assert '"p1-' in shown.stderr  # the ETag to push with --if-match
+        stale = run_mien("policy", "push", tmp_path / "policy.yaml", "--if-match", '"p0"', env=env)
+        assert stale.returncode == 1 and "changed since you read it" in stale.stderr
+        bad = tmp_path / "bad.yaml"
+        bad.write_text(POLICY.replace("process_control", "process_contrl"))
+        refused = run_mien("policy", "push", bad, env=env)
+        assert refused.returncode == 1
+        assert f"{bad}:3:11: trust[0].max.process_contrl: must be one of" in refused.stderr
+        versions = run_mien("policy", "versions", env=env)
+        assert "v1" in versions.stdout and "admin" in versions.stdout
 
         root = make_machine(tmp_path / "vm")
         secret = admin.create_token("enroll-vm", kind="enroll", uses=1).token
@@ -109,8 +121,8 @@ def test_a_capped_action_is_refused_by_the_agent_and_reported(tmp_path: Path) ->
         listed = run_mien("instance", "list", "--noncompliant", env=env)
         assert listed.returncode == 0, listed.stderr
         assert "vm-1" in listed.stdout and "action refused" in listed.stdout
-        shown = run_mien("instance", "show", "vm-1", env=env)
-        assert "out of fleet policy" in shown.stdout
+        described = run_mien("instance", "show", "vm-1", env=env)
+        assert "out of fleet policy" in described.stdout
         admin.close()
     finally:
         if agent is not None:
