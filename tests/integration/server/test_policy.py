@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 from server_harness import ServerProcess
+from test_replicas import parked_poll, replicas  # noqa: F401 (a fixture)
 from test_telemetry import body, enroll, post
 
 from mien.client import AgentClient, Client
@@ -251,3 +252,22 @@ def test_noncompliant_instances_are_listed_with_reasons(
     assert admin.list_instances(noncompliant=False) == []
     shown = admin.get_instance("i-prod").noncompliance
     assert {r.kind for r in shown} == {"action_refused", "command_refused"}
+
+
+@pytest.mark.postgres
+def test_a_push_on_one_replica_reaches_agents_parked_on_the_other(
+    replicas: tuple[ServerProcess, ServerProcess],  # noqa: F811
+) -> None:
+    import asyncio
+
+    a, b = replicas
+    with a.client() as admin:
+        admin.create_persona(WEB)
+        admin.set_default_persona("web")
+        _, token = enroll(admin, a, "vm-1")
+        admin.set_tags("vm-1", {"env": "prod"})
+        latency = asyncio.run(
+            parked_poll(b, token, lambda: put(a, a.admin_token, POLICY).raise_for_status())
+        )
+        assert latency < 2.0, f"cross-replica policy wake-up took {latency:.3f}s"
+    assert desired(b, token).document["trust_levels"]["process_control"] == "none"
