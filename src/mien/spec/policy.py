@@ -45,6 +45,7 @@ PERSONA = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 MAX_ENTRIES = 1000
 
 DEFAULT_WINDOW = Duration(86400.0)
+MIN_WINDOW, MAX_WINDOW = 1.0, 366 * 86400.0
 
 
 def _selector(value: dict[str, Any]) -> dict[str, Any]:
@@ -122,6 +123,13 @@ class Policy(_Closed):
     trust: list[TrustCap] = Field(default_factory=list, max_length=MAX_ENTRIES)
     switching: list[SwitchRule] | None = Field(default=None, max_length=MAX_ENTRIES)
     noncompliance_window: Duration = DEFAULT_WINDOW
+
+    @field_validator("noncompliance_window")
+    @classmethod
+    def _window(cls, value: Duration) -> Duration:
+        if not MIN_WINDOW <= value.seconds <= MAX_WINDOW:
+            raise ValueError("must be between 1s and 366d")
+        return value
 
     def canonical(self) -> dict[str, Any]:
         """The stored form: plain JSON data, defaults spelt out, nothing else."""

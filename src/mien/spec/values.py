@@ -9,6 +9,7 @@ numbers (``Duration.seconds``, ``Size.bytes``) and :meth:`Frequency.to_cron`.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar, Literal, Self
@@ -84,6 +85,7 @@ _WORD_UNITS = {
     "week": "w",
     "weeks": "w",
 }
+_NOT_FINITE = "a duration must be a finite number of seconds"
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s*([a-z]+)")
 _DURATION_FULL = re.compile(r"^(?:\s*\d+(?:\.\d+)?\s*[a-z]+\s*(?:and\s+|,\s*)?)+$")
 
@@ -105,6 +107,8 @@ class Duration(_Value):
         if isinstance(raw, bool):
             raise ValueError("expected a duration such as 30s, 5m, 2h or 1d, not a boolean")
         if isinstance(raw, int | float):
+            if not math.isfinite(raw):
+                raise ValueError(_NOT_FINITE)
             if raw < 0:
                 raise ValueError("a duration cannot be negative")
             return cls(float(raw))
@@ -119,6 +123,8 @@ class Duration(_Value):
             if unit not in _UNIT_SECONDS:
                 raise ValueError(f"{raw!r}: unknown time unit {unit!r} (use ms, s, m, h, d or w)")
             total += float(number) * _UNIT_SECONDS[unit]
+        if not math.isfinite(total):
+            raise ValueError(_NOT_FINITE)
         return cls(total)
 
     def __str__(self) -> str:

@@ -67,6 +67,12 @@ def test_no_switching_list_is_not_an_empty_one() -> None:
         ),
         ("switching:\n  - users: [alice]\n", "switching[0].personas: required field is missing"),
         ("noncompliance_window: soon\n", "fleet.yaml:1:23: noncompliance_window:"),
+        (
+            "noncompliance_window: 1e400\n",
+            "fleet.yaml:1:23: noncompliance_window: a duration must be a finite",
+        ),
+        ("noncompliance_window: 100000d\n", "fleet.yaml:1:23: noncompliance_window: must be"),
+        ("noncompliance_window: 0\n", "fleet.yaml:1:23: noncompliance_window: must be"),
         ("trusts: []\n", "fleet.yaml:1:1: trusts: unknown field"),
         ("- just a list\n", "fleet.yaml:1:1: (document): a policy is a mapping"),
     ],

@@ -67,6 +67,11 @@ DURATION_ERRORS: list[tuple[Any, str]] = [
     (True, "expected a duration such as 30s, 5m, 2h or 1d, not a boolean"),
     (None, "expected a duration such as 30s, 5m, 2h or 1d"),
     ([1], "expected a duration such as 30s, 5m, 2h or 1d"),
+    # Too long to be a time at all (YAML reads 1e400 as infinity): refused, never a crash
+    # later when the value is printed or added to a clock.
+    (float("inf"), "a duration must be a finite number of seconds"),
+    (float("nan"), "a duration must be a finite number of seconds"),
+    ("9" * 400 + "d", "a duration must be a finite number of seconds"),
 ]
 
 

@@ -85,7 +85,7 @@ async def _parse(request: Request, source: str | None) -> Any:
         raise ApiError(
             422, "invalid_document", f"invalid policy: {first}{more}", problems=problems
         ) from None
-    except (ValueError, TypeError, RecursionError) as exc:  # never a 500 for input
+    except (ValueError, TypeError, RecursionError, ArithmeticError) as exc:  # never a 500
         raise ApiError(422, "invalid_document", f"unreadable policy: {exc}") from None
 
 
