@@ -24,6 +24,8 @@ problems, as persona documents do. Applying a policy is the server's business
 
 from __future__ import annotations
 
+import dataclasses
+import difflib
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -147,6 +149,19 @@ def _entry(data: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in data.items() if v is not None}
 
 
+_FIELDS = sorted({*Policy.model_fields, *TrustCap.model_fields, *SwitchRule.model_fields})
+
+
+def _hinted(problem: Problem) -> Problem:
+    """An unknown field's hint taken from the policy's own fields (the shared message
+    suggests persona fields)."""
+    if not problem.message.startswith("unknown field") or not problem.path:
+        return problem
+    hint = difflib.get_close_matches(str(problem.path[-1]), _FIELDS, 1)
+    message = "unknown field" + (f"; did you mean {hint[0]!r}?" if hint else "")
+    return dataclasses.replace(problem, message=message)
+
+
 @dataclass(frozen=True)
 class PolicyDocument:
     """A validated policy, with where each part was written."""
@@ -184,7 +199,7 @@ def parse_policy(text: str | bytes, source: str = "<input>") -> PolicyDocument:
     try:
         policy = Policy.model_validate(data)
     except ValidationError as exc:
-        raise SpecError(problems_from(exc, loaded.where, data)) from None
+        raise SpecError([_hinted(p) for p in problems_from(exc, loaded.where, data)]) from None
     return PolicyDocument(source, policy, loaded.where)
 
 

@@ -73,7 +73,11 @@ def test_no_switching_list_is_not_an_empty_one() -> None:
         ),
         ("noncompliance_window: 100000d\n", "fleet.yaml:1:23: noncompliance_window: must be"),
         ("noncompliance_window: 0\n", "fleet.yaml:1:23: noncompliance_window: must be"),
-        ("trusts: []\n", "fleet.yaml:1:1: trusts: unknown field"),
+        ("trusts: []\n", "fleet.yaml:1:1: trusts: unknown field; did you mean 'trust'?"),
+        (
+            "trust:\n  - selecter: {a: b}\n    max: {network_access: low}\n",
+            "fleet.yaml:2:5: trust[0].selecter: unknown field; did you mean 'selector'?",
+        ),
         ("- just a list\n", "fleet.yaml:1:1: (document): a policy is a mapping"),
     ],
 )
