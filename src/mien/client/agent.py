@@ -100,6 +100,11 @@ class AgentClient(Session):
         """Send one gzip-compressed telemetry batch (:mod:`mien.agent.adapt.upload`)."""
         return self.send(ops.post_telemetry(body))
 
+    def source(self, key: str, etag: str | None = None) -> ops.SourceAnswer:
+        """The server's copy of the fleet-wide source ``key`` (:mod:`mien.protocol.sources`):
+        ``(copy, etag, fetched_at)``, the copy None when ``etag`` is still current (304)."""
+        return self.send(ops.agent_source(key, etag))
+
     def instance(self, instance_id: str) -> Instance:
         """This instance's record (an agent may read only its own)."""
         return self.send(ops.get_instance(instance_id))

@@ -13,6 +13,7 @@ from urllib.parse import quote
 
 import httpx
 
+from mien.client import errors
 from mien.client._http import API, Call, build, document_body, model, nothing, text
 from mien.protocol import (
     Activation,
@@ -46,6 +47,7 @@ from mien.protocol import (
     VersionSummary,
     WhoAmI,
 )
+from mien.protocol.sources import FETCHED_AT, SourceCopy
 from mien.protocol.telemetry import MetricsAnswer, TelemetryAck, TelemetryEvent
 
 
@@ -457,3 +459,28 @@ def telemetry_events(
 ) -> Call[Page[TelemetryEvent]]:
     params = {"instance": instance, "since": since, "kind": kind, "after": after, "limit": limit}
     return Call("GET", f"{API}/events", model(Page[TelemetryEvent]), params=params)
+
+
+SourceAnswer = tuple[SourceCopy | None, str | None, float]
+"""The server's copy of a fleet-wide source (None: the ETag sent is still current), its
+ETag, and when the server last confirmed it at the origin."""
+
+
+def _source_answer(response: httpx.Response) -> SourceAnswer:
+    etag = response.headers.get("etag")
+    try:
+        fetched_at = float(response.headers.get(FETCHED_AT, ""))
+    except ValueError:
+        raise errors.ClientError(
+            f"GET {response.request.url.path}: the answer has no {FETCHED_AT} header"
+        ) from None
+    if response.status_code == 304:
+        return None, etag, fetched_at
+    return model(SourceCopy)(response), etag, fetched_at
+
+
+def agent_source(key: str, etag: str | None) -> Call[SourceAnswer]:
+    headers = {"If-None-Match": etag} if etag else {}
+    return Call(
+        "GET", f"{API}/agent/sources/{quote(key, safe='')}", _source_answer, headers=headers
+    )

@@ -73,6 +73,9 @@ class Settings(BaseModel):
     """Seconds adaptation events sent by agents are kept (30 days)."""
     telemetry_prune_interval: float = Field(300.0, gt=0)
     """How often telemetry older than its retention is deleted."""
+    sources_interval: float = Field(1.0, gt=0)
+    """How often the replica looks for fleet-wide data sources due for a poll (each is
+    polled at its own ``every``; this is only how soon a due one is noticed)."""
     cache_refresh_interval: float = Field(300.0, gt=0)
     """A full reload of the per-replica cache, a safety net under LISTEN/NOTIFY."""
     token_cache_ttl: float = Field(900.0, ge=0)

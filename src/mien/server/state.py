@@ -25,6 +25,7 @@ from mien.server.metrics import Metrics
 from mien.server.notify import Change, LocalNotifier, Notifier, PostgresNotifier
 from mien.server.reports import ReportWriter
 from mien.server.settings import Settings
+from mien.server.sources import FleetSources
 from mien.server.store import commands as commands_q
 from mien.server.store import instances as instances_q
 from mien.server.store import migrate
@@ -59,6 +60,7 @@ class ServerState:
         self.reports = ReportWriter(self)
         self.enrollments = EnrollmentWriter(self)
         self.admissions = AdmissionWriter(self)
+        self.sources = FleetSources(self.db, self.fleet, self.clock, self.replica)
 
     # --- life cycle ------------------------------------------------------------------
 
@@ -89,6 +91,9 @@ class ServerState:
                 self._every(s.telemetry_prune_interval, self.prune_telemetry),
                 name="mien-telemetry",
             ),
+            asyncio.create_task(
+                self._every(s.sources_interval, self.sources.sweep), name="mien-sources"
+            ),
         ]
 
     def begin_shutdown(self) -> None:
@@ -113,6 +118,7 @@ class ServerState:
         await self.reports.stop()
         await self.enrollments.stop()
         await self.admissions.stop()
+        self.sources.close()
         try:
             await self.flush_seen(everything=True)
         except Exception as exc:

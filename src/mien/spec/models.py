@@ -23,6 +23,7 @@ from pydantic import (
     ConfigDict,
     Field,
     SerializerFunctionWrapHandler,
+    StrictBool,
     field_validator,
     model_serializer,
     model_validator,
@@ -261,7 +262,8 @@ class Rule(_Closed):
 class DataSource(_Closed):
     """An external feed polled every ``every`` (conditional requests, backoff, last good
     data kept); its payload (``parse``: lines | json | text) is ``data`` to ``when`` and
-    to the ``then`` actions."""
+    to the ``then`` actions. ``fleet: true`` marks it fleet-wide: the server fetches it
+    once for every machine whose persona names it, and the agents ask the server."""
 
     name: Identifier | None = None
     url: Url
@@ -270,6 +272,7 @@ class DataSource(_Closed):
     when: Condition | None = None
     then: list[Action] = Field(default_factory=list)
     timeout: Duration = Duration(10.0)
+    fleet: StrictBool = False
 
     @field_validator("when")
     @classmethod

@@ -65,7 +65,8 @@ FIELD_DESCRIPTIONS: dict[str, str] = {
     "'for' runs 'then' (also spelled TelemetryTriggers). Stored, not acted on yet.",
     "decay_rate": "Fraction of a learned baseline forgotten per hour, in [0, 1].",
     "external_data_sources": "Feeds polled over HTTP(S) every 'every'; their data drives "
-    "'when' and 'then' (also spelled ExternalDataSources). Stored, not acted on yet.",
+    "'when' and 'then' (also spelled ExternalDataSources); one with 'fleet: true' is "
+    "fetched once by the server for every machine that uses it.",
     "automated_responses": "Named lists of actions that rules run with {respond: name} "
     "(also spelled AutomatedResponses). Stored, not acted on yet.",
     "telemetry": "What the agent's collectors watch for the granted learning_domains: "

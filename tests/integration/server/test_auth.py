@@ -64,6 +64,8 @@ ROLES: dict[tuple[str, str], set[str]] = {
     ("POST", "/api/v1/instances/{instance_id}/activations"): {"self"},
     # Telemetry: agents post their own; people read it.
     ("POST", "/api/v1/agent/telemetry"): {"agent"},
+    # Fleet-wide data sources: an agent reads those its desired persona names.
+    ("GET", "/api/v1/agent/sources/{key}"): {"agent"},
     ("GET", "/api/v1/instances/{instance_id}/metrics"): {"viewer", "self"},
     ("GET", "/api/v1/events"): {"viewer"},
     # The fleet policy: everyone who reads the fleet reads it; only an admin changes it.
@@ -117,6 +119,7 @@ def fill(path: str, instance_id: str) -> str:
         "lease_id": str(uuid.uuid4()),
         "run_id": str(uuid.uuid4()),
         "user": "nobody",
+        "key": "0" * 32,
     }
     return re.sub(r"\{(\w+)\}", lambda m: values[m.group(1)], path)
 

@@ -71,7 +71,11 @@ class Adaptation:
         sources: Callable[[Persona, Path], Any] | None = None,
         baselines: Any = None,
         clock: Callable[[], float] = time.time,
+        fleet: Any = None,
     ) -> None:
+        """``fleet``: the server's copies of fleet-wide sources
+        (:class:`mien.agent.adapt.sources.FleetClient`); without it they are fetched
+        directly."""
         self.root = root
         self.has_server = has_server
         self.log = log
@@ -82,7 +86,7 @@ class Adaptation:
         self.ledger = Ledger(self.state)
         self.runner = Runner(root, self.ledger, engine, has_server=has_server, log=log)
         self.make_telemetry = telemetry or _telemetry
-        self.make_sources = sources or _sources
+        self.make_sources = sources or (lambda persona, root: _sources(persona, root, fleet))
         self.baselines_module = baselines  # the module with Baselines and lifetime()
         self.stopping = threading.Event()
         self.known_history: str | None = None
@@ -250,10 +254,18 @@ class Adaptation:
         saved = self.ledger.get(f"sources:{name}")
         if saved is not None and hasattr(sources, "from_json"):
             try:
-                sources = type(sources).from_json(persona, self.root, saved)
+                fleet = {"fleet": sources.fleet} if getattr(sources, "fleet", None) else {}
+                sources = type(sources).from_json(persona, self.root, saved, **fleet)
             except (TypeError, ValueError, KeyError) as exc:
                 self.log(f"adaptation: saved data source copies dropped ({exc})")
         self.feeds = Feeds(sources, self.ledger, name)
+        direct = list(getattr(sources, "direct_fleet", ()))
+        if direct:  # `mien agent run --local`: no server to ask
+            self.log(
+                f"adaptation: fleet-wide source(s) {', '.join(direct)} fetched directly "
+                "from their origin: no server"
+            )
+            self.ledger.event("source.direct", persona=name, sources=direct, reason="no server")
         self._load_baselines(persona)
 
     def _adopt(self, now: float) -> None:
@@ -373,7 +385,7 @@ def _telemetry(persona: Persona, root: Path) -> Any:
     return _module("telemetry").Telemetry(persona, root)
 
 
-def _sources(persona: Persona, root: Path) -> Any:
+def _sources(persona: Persona, root: Path, fleet: Any = None) -> Any:
     if not persona.external_data_sources:
         return NoSources()  # and no HTTP client loaded (8 MiB of an idle agent)
-    return _module("sources").DataSources(persona, root, None)
+    return _module("sources").DataSources(persona, root, None, fleet=fleet)

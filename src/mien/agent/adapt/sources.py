@@ -1,12 +1,15 @@
 """The persona's external data sources: polled politely, the last good copy always kept.
 
 Each source is fetched every ``every`` (±10 % jitter, so a fleet does not poll in step) with
-a conditional request (``If-None-Match`` / ``If-Modified-Since`` from the last answer); a
-304 keeps the copy and makes it fresh again. A fetch that fails — the server down, an error
-status, slower than the source's ``timeout`` in total, larger than :data:`MAX_BYTES`
-(streamed and stopped there), not UTF-8, not JSON for ``parse: json`` — is recorded in
-``last_error``, the last good copy stays, and the next try backs off exponentially: after
-``k`` failures in a row it comes ``every × 2^k`` later, at most ``max(every, 1h)``.
+a conditional request; a failed poll keeps the last good copy and backs off exponentially
+(the poll and its schedule: :mod:`mien.protocol.fetch`, shared with the server).
+
+A source marked ``fleet: true`` is fetched by the server once for the whole fleet: with a
+server (``fleet`` given), the agent asks ``GET /api/v1/agent/sources/{key}`` instead of the
+origin, with ``If-None-Match`` so an unchanged copy costs a 304; the copy's age is the
+server's (when it last confirmed the payload at the origin). Without a server
+(``mien agent run --local``) such a source is fetched directly, as any other
+(:attr:`DataSources.direct_fleet` names them, and the loop says so).
 
 Times are wall-clock seconds, so a copy restored by :meth:`DataSources.from_json` after a
 restart keeps its true age. Used by the agent's adaptation loop (which persists the copies in
@@ -15,62 +18,48 @@ the state database and gives rules ``data.NAME`` and ``data.NAME.age``) and ``mi
 
 from __future__ import annotations
 
-import json
 import random
-import time
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 
+from mien.client import ClientError
+from mien.protocol.fetch import (
+    BACKOFF_CAP,
+    JITTER,
+    MAX_BYTES,
+    DataCopy,
+    FetchError,
+    fetch,
+    parse_payload,
+    settle,
+)
+from mien.protocol.sources import SourceCopy, source_key
 from mien.spec.models import DataSource, Persona
 
-MAX_BYTES = 1024 * 1024
-"""The largest payload a source may send (1 MiB); a larger one is an error."""
-BACKOFF_CAP = 3600.0
-JITTER = 0.10
+__all__ = [
+    "BACKOFF_CAP",
+    "JITTER",
+    "MAX_BYTES",
+    "DataCopy",
+    "DataSources",
+    "FetchError",
+    "FleetClient",
+    "parse_payload",
+    "source_names",
+]
 
 
-@dataclass
-class DataCopy:
-    """The last good copy of a source and the state of its polling."""
+class FleetClient(Protocol):
+    """The server's side of fleet-wide sources (:meth:`mien.client.AgentClient.source`):
+    the copy, or None when ``etag`` is still current (then ``fetched_at`` is the server's)."""
 
-    value: Any = None
-    fetched_at: float | None = None
-    last_error: str | None = None
-    etag: str | None = None
-    last_modified: str | None = None
-    failures: int = 0
-    next_at: float = 0.0
-    checked_at: float | None = None
-
-    def age(self, now: float) -> float | None:
-        """Seconds since the copy was last confirmed good (None: no copy yet)."""
-        return None if self.fetched_at is None else max(0.0, now - self.fetched_at)
-
-
-class FetchError(Exception):
-    """Why one poll did not give a new copy."""
-
-
-def parse_payload(raw: bytes, parse: str) -> Any:
-    """The value of a payload: ``lines`` (non-empty lines not starting with ``#``, stripped),
-    ``json`` or ``text``; :class:`FetchError` if it is not UTF-8 or not JSON."""
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise FetchError(f"the payload is not UTF-8 (byte {exc.start})") from None
-    if parse == "json":
-        try:
-            return json.loads(text)
-        except ValueError as exc:
-            raise FetchError(f"the payload is not JSON: {exc}") from None
-    if parse == "lines":
-        stripped = (line.strip() for line in text.splitlines())
-        return [line for line in stripped if line and not line.startswith("#")]
-    return text
+    def source(self, key: str, etag: str | None) -> tuple[SourceCopy | None, str | None, float]:
+        """``(copy or None for 304, ETag, fetched_at)``."""
+        ...
 
 
 def source_names(persona: Persona) -> dict[str, DataSource]:
@@ -87,16 +76,28 @@ class DataSources:
         root: Path,
         client: httpx.Client | None = None,
         *,
+        fleet: FleetClient | None = None,
         max_bytes: int = MAX_BYTES,
         rng: random.Random | None = None,
     ) -> None:
         self.root = Path(root)
         self.sources = source_names(persona)
+        self.fleet = fleet
         self.max_bytes = max_bytes
         self._client = client
         self._own_client = client is None
         self._rng = rng or random.Random()
-        self._copies = {name: DataCopy() for name in self.sources}
+        self._copies = {name: DataCopy(via=self.via(name)) for name in self.sources}
+
+    def via(self, name: str) -> str:
+        """Who is asked for ``name``: ``server`` (a fleet-wide source, with a server) or
+        ``origin``."""
+        return "server" if self.sources[name].fleet and self.fleet is not None else "origin"
+
+    @property
+    def direct_fleet(self) -> list[str]:
+        """Fleet-wide sources fetched from their origin because there is no server."""
+        return [n for n, s in self.sources.items() if s.fleet and self.fleet is None]
 
     @property
     def client(self) -> httpx.Client:
@@ -116,73 +117,41 @@ class DataSources:
     def current(self) -> dict[str, DataCopy]:
         return dict(self._copies)
 
-    def _later(self, seconds: float) -> float:
-        return seconds * self._rng.uniform(1.0 - JITTER, 1.0 + JITTER)
-
     def poll(self, name: str, now: float) -> DataCopy:
         """Fetch ``name`` once at ``now``; its copy afterwards (never raises for the feed's
         faults: they are in ``last_error``)."""
         source = self.sources[name]
         copy = self._copies[name]
-        every = source.every.seconds
-        copy.checked_at = now
+        error = None
         try:
-            self._fetch(source, copy, now)
+            if copy.via == "server":
+                self._ask_server(source, copy)
+            else:
+                fetch(
+                    self.client,
+                    source.url,
+                    source.parse,
+                    source.timeout.seconds,
+                    copy,
+                    now,
+                    max_bytes=self.max_bytes,
+                )
         except FetchError as exc:
-            copy.failures += 1
-            copy.last_error = str(exc)
-            delay = min(every * 2.0**copy.failures, max(every, BACKOFF_CAP))
-            copy.next_at = now + self._later(delay)
-        else:
-            copy.failures = 0
-            copy.last_error = None
-            copy.next_at = now + self._later(every)
+            error = str(exc)
+        settle(copy, source.every.seconds, now, error, self._rng)
         return copy
 
-    def _fetch(self, source: DataSource, copy: DataCopy, now: float) -> None:
-        headers = {"Accept-Encoding": "identity"}
-        if copy.fetched_at is not None:
-            if copy.etag:
-                headers["If-None-Match"] = copy.etag
-            if copy.last_modified:
-                headers["If-Modified-Since"] = copy.last_modified
-        limit = source.timeout.seconds
-        start = time.monotonic()
+    def _ask_server(self, source: DataSource, copy: DataCopy) -> None:
+        key = source_key(source.url, source.parse)
+        known = copy.etag if copy.fetched_at is not None else None
         try:
-            with self.client.stream("GET", source.url, headers=headers, timeout=limit) as resp:
-                if resp.status_code == 304 and copy.fetched_at is not None:
-                    copy.fetched_at = now
-                    return
-                if resp.status_code != 200:
-                    where = resp.headers.get("location")
-                    extra = f" (to {where})" if where else ""
-                    raise FetchError(f"HTTP {resp.status_code}{extra}")
-                declared = resp.headers.get("content-length", "")
-                if declared.isdigit() and int(declared) > self.max_bytes:
-                    raise FetchError(self._too_big(int(declared)))
-                chunks: list[bytes] = []
-                size = 0
-                for chunk in resp.iter_bytes():
-                    size += len(chunk)
-                    if size > self.max_bytes:
-                        raise FetchError(self._too_big(size, more=True))
-                    if time.monotonic() - start > limit:
-                        raise FetchError(f"timed out after {limit:g}s")
-                    chunks.append(chunk)
-                etag = resp.headers.get("etag")
-                modified = resp.headers.get("last-modified")
-        except httpx.TimeoutException:
-            raise FetchError(f"timed out after {limit:g}s") from None
-        except httpx.HTTPError as exc:
-            raise FetchError(f"{type(exc).__name__}: {exc}") from None
-        copy.value = parse_payload(b"".join(chunks), source.parse)
-        copy.fetched_at = now
-        copy.etag = etag
-        copy.last_modified = modified
-
-    def _too_big(self, size: int, more: bool = False) -> str:
-        shown = f"more than {self.max_bytes}" if more else str(size)
-        return f"the payload is {shown} bytes; the limit is {self.max_bytes}"
+            answer, etag, fetched_at = self.fleet.source(key, known)  # type: ignore[union-attr]
+        except ClientError as exc:
+            raise FetchError(f"from the server: {exc}") from None
+        if answer is not None:
+            copy.value = answer.value
+            copy.etag = etag
+        copy.fetched_at = fetched_at
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -204,7 +173,9 @@ class DataSources:
         **kwargs: Any,
     ) -> DataSources:
         """Sources with the copies :meth:`to_json` saved; a copy is kept only for a source
-        with the same name, URL and parsing (otherwise it starts afresh)."""
+        with the same name, URL and parsing (otherwise it starts afresh). A copy that was
+        asked of someone else (the origin, now the server, or back) keeps its value and age
+        but not that party's validators, and is due at once."""
         out = cls(persona, root, client, **kwargs)
         saved = data.get("sources")
         if not isinstance(saved, Mapping):
@@ -222,5 +193,9 @@ class DataSources:
                 copy.failures = int(copy.failures)
             except (TypeError, ValueError):
                 continue
+            via = out.via(name)
+            if copy.via != via:
+                copy.via, copy.etag, copy.last_modified = via, None, None
+                copy.next_at, copy.failures = 0.0, 0
             out._copies[name] = copy
         return out

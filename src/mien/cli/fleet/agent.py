@@ -230,7 +230,7 @@ def run_cmd(
 
         def adapting() -> None:
             # Built in its own thread: its state connection belongs to it.
-            loop = _adaptation(root, user or creds.user, interval, logger, has_server=True)
+            loop = _adaptation(root, user or creds.user, interval, logger, creds=creds)
             loop.stopping = stop
             loop.run()
 
@@ -278,9 +278,10 @@ def _uploader(root: Path, creds: Any, every: float, logger: Any) -> Any:
 
 
 def _adaptation(
-    root: Path, user: str | None, interval: float | None, logger: Any, *, has_server: bool
+    root: Path, user: str | None, interval: float | None, logger: Any, *, creds: Any = None
 ) -> Any:
-    """The adaptation loop with its own engine (and so its own state connection)."""
+    """The adaptation loop with its own engine (and so its own state connection); with the
+    enrollment's ``creds`` it has a server, which also serves the fleet-wide sources."""
     from mien.agent.adapt.loop import Adaptation
     from mien.agent.engine import Engine
 
@@ -291,7 +292,19 @@ def _adaptation(
             made.append(Engine(root, user=user))
         return made[0]
 
-    return Adaptation(root, engine, interval=interval, has_server=has_server, log=logger.info)
+    fleet = None
+    if creds is not None:
+        from mien.client import AgentClient
+
+        fleet = AgentClient(creds.server, creds.token, timeout=30.0, verify=creds.verify)
+    return Adaptation(
+        root,
+        engine,
+        interval=interval,
+        has_server=creds is not None,
+        log=logger.info,
+        fleet=fleet,
+    )
 
 
 def _run_local(root: Path, engine: Any, interval: float | None) -> int:
@@ -299,7 +312,7 @@ def _run_local(root: Path, engine: Any, interval: float | None) -> int:
     import signal
 
     logger = _logger(root)
-    loop = _adaptation(root, engine.user_name, interval, logger, has_server=False)
+    loop = _adaptation(root, engine.user_name, interval, logger)
 
     def stop(signum: int, _frame: object) -> None:
         loop.stopping.set()

@@ -24,6 +24,7 @@ def routers() -> list[APIRouter]:
         instances,
         personas,
         policy,
+        sources,
         switching,
         telemetry,
         tokens,
@@ -45,4 +46,5 @@ def routers() -> list[APIRouter]:
         broker_host.router,
         telemetry.router,
         policy.router,
+        sources.router,
     ]

@@ -326,3 +326,28 @@ policy_versions = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("created_by", String(ACTOR), nullable=False),
 )
+
+# Fleet-wide data sources: the server's last good copy of each (one row per URL and
+# parsing, whatever personas name it), the state of its polling, and the claim that lets
+# exactly one replica poll it at a time (next_at moved forward by the claimant).
+fleet_sources = Table(
+    "fleet_sources",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("url", Text, nullable=False),
+    Column("parse", String(16), nullable=False),
+    Column("every", Float, nullable=False),
+    Column("timeout", Float, nullable=False),
+    Column("wanted_at", Float, nullable=False),
+    Column("next_at", Float, nullable=False, index=True),
+    Column("claimed_by", String(64)),
+    Column("value", JSONText),
+    Column("digest", String(HASH)),
+    Column("fetched_at", Float),
+    Column("changed_at", Float),
+    Column("checked_at", Float),
+    Column("etag", Text),
+    Column("last_modified", Text),
+    Column("failures", Integer, nullable=False),
+    Column("last_error", Text),
+)
