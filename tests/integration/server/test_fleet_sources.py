@@ -218,8 +218,14 @@ def test_one_fetch_per_interval_for_the_whole_fleet(
 
     # An agent whose persona does not name the source cannot read it; nor can another
     # role, nor an unknown key.
-    with AgentClient(first.url, outsider) as api, pytest.raises(NotFound, match="names no"):
-        api.source(key)
+    with AgentClient(first.url, outsider) as api:
+        with pytest.raises(NotFound, match="names no"):
+            api.source(key)
+        # Its loop, told of the source anyway (a persona switched to locally), gets nothing.
+        model = Persona.model_validate(yaml.safe_load(documents["guarded"]))
+        ds = DataSources(model, tmp_path / "vm-plain", fleet=api)
+        copy = ds.poll("blocklist", time.time())
+        assert copy.value is None and "names no fleet-wide source" in (copy.last_error or "")
     with AgentClient(first.url, agents[0].token) as api:
         with pytest.raises(NotFound):
             api.source("0" * 32)

@@ -81,10 +81,11 @@ class Loop:
 
 
 @pytest.fixture
-def loop(machine: Path, tmp_path: Path) -> Iterator[Callable[[str], Loop]]:
+def loop(machine: Path, tmp_path: Path) -> Iterator[Callable[..., Loop]]:
     made: list[Loop] = []
 
-    def make(persona: str) -> Loop:
+    def make(persona: str, *, real_sources: bool = False) -> Loop:
+        """``real_sources``: the loop's own data sources (fetched over HTTP, no server)."""
         path = tmp_path / "persona.yaml"
         path.write_text(persona)
         engine = Engine(machine, user="alice", personas=[tmp_path])
@@ -98,7 +99,7 @@ def loop(machine: Path, tmp_path: Path) -> Iterator[Callable[[str], Loop]]:
             interval=1.0,
             log=lines.append,
             telemetry=lambda persona, root: SetMetrics(metrics),
-            sources=lambda persona, root: NoSources(),
+            sources=None if real_sources else lambda persona, root: NoSources(),
             baselines=baselines,
             clock=lambda: holder[0].now,
         )

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import random
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -14,6 +14,8 @@ import pytest
 from mien.agent.adapt.sources import BACKOFF_CAP, DataSources, FetchError, parse_payload
 from mien.spec.models import Persona
 from tests.feed_origin import Feed, serve_feed
+from tests.integration.agent.adapt.conftest import Loop
+from tests.support import run_mien
 
 
 @pytest.fixture
@@ -158,3 +160,33 @@ def test_a_server_that_is_down_is_an_error(tmp_path: Path) -> None:
     assert copy.last_error is not None and "ConnectError" in copy.last_error
     assert copy.value is None and copy.failures == 1
     ds.close()
+
+
+FLEET_PERSONA = """\
+name: guarded
+external_data_sources:
+  - name: blocklist
+    url: http://127.0.0.1:{port}/feed
+    every: 10s
+    fleet: true
+"""
+
+
+def test_without_a_server_a_fleet_wide_source_is_fetched_directly_and_said_so(
+    feed: tuple[Feed, int], loop: Callable[..., Loop]
+) -> None:
+    state, port = feed
+    run = loop(FLEET_PERSONA.format(port=port), real_sources=True)
+    run.tick()
+    assert len(state.requests) == 1 and state.requests[0]["path"] == "/feed"
+    feeds = run.adaptation.feeds
+    assert feeds is not None
+    assert feeds.entries(run.now)["blocklist"]["value"] == ["10.0.0.1", "10.0.0.2"]
+    assert feeds.status()["blocklist"]["via"] == "origin"
+    said = run.events("source.direct")
+    assert [(e["persona"], e["sources"], e["reason"]) for e in said] == [
+        ("guarded", ["blocklist"], "no server")
+    ]
+    assert any("blocklist fetched directly" in line for line in run.lines), run.lines
+    shown = run_mien("events", "--root", run.root)
+    assert shown.returncode == 0 and "source.direct" in shown.stdout, shown.stdout
