@@ -51,7 +51,12 @@ class DataCopy:
 
 
 class FetchError(Exception):
-    """Why one poll did not give a new copy."""
+    """Why one poll did not give a new copy; ``retry_after``: the answering server's hint
+    of when to ask again (sooner than the backoff would)."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 def parse_payload(raw: bytes, parse: str) -> Any:

@@ -142,6 +142,7 @@ def test_one_fetch_per_interval_for_the_whole_fleet(
     key = source_key(url, "lines")
     first = replicas[0]
     documents = {"guarded": GUARDED.format(url=url), "also-guarded": ALSO.format(url=url)}
+    origin.mode = "slow"  # the server's first fetch takes 2 s
     with first.client() as admin:
         for text in [*documents.values(), PLAIN]:
             admin.create_persona(text)
@@ -163,14 +164,22 @@ def test_one_fetch_per_interval_for_the_whole_fleet(
         found = row(first, key)
         return found is not None and found.fetched_at is not None
 
+    # Asked before the server has a copy: 503, and the agent comes back when it says.
+    early = agents[0]
+    early.step()
+    assert early.seen.statuses == [503]
+    copy = early.copy()
+    assert "no good copy" in (copy.last_error or "") and copy.value is None
+    assert copy.next_at - time.time() <= 5.0  # Retry-After, not twice the interval
+    origin.mode = "ok"
     wait_until(ready, timeout=20, what="the server's first fetch")
     initial = row(first, key)
     assert initial is not None
-    drive(agents, lambda: all(a.copy().fetched_at for a in agents), 5, "every agent's copy")
+    drive(agents, lambda: all(a.copy().fetched_at for a in agents), 8, "every agent's copy")
     for agent in agents:
         copy = agent.copy()
         assert copy.value == ["10.0.0.1", "10.0.0.2"] and copy.via == "server"
-        assert agent.seen.statuses == [200], agent.name
+        assert agent.seen.statuses == ([503] if agent is early else []) + [200], agent.name
     assert len(origin.requests) == 1, origin.requests
 
     # One interval later: the unchanged feed is a 304 at the origin, and at every agent.

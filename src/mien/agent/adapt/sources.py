@@ -122,7 +122,7 @@ class DataSources:
         faults: they are in ``last_error``)."""
         source = self.sources[name]
         copy = self._copies[name]
-        error = None
+        error, retry_after = None, None
         try:
             if copy.via == "server":
                 self._ask_server(source, copy)
@@ -137,8 +137,10 @@ class DataSources:
                     max_bytes=self.max_bytes,
                 )
         except FetchError as exc:
-            error = str(exc)
+            error, retry_after = str(exc), exc.retry_after
         settle(copy, source.every.seconds, now, error, self._rng)
+        if retry_after is not None:  # the server has no copy yet: back when it says
+            copy.next_at = min(copy.next_at, now + retry_after)
         return copy
 
     def _ask_server(self, source: DataSource, copy: DataCopy) -> None:
@@ -147,7 +149,7 @@ class DataSources:
         try:
             answer, etag, fetched_at = self.fleet.source(key, known)  # type: ignore[union-attr]
         except ClientError as exc:
-            raise FetchError(f"from the server: {exc}") from None
+            raise FetchError(f"from the server: {exc}", exc.retry_after) from None
         if answer is not None:
             copy.value = answer.value
             copy.etag = etag
