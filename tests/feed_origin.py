@@ -45,7 +45,8 @@ def serve_feed() -> Iterator[Feed]:
 
         def do_GET(self) -> None:
             state.requests.append(
-                {k.lower(): v for k, v in self.headers.items()} | {"path": self.path}
+                {k.lower(): v for k, v in self.headers.items()}
+                | {"path": self.path, "at": str(time.time())}
             )
             mode = state.mode
             body = state.body if self.path == "/feed" else json.dumps({"v": state.etag}).encode()
