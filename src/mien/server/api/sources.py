@@ -23,12 +23,14 @@ from fastapi import APIRouter, Header, Path, Response
 
 from mien.protocol import ErrorBody
 from mien.protocol.sources import FETCHED_AT, SourceCopy
+from mien.server.api.body import CheckedRoute
 from mien.server.api.deps import Agent, State
 from mien.server.errors import ApiError
 from mien.server.store import fleet_sources as q
 
 router = APIRouter(
     prefix="/agent",
+    route_class=CheckedRoute,
     tags=["agent"],
     responses={
         401: {"model": ErrorBody, "description": "missing or invalid token"},
