@@ -11,6 +11,9 @@ host protocol with the instance's own token (:mod:`mien.client.broker`):
   lease (exit status and output go back to the server);
 * it reports each lease's usage (CPU seconds, peak memory, the processes launched with their
   commands) every ``usage_interval`` seconds;
+* it serves ``mien app shell``: each session the server hands out gets a thread that
+  dials the server's relay and runs the program on a terminal in the lease
+  (:mod:`mien.agent.sandbox_shell`);
 * it reclaims a lease idle for ``idle_timeout`` seconds (no command run), reporting it
   released with the reason;
 * it destroys any environment it holds that the server no longer lists as live (a lease
@@ -37,7 +40,7 @@ from typing import IO, Any, Protocol
 
 from mien.client import Client, ClientError
 from mien.client import broker as ops
-from mien.protocol.broker import HostLease, HostRun, Limits
+from mien.protocol.broker import HostLease, HostRun, HostShell, Limits
 from mien.spec.models import APPLICATION_ENV_KEY, APPLICATION_ENV_PATH
 
 OUTPUT_CAP = 256 * 1024
@@ -278,6 +281,10 @@ class SandboxHost:
             self.pool.submit(self._destroy, lease_id, False)
         for run in work.runs:
             self.pool.submit(self._run, run)
+        for shell in work.shells:  # a thread each: a shell lasts as long as its holder likes
+            threading.Thread(
+                target=self._shell, args=(shell,), daemon=True, name="mien-shell"
+            ).start()
 
     # --- the work --------------------------------------------------------------------
 
@@ -332,6 +339,24 @@ class SandboxHost:
         )
         held.last_active = time.monotonic()
         self._send(ops.run_result(run.id, status, out, err, error))
+
+    def _shell(self, shell: HostShell) -> None:
+        from mien.agent import sandbox_shell
+
+        held = self.held.get(shell.lease_id)
+        if held is None or not held.ready:
+            self.warn(f"shell session {shell.id}: lease {shell.lease_id} is not ready here")
+            return
+        held.launched.append(list(shell.argv))
+
+        def touch() -> None:
+            held.last_active = time.monotonic()
+
+        touch()
+        status = sandbox_shell.serve(
+            self.client, self.driver, held.handle, shell, touch=touch, warn=self.warn
+        )
+        self.log(f"lease {shell.lease_id}: shell {shell.id} ended (exit status {status})")
 
     def report_usage(self) -> None:
         with self._lock:

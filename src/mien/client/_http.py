@@ -100,6 +100,9 @@ class Session:
         """``server``: ``https://host:port``; ``transport``: for tests."""
         options = _options(server, token, timeout, verify, self.agent)
         self.server: str = options["base_url"]
+        # What a WebSocket to the same server needs (mien.client.shell).
+        self.socket_headers: dict[str, str] = dict(options["headers"])
+        self.socket_ssl: bool | ssl.SSLContext = options["verify"]
         self._http = httpx.Client(**options, transport=transport)
 
     def close(self) -> None:

@@ -129,6 +129,20 @@ class HostRun(WireModel):
     timeout: float
 
 
+class HostShell(WireModel):
+    """An interactive program the lease holder waits for: the host connects to
+    ``/broker/host/shells/{id}`` and runs ``argv`` in the lease (on a terminal of
+    ``rows`` x ``cols`` when ``tty``)."""
+
+    id: str
+    lease_id: str
+    argv: list[str]
+    tty: bool = True
+    rows: int = 24
+    cols: int = 80
+    term: str = "xterm"
+
+
 class HostWork(WireModel):
     """What a sandbox host should do now."""
 
@@ -136,6 +150,9 @@ class HostWork(WireModel):
     destroy: list[str] = Field(default_factory=list)
     runs: list[HostRun] = Field(default_factory=list)
     live: list[str] = Field(default_factory=list, description="leases it should be holding")
+    shells: list[HostShell] = Field(
+        default_factory=list, description="interactive programs to start (mien app shell)"
+    )
 
 
 class HostLeaseReport(RequestModel):

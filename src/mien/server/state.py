@@ -18,6 +18,7 @@ from contextlib import asynccontextmanager, suppress
 
 from mien.server import audit
 from mien.server.auth import TokenCache
+from mien.server.broker.shells import ShellSessions
 from mien.server.broker.writer import AdmissionWriter
 from mien.server.enrollment import EnrollmentWriter
 from mien.server.fleet import Fleet
@@ -54,6 +55,7 @@ class ServerState:
             else LocalNotifier()
         )
         self.command_waiters = Waiters()
+        self.shells = ShellSessions()  # mien app shell: the halves waiting to meet
         self.shutting_down = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -101,6 +103,7 @@ class ServerState:
         if not self.shutting_down:
             self.shutting_down = True
             woken = self.fleet.waiters.close() + self.command_waiters.close()
+            woken += self.shells.close_all()
             log.info("shutting down: released %d waiting request(s)", woken)
 
     def request_shutdown(self) -> None:

@@ -14,6 +14,7 @@ the Pod's name and namespace.
 from __future__ import annotations
 
 import re
+import subprocess
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -244,6 +245,23 @@ class Driver(ABC):
     ) -> RunResult:
         """Run ``argv`` inside as the sandbox user, with the persona's environment and the
         applications' settings (``/etc/persona/application.env``) loaded, then ``env`` on top."""
+
+    def spawn(
+        self,
+        handle: SandboxHandle,
+        argv: Sequence[str],
+        *,
+        stdin: int,
+        stdout: int,
+        stderr: int,
+        tty: bool = False,
+        env: Mapping[str, str] | None = None,
+    ) -> subprocess.Popen[bytes]:
+        """Start ``argv`` inside (as :meth:`run` would) on the given descriptors (or
+        ``subprocess.PIPE``) and return at once: ``mien app shell``. With ``tty``, ``stdin``
+        is a terminal's slave side, which becomes the program's controlling terminal (its
+        window size changes reach the program inside)."""
+        raise SandboxError(f"the {self.name} sandbox driver cannot start interactive programs")
 
     @abstractmethod
     def usage(self, handle: SandboxHandle) -> Usage: ...

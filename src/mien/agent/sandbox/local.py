@@ -204,9 +204,19 @@ class LocalDriver(Driver):
     # --- run ---------------------------------------------------------------------------
 
     def command(
-        self, handle: SandboxHandle, argv: Sequence[str], env: Mapping[str, str]
+        self,
+        handle: SandboxHandle,
+        argv: Sequence[str],
+        env: Mapping[str, str],
+        *,
+        tty: bool = False,
     ) -> list[str]:
-        """The bwrap command line running ``argv`` inside (after the environment prelude)."""
+        """The bwrap command line running ``argv`` inside (after the environment prelude).
+
+        Without ``tty`` the program gets a new session (``--new-session``: it cannot push
+        input into a terminal it shares with the host). With ``tty`` its terminal is one
+        allocated for it alone, which it keeps as its controlling terminal (job control,
+        window size changes); what it could push there reaches only itself."""
         data = handle.data
         user = str(data["user"])
         cmd = [
@@ -214,8 +224,10 @@ class LocalDriver(Driver):
             str(roots.SANDBOX_UID), "--unshare-pid", "--unshare-ipc", "--unshare-uts",
             "--unshare-cgroup-try", "--hostname", f"lease-{handle.lease_id}"[:63],
             "--bind", str(data["root"]), "/", "--proc", "/proc", "--dev", "/dev",
-            "--die-with-parent", "--new-session", "--cap-drop", "ALL",
+            "--die-with-parent", "--cap-drop", "ALL",
         ]  # fmt: skip
+        if not tty:
+            cmd.append("--new-session")
         if "net" not in data:
             cmd.append("--unshare-net")
         cmd += ["--chdir", f"/home/{user}", "--", "/bin/sh", "-c", PRELUDE, "sh"]
@@ -232,6 +244,31 @@ class LocalDriver(Driver):
         capture: bool = True,
     ) -> subprocess.Popen[bytes]:
         """The streaming variant of :meth:`run`: a started process (pipes when ``capture``)."""
+        pipe = subprocess.PIPE if capture else None
+        return self._start(handle, argv, env, (pipe, pipe, pipe), tty=False)
+
+    def spawn(
+        self,
+        handle: SandboxHandle,
+        argv: Sequence[str],
+        *,
+        stdin: int,
+        stdout: int,
+        stderr: int,
+        tty: bool = False,
+        env: Mapping[str, str] | None = None,
+    ) -> subprocess.Popen[bytes]:
+        return self._start(handle, argv, env, (stdin, stdout, stderr), tty=tty)
+
+    def _start(
+        self,
+        handle: SandboxHandle,
+        argv: Sequence[str],
+        env: Mapping[str, str] | None,
+        stdio: tuple[int | None, int | None, int | None],
+        *,
+        tty: bool,
+    ) -> subprocess.Popen[bytes]:
         data = handle.data
         if not data.get("root") or not os.path.ismount(str(data["root"])):
             raise SandboxError(f"lease {handle.lease_id} has no sandbox on this host")
@@ -247,16 +284,18 @@ class LocalDriver(Driver):
             "LOGNAME": user,
             "LANG": "C.UTF-8",
         }
-        pipe = subprocess.PIPE if capture else None
+        cmd = _enter(handle.lease_id, int(data["host_uid"]), data.get("net"))
+        cmd += self.command(handle, argv, env or {}, tty=tty)
+        if tty:  # a session of its own whose controlling terminal is stdin (setsid --ctty)
+            cmd = ["setsid", "--ctty", "--wait", "--", *cmd]
         return subprocess.Popen(
-            _enter(handle.lease_id, int(data["host_uid"]), data.get("net"))
-            + self.command(handle, argv, env or {}),
-            stdin=pipe,
-            stdout=pipe,
-            stderr=pipe,
+            cmd,
+            stdin=stdio[0],
+            stdout=stdio[1],
+            stderr=stdio[2],
             env=base_env,
             cwd="/",
-            start_new_session=True,
+            start_new_session=not tty,
         )
 
     def run(

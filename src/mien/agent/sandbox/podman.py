@@ -276,6 +276,34 @@ class PodmanDriver(Driver):
         code = api.exec_inspect(exec_id).get("ExitCode")
         return RunResult(int(code if code is not None else 1), out or b"", err or b"")
 
+    def spawn(
+        self,
+        handle: SandboxHandle,
+        argv: Sequence[str],
+        *,
+        stdin: int,
+        stdout: int,
+        stderr: int,
+        tty: bool = False,
+        env: Mapping[str, str] | None = None,
+    ) -> subprocess.Popen[bytes]:
+        """``podman exec -i`` (``-t`` with a terminal, in a session whose controlling
+        terminal it is, so podman passes window size changes on to the container)."""
+        self._record(handle, argv)
+        self.client()  # the service is up (started here if need be)
+        cmd = ["podman", "--url", self.url or f"unix://{self.socket}", "exec", "-i"]
+        if tty:
+            cmd.append("-t")
+        cmd += ["--user", str(roots.SANDBOX_UID), "--workdir", f"/home/{handle.data['user']}"]
+        for key, value in (env or {}).items():
+            cmd += ["--env", f"{key}={value}"]
+        cmd += [handle.data["container"], "/bin/sh", "-c", PRELUDE, "sh", *argv]
+        if tty:
+            cmd = ["setsid", "--ctty", "--wait", "--", *cmd]
+        return subprocess.Popen(
+            cmd, stdin=stdin, stdout=stdout, stderr=stderr, start_new_session=not tty
+        )
+
     def _record(self, handle: SandboxHandle, argv: Sequence[str]) -> None:
         where = self.runs / "podman" / "runs"
         where.mkdir(parents=True, exist_ok=True)

@@ -5,7 +5,9 @@ A lease is asked for with a ``user`` token (``mien token create NAME --role user
 token's name is the person). ``mien app request`` prints the lease id at once; ``--wait``
 follows it until ready or a final state, renewing it meanwhile. ``mien app run`` runs a
 command inside the lease's sandbox on its host: the server relays it to the host's agent
-and the command's output and exit status become this command's own.
+and the command's output and exit status become this command's own. ``mien app shell``
+is interactive: a WebSocket to the server, which relays it to the host's
+(:mod:`mien.cli.fleet.app_shell`).
 """
 
 from __future__ import annotations
@@ -256,50 +258,53 @@ def run_cmd(
     raise typer.Exit(record.exit_status or 0)
 
 
-@app_app.command("shell")
+@app_app.command(
+    "shell", context_settings={"allow_extra_args": True, "ignore_unknown_options": True}
+)
 @cc.connected
 def shell_cmd(
     lease_id: LeaseArg,
-    timeout: Annotated[
-        str, typer.Option("--timeout", metavar="DURATION", help="How long each line may run.")
-    ] = "60s",
-    output: cc.OutputOpt = OutputFormat.table,
+    argv: Annotated[
+        list[str] | None,
+        typer.Argument(metavar="[-- CMD...]", help="Program to run (default: bash -l)."),
+    ] = None,
     *,
     conn: Connection,
 ) -> None:
-    """A line-by-line shell inside the lease's sandbox — NOT interactive: each line read
-    from standard input runs as `sh -c LINE` on the host, and its output is printed when
-    it finishes (no terminal, no job control, no programs that read the keyboard). Exit
-    status: the last line's. --output json prints the runs' records at the end.
+    """An interactive shell inside the lease's sandbox (or CMD on a terminal there).
 
-    Example:
+    With a terminal, this one is put in raw mode and connected to a terminal allocated
+    in the sandbox, of the same window size (resizes follow); it is restored when the
+    shell exits. Without one (a pipe or file on standard input), the input is sent as it
+    comes and its end closes the shell's input; output and errors arrive apart. Exit
+    status: the shell's. The lease must be ready (and yours); an open shell keeps it
+    renewed.
+
+    Examples:
+
+      mien app shell 0b6f…
+
+      mien app shell 0b6f… -- top
 
       printf 'id\\nls /\\n' | mien app shell 0b6f…
     """
-    seconds = parse_duration(timeout, "--timeout")
-    status = 0
-    records = []
-    prompt = cc.is_tty(sys.stdin)
-    with cc.client(conn, timeout=seconds + 60) as api:
-        while True:
-            if prompt:
-                sys.stderr.write(f"{lease_id[:8]}$ ")
-                sys.stderr.flush()
-            line = sys.stdin.readline()
-            if not line:
-                break
-            if not line.strip():
-                continue
-            record = _run(api, lease_id, ["sh", "-c", line.rstrip("\n")], seconds)
-            status = record.exit_status or 0
-            if output is OutputFormat.json:
-                records.append(record)
-                continue
-            sys.stdout.write(record.stdout)
-            sys.stderr.write(record.stderr)
-            sys.stdout.flush()
-    if output is OutputFormat.json:
-        cc.dump(records)
+    import os
+    import re
+
+    from mien.cli.fleet import app_shell
+
+    terminal = cc.is_tty(sys.stdin)
+    term = os.environ.get("TERM") or "xterm"
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,63}", term):
+        term = "xterm"
+    with cc.client(conn) as api:
+        socket = app_shell.open_session(api, lease_id, list(argv or []), terminal=terminal,
+                                        term=term)  # fmt: skip
+        with socket:
+            try:
+                status = app_shell.relay(socket, terminal=terminal)
+            except app_shell.ShellEnded as exc:
+                fail(f"lease {lease_id}: {exc}")
     raise typer.Exit(status)
 
 

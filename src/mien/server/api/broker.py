@@ -106,7 +106,7 @@ async def forbid(
     return ApiError(403, "forbidden", message)
 
 
-async def _lease_for(state: ServerState, who: Principal, lease_id: str, action: str) -> LeaseRow:
+async def lease_for(state: ServerState, who: Principal, lease_id: str, action: str) -> LeaseRow:
     async with state.db.read() as s:
         row = await q.get(s, lease_id)
     if row is None:
@@ -192,7 +192,7 @@ async def list_leases(
     summary="One lease: state, host, limits, usage",
 )
 async def get_lease(lease_id: LeaseId, state: State, who: Person) -> Lease:
-    return lease_model(await _lease_for(state, who, lease_id, "read"))
+    return lease_model(await lease_for(state, who, lease_id, "read"))
 
 
 @router.post(
@@ -202,7 +202,7 @@ async def get_lease(lease_id: LeaseId, state: State, who: Person) -> Lease:
     summary="Keep a lease alive for another TTL",
 )
 async def renew_lease(lease_id: LeaseId, state: State, who: Person) -> Lease:
-    row = await _lease_for(state, who, lease_id, "renew")
+    row = await lease_for(state, who, lease_id, "renew")
     async with state.transaction() as tx:
         if not await lifecycle.renew(tx, row):
             raise ApiError(
@@ -222,7 +222,7 @@ async def renew_lease(lease_id: LeaseId, state: State, who: Person) -> Lease:
     summary="End a lease and free its resources",
 )
 async def release_lease(lease_id: LeaseId, state: State, who: Person) -> Lease:
-    row = await _lease_for(state, who, lease_id, "release")
+    row = await lease_for(state, who, lease_id, "release")
     async with state.transaction() as tx:
         current = await q.get(tx.session, lease_id)
         assert current is not None
@@ -270,7 +270,7 @@ async def run_in_lease(
     who: Person,
     wait: Wait = 30.0,
 ) -> RunRecord:
-    row = await _lease_for(state, who, lease_id, "run")
+    row = await lease_for(state, who, lease_id, "run")
     if row.state != "ready" or row.host is None:
         ended = row.state not in q.OPEN
         detail = (
@@ -322,7 +322,7 @@ async def get_run(
     who: Person,
     wait: Wait = 0.0,
 ) -> RunRecord:
-    await _lease_for(state, who, lease_id, "read")
+    await lease_for(state, who, lease_id, "read")
     found = await await_run(state, run_id, wait)
     if found is None or found.lease_id != lease_id:
         raise not_found(f"run {run_id!r} of lease {lease_id!r}")

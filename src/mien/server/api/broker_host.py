@@ -9,6 +9,8 @@ speaks with its instance's own token.
   released (reclaimed when idle).
 * ``POST /broker/host/leases/{id}/usage`` — CPU seconds, peak memory, processes launched.
 * ``POST /broker/host/runs/{id}/result`` — a command's exit status and output.
+* ``WS /broker/host/shells/{id}`` — an interactive shell the holder waits for (handed out
+  by ``work``; :mod:`mien.server.api.broker_shell`).
 
 ``GET /broker/hosts`` (operator) shows the ledger.
 """
@@ -26,6 +28,7 @@ from mien.protocol.broker import (
     HostOffer,
     HostRun,
     HostRunResult,
+    HostShell,
     HostUsage,
     HostWork,
     Limits,
@@ -94,6 +97,7 @@ async def work(state: State, who: Agent) -> HostWork:
             tx.session, host, now=tx.now, grace=state.settings.command_result_grace
         )
         live = await q.on_host(tx.session, host, q.LIVE)
+    shells = state.shells.claim(host)
     return HostWork(
         provision=[
             HostLease(
@@ -109,6 +113,18 @@ async def work(state: State, who: Agent) -> HostWork:
         destroy=[r.id for r in gone],
         runs=[HostRun(id=r.id, lease_id=r.lease_id, argv=r.argv, timeout=r.timeout) for r in runs],
         live=[r.id for r in live],
+        shells=[
+            HostShell(
+                id=s.id,
+                lease_id=s.lease_id,
+                argv=s.argv,
+                tty=s.tty,
+                rows=s.rows,
+                cols=s.cols,
+                term=s.term,
+            )
+            for s in shells
+        ],
     )
 
 

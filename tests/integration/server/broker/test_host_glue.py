@@ -1,7 +1,7 @@
 """The sandbox host's glue (:mod:`mien.agent.sandbox_host`) against a real server, driven
 through ``mien app`` as a user would.
 
-The environments here come from a tiny driver defined below (a directory per lease,
+The environments here come from the tiny driver of tiny_driver.py (a directory per lease,
 commands run with subprocess, an int exit status as the first interface had it), so the
 glue's own logic — failures, idle reclaim, adoption — runs in seconds; the same path with
 the real ``local`` driver is test_host_local_driver.py.
@@ -11,98 +11,24 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pytest
 from broker_support import GiB, app_persona, host, ledger, mien, user
 from server_harness import ServerProcess, wait_until
+from tiny_driver import TinyDriver
 
 from mien.agent.sandbox_host import SandboxHost
 from mien.client import Client
 from mien.client import broker as ops
 
 
-@dataclass
-class TinyUsage:
-    cpu_seconds: float
-    peak_memory: int
-    processes: list[list[str]] = field(default_factory=list)
-    oom_killed: bool = False
-
-
-@dataclass(frozen=True)
-class TinyHandle:
-    lease_id: str
-    path: Path
-
-
-class TinyDriver:
-    """A directory per lease; commands run there with subprocess (stdio inherited, as a
-    real driver's ``run`` does). A package named ``missing-*`` will not install."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-
-    def provision(self, spec: Any) -> TinyHandle:
-        where = self.root / spec.lease_id
-        where.mkdir(parents=True)
-        for pkg in spec.document.get("required_applications", []):
-            name = pkg["name"] if isinstance(pkg, dict) else pkg
-            if name.startswith("missing-"):
-                shutil.rmtree(where)
-                raise RuntimeError(f"E: Unable to locate package {name}")
-        (where / "persona.json").write_text(json.dumps(spec.document))
-        return TinyHandle(spec.lease_id, where)
-
-    def run(self, handle: TinyHandle, argv: list[str], *, tty: bool = False) -> int:
-        return subprocess.run(argv, cwd=handle.path, check=False).returncode
-
-    def usage(self, handle: TinyHandle) -> TinyUsage:
-        # A file "oom" in the lease stands for the kernel's OOM killer having struck.
-        return TinyUsage(0.5, 1024 * 1024, oom_killed=(handle.path / "oom").exists())
-
-    def destroy(self, handle: TinyHandle) -> None:
-        shutil.rmtree(handle.path, ignore_errors=True)
-
-    def list(self) -> list[TinyHandle]:
-        if not self.root.is_dir():
-            return []
-        return [TinyHandle(p.name, p) for p in sorted(self.root.iterdir())]
-
-
 @pytest.fixture
 def backend() -> str:
     return "sqlite"  # the glue is the same on either database; admission is tested on both
-
-
-@pytest.fixture
-def sandbox(
-    server: ServerProcess, admin: Client, tmp_path: Path
-) -> Iterator[tuple[SandboxHost, Path]]:
-    h = host(admin, server, "sbx-1")
-    root = tmp_path / "sandboxes"
-    glue = SandboxHost(
-        h.client,
-        TinyDriver(root),
-        driver_name="tiny",
-        offer=(4.0, 8 * GiB, 20 * GiB),
-        poll_interval=0.1,
-        usage_interval=0.3,
-    )
-    thread = threading.Thread(target=glue.run, daemon=True)
-    thread.start()
-    wait_until(lambda: "sbx-1" in ledger(admin), what="host offered")
-    yield glue, root
-    glue.stop()
-    thread.join(10)
-    h.client.close()
 
 
 def test_request_run_status_release_through_the_cli(
@@ -123,7 +49,7 @@ def test_request_run_status_release_through_the_cli(
         server, token, "app", "run", lease_id, "--", "sh", "-c", "echo out; echo err >&2; exit 3"
     )
     assert (ran.returncode, ran.stdout, ran.stderr) == (3, "out\n", "err\n")
-    shell = mien(server, token, "app", "shell", lease_id, stdin="echo one\nls\n")
+    shell = mien(server, token, "app", "shell", lease_id, "--", "sh", stdin="echo one\nls\n")
     assert shell.returncode == 0 and shell.stdout == "one\npersona.json\n", shell
 
     listed = mien(server, token, "app", "list")
