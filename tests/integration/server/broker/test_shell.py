@@ -12,12 +12,7 @@ WebSocket opens, each with the API's problem and status.
 
 from __future__ import annotations
 
-import fcntl
 import os
-import pty
-import select
-import struct
-import sys
 import termios
 import time
 from pathlib import Path
@@ -29,6 +24,7 @@ from server_harness import ServerProcess, wait_until
 from mien.agent.sandbox_host import SandboxHost
 from mien.client import Client, errors
 from mien.client import shell as sockets
+from tests.terminal import Terminal
 
 
 @pytest.fixture
@@ -42,57 +38,6 @@ def _lease(server: ServerProcess, admin: Client, token: str) -> str:
     asked = mien(server, token, "app", "request", "notes", "--wait")
     assert asked.returncode == 0, asked.stderr
     return str(asked.stdout.strip())
-
-
-class Terminal:
-    """The master side of a pseudo-terminal whose child runs ``mien``."""
-
-    def __init__(self, argv: list[str], env: dict[str, str], rows: int, cols: int) -> None:
-        pid, fd = pty.fork()
-        if pid == 0:  # the child: becomes mien
-            os.execve(sys.executable, [sys.executable, "-m", "mien.cli.main", *argv], env)
-        self.pid, self.fd = pid, fd
-        self.resize(rows, cols)
-        self.seen = b""
-
-    def resize(self, rows: int, cols: int) -> None:
-        fcntl.ioctl(self.fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
-
-    def type(self, text: str) -> None:
-        os.write(self.fd, text.encode())
-
-    def expect(self, wanted: bytes, timeout: float = 30) -> bytes:
-        """Read until ``wanted`` has been printed since the last call; what came before it."""
-        deadline = time.monotonic() + timeout
-        while wanted not in self.seen:
-            left = deadline - time.monotonic()
-            ready, _, _ = select.select([self.fd], [], [], max(0.0, left))
-            if not ready:
-                raise AssertionError(f"{wanted!r} not printed in {timeout}s: {self.seen[-2000:]!r}")
-            try:
-                chunk = os.read(self.fd, 65536)
-            except OSError:
-                chunk = b""
-            if not chunk:
-                raise AssertionError(f"the terminal closed before {wanted!r}: {self.seen!r}")
-            self.seen += chunk
-        before, _, self.seen = self.seen.partition(wanted)
-        return before
-
-    def wait(self, timeout: float = 30) -> int:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            with_data, _, _ = select.select([self.fd], [], [], 0.1)
-            if with_data:
-                try:
-                    self.seen += os.read(self.fd, 65536)
-                except OSError:
-                    pass
-            done, status = os.waitpid(self.pid, os.WNOHANG)
-            if done:
-                return os.waitstatus_to_exitcode(status)
-        os.kill(self.pid, 9)
-        raise AssertionError(f"mien app shell did not end: {self.seen[-2000:]!r}")
 
 
 def test_an_interactive_shell_on_a_real_terminal(

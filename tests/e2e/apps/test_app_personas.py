@@ -9,38 +9,32 @@ the limits hold (memory, read-only mount, no network); someone else cannot touch
 leases; release removes each sandbox (files, cgroups, network namespace) and its ledger
 entry; releasing twice and running in a released lease answer clear errors.
 
-Skips, saying why, without root, bubblewrap or cgroup v1. The Debian base root and the
-persona layers are cached by content hash under ``~/.cache/mien-test-images`` (the cache
-of tests/integration/agent/sandbox), so only a first run downloads packages.
+Skips, saying why, without root, bubblewrap or cgroup v1. The fixtures and helpers are
+support.py's and conftest.py's (the cached Debian base root among them).
 """
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import socket
-import subprocess
-import sys
-import tempfile
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.support import EXAMPLES, make_machine, mien_command, run_mien
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration" / "server"))
-
-from server_harness import ServerProcess, wait_until
-
 from mien.client import Client
+from tests.e2e.apps.support import (
+    SandboxHostProcess,
+    ServerProcess,
+    enroll,
+    hosts,
+    mien,
+    status,
+    traces,
+    wait_until,
+)
+from tests.support import EXAMPLES, make_machine
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
-
-CACHE = Path.home() / ".cache" / "mien-test-images"
 
 # An apt program the base root already has (so its layer needs no download), a structured
 # configuration file, a read-only host mount (added in the test), a memory limit and no
@@ -58,146 +52,6 @@ REPORTER: dict[str, Any] = {
     },
     "resource_requirements": {"cpu": 1, "memory": "64MiB", "storage": "64MiB"},
 }
-
-
-@pytest.fixture
-def sandboxes() -> Iterator[Path]:
-    """The drivers' run directory, after checking this host can run the local driver and
-    has (or can build) the cached base root."""
-    if os.geteuid() != 0:
-        pytest.skip("application sandboxes need root (mounts, cgroups, namespaces)")
-    from mien.agent.sandbox import SandboxError, roots
-    from mien.agent.sandbox.local import LocalDriver
-
-    recipe = roots.Recipe()
-    missing = LocalDriver(recipe, cache=CACHE).available()
-    if missing:
-        pytest.skip(f"local sandbox driver: {missing}")
-    if shutil.which("mmdebstrap") is None and not (CACHE / f"base-{recipe.key()}").is_dir():
-        pytest.skip("needs mmdebstrap to build the base root (scripts/system-deps installs it)")
-    try:
-        roots.base_root(recipe, cache=CACHE)
-    except SandboxError as exc:
-        pytest.skip(f"cannot build the Debian base root (is the archive reachable?): {exc}")
-    runs = Path(tempfile.mkdtemp(prefix="mien-app-e2e-", dir="/run"))
-    runs.chmod(0o711)
-    yield runs
-    shutil.rmtree(runs, ignore_errors=True)
-
-
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[ServerProcess]:
-    proc = ServerProcess(tmp_path / "server").start()
-    yield proc
-    assert proc.stop() == 0, proc.log()
-
-
-@pytest.fixture
-def listener() -> Iterator[int]:
-    """A loopback TCP listener of the test's own: a sandbox without network must not reach it."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(8)
-    sock.settimeout(0.2)
-    accepted: list[object] = []
-    stop = threading.Event()
-
-    def serve() -> None:
-        while not stop.is_set():
-            try:
-                conn, _ = sock.accept()
-            except OSError:
-                continue
-            accepted.append(conn)
-            conn.close()
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    yield sock.getsockname()[1]
-    stop.set()
-    thread.join(5)
-    sock.close()
-    assert not accepted, "a sandbox without network reached the host's loopback listener"
-
-
-class SandboxHostProcess:
-    """``mien agent run --sandbox-host`` on an enrolled temp root."""
-
-    def __init__(self, root: Path, runs: Path, log: Path) -> None:
-        self.log_path = log
-        env = {
-            **os.environ,
-            "MIEN_SANDBOX_CACHE": str(CACHE),
-            "MIEN_SANDBOX_RUN": str(runs),
-        }
-        with log.open("ab") as fh:
-            self.proc = subprocess.Popen(
-                [
-                    *mien_command(),
-                    "agent",
-                    "run",
-                    "--root",
-                    str(root),
-                    "--wait",
-                    "5",
-                    "--no-adapt",
-                    "--sandbox-host",
-                    "--sandbox-driver",
-                    "local",
-                ],
-                stdout=fh,
-                stderr=subprocess.STDOUT,
-                env=env,
-            )
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-        return self.proc.wait(60)
-
-
-def mien(server: ServerProcess, token: str, *args: str) -> subprocess.CompletedProcess[str]:
-    """``mien ARGS`` as a person would type it, with their token."""
-    env = {"MIEN_SERVER": server.url, "MIEN_TOKEN": token}
-    done = run_mien(*args, env=env, timeout=600)
-    assert "Traceback" not in done.stderr, done.stderr
-    return done  # type: ignore[return-value]
-
-
-def enroll(server: ServerProcess, admin: Client, root: Path) -> str:
-    token = admin.create_token("enroll-sandbox-host", kind="enroll", uses=1).token
-    done = run_mien(
-        "agent", "enroll", "--server", server.url, "--token", token, "--root", root,
-        "--user", "alice",
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    return str(json.loads((root / "var/lib/mien/agent.json").read_text())["instance_id"])
-
-
-def hosts(admin: Client) -> dict[str, dict[str, Any]]:
-    r = admin._http.get("/api/v1/broker/hosts")
-    r.raise_for_status()
-    return {h["instance_id"]: h for h in r.json()["items"]}
-
-
-def status(server: ServerProcess, token: str, lease: str) -> dict[str, Any]:
-    done = mien(server, token, "app", "status", lease, "--output", "json")
-    assert done.returncode == 0, done.stderr
-    return dict(json.loads(done.stdout))
-
-
-def traces(lease: str, runs: Path) -> list[str]:
-    """What of the lease's sandbox is still on the host: its directory, its cgroups, its
-    network namespace."""
-    from mien.agent.sandbox import cgroups, netns
-
-    left = [str(p) for p in (runs / f"lease-{lease}",) if p.exists()]
-    left += [str(p) for p in cgroups.paths(lease).values() if p.exists()]
-    ns = netns.NETNS_DIR / netns.name_for(lease)
-    return left + ([str(ns)] if ns.exists() else [])
 
 
 def test_people_get_application_sandboxes_that_hold_their_limits_and_go_away(
