@@ -9,6 +9,7 @@ the real agent against real files without touching the machine running them.
 from __future__ import annotations
 
 import os
+import shutil
 import stat
 import subprocess
 import sys
@@ -151,3 +152,21 @@ def run_mien(
 
 def needs_root() -> pytest.MarkDecorator:
     return pytest.mark.skipif(os.geteuid() != 0, reason="needs root (chown, chroot or cgroups)")
+
+
+def npm_registry_or_skip() -> None:
+    """Skip, saying why, unless npm is installed and its registry answers (``semver``)."""
+    if shutil.which("npm") is None:
+        pytest.skip("npm is not installed (apt-get install nodejs npm)")
+    try:
+        seen = subprocess.run(
+            ["npm", "view", "semver@7.6.0", "version"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        pytest.skip("the npm registry did not answer in 60 s (no network to it?)")
+    if seen.returncode != 0 or seen.stdout.strip() != "7.6.0":
+        pytest.skip(f"the npm registry is not reachable: {seen.stderr.strip()[-300:]}")

@@ -29,8 +29,8 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from mien.client._http import Session
 from mien.client import shell as sockets
+from mien.client._http import Session
 from mien.protocol import shell as wire
 from mien.protocol.broker import HostShell
 

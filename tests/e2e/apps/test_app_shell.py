@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.apps.support import ServerProcess, mien, push, sandbox_host
+from tests.e2e.apps.support import ServerProcess, mien, push, sandbox_host, traces, wait_until
 from tests.terminal import Terminal
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
@@ -70,4 +70,5 @@ def test_an_interactive_shell_inside_a_local_sandbox(
         late = mien(server, ann, "app", "shell", lease, stdin="id\n")
         assert late.returncode == 1
         assert late.stderr == f"mien: lease {lease} has ended (released): request a new one\n"
+        wait_until(lambda: not traces(lease, sandboxes), timeout=60, what="the sandbox destroyed")
     admin.close()

@@ -14,8 +14,8 @@ On ``/`` apt-get runs directly; on another root only when that root is a Debian 
 (``var/lib/dpkg/status`` and ``usr/bin/apt-get``), through chroot. Undoing an install
 purges exactly the packages that appeared since the plan's snapshot (dependencies
 included); undoing a removal reinstalls the removed versions when the archive still has
-them. Other managers (npm, snap, flatpak, cargo) have no handler: a ``pending`` note says
-so, nothing claims them as installed.
+them. npm packages are :mod:`mien.agent.handlers.npm`'s; other managers (snap, flatpak,
+cargo) have no handler: a ``stored`` note says so, nothing claims them as installed.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ SETTING = "required_applications"
 STATUS = "/var/lib/dpkg/status"
 APT_GET = "/usr/bin/apt-get"
 RECORD = f"{RECORDS_DIR}/apt-packages.json"
-OTHER_MANAGERS = ("npm", "snap", "flatpak", "cargo")
+OTHER_MANAGERS = ("snap", "flatpak", "cargo")
 _RANGE_CHARS = set("<>!~*^,")
 
 

@@ -24,7 +24,14 @@ from mien.agent.handlers.base import (
     Note,
 )
 from mien.agent.handlers.quoting import envd_word, parse_envd, parse_sh_assignments, sh_word
-from mien.agent.handlers.support import SHIMS_DIR, VENVS_DIR, edited, header, text_of
+from mien.agent.handlers.support import (
+    NPM_DIR,
+    SHIMS_DIR,
+    VENVS_DIR,
+    edited,
+    header,
+    text_of,
+)
 from mien.protocol.outcomes import Outcome, Reason
 from mien.spec.models import Persona
 
@@ -87,10 +94,13 @@ def desired_variables(persona: Persona) -> dict[str, str]:
 
 
 def venv_bin(persona: Persona, persona_name: str) -> str | None:
-    """The persona's pip virtualenv ``bin`` (appended to PATH), if it has pip packages."""
-    if any(p.manager == "pip" for p in persona.required_applications):
-        return f"{VENVS_DIR}/{persona_name}/bin"
-    return None
+    """The ``bin`` directories of the persona's pip virtualenv and npm prefix, if it has
+    pip or npm packages (appended to PATH, as one ``:``-separated entry)."""
+    managers = {p.manager for p in persona.required_applications}
+    bins = [f"{VENVS_DIR}/{persona_name}/bin"] if "pip" in managers else []
+    if "npm" in managers:
+        bins.append(f"{NPM_DIR}/{persona_name}/bin")
+    return ":".join(bins) or None
 
 
 def render_profile(persona_name: str, variables: dict[str, str], venv: str | None) -> str:

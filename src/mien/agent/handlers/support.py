@@ -17,6 +17,7 @@ from mien.agent.handlers.base import Context, FileSpec, FileState, HandlerError,
 MARK = "Managed by mien"
 SHIMS_DIR = "/usr/local/lib/mien/shims"  # the command router's shims (first on PATH)
 VENVS_DIR = "/opt/mien/venvs"  # one virtualenv per persona for its pip packages
+NPM_DIR = "/opt/mien/npm"  # one global npm prefix per persona for its npm packages
 RECORDS_DIR = "/var/lib/mien/records"  # what mien installed, for removal on a switch
 
 

@@ -3,8 +3,8 @@
 The base root is a minimal Debian built with ``mmdebstrap`` from a recipe (suite,
 variant, mirror, extra packages) and cached under the recipe's content hash, so it is
 built once per host. A persona layer is the base root with the persona applied by mien's
-own engine (``Engine(root=...)``, as ``mien apply --root``): its apt and pip packages
-installed, its configuration files, environment and scripts written, and the flat
+own engine (``Engine(root=...)``, as ``mien apply --root``): its apt, pip and npm packages
+installed (npm packages bring the apt packages ``nodejs`` and ``npm`` with them), its configuration files, environment and scripts written, and the flat
 ``application_configuration`` entries written by the engine to the persona's env file
 (``/etc/persona/application.env``, as on a machine; the drivers load it into every ``run``,
 also under upper-case names). It is built on the
@@ -44,6 +44,7 @@ SANDBOX_UID = 1000
 DEFAULT_CACHE = Path("/var/cache/mien/sandbox")
 _BUILD_TIMEOUT = 1800.0
 _ENV_NAME = re.compile(r"[^A-Za-z0-9_]")
+NODE_PACKAGES = ("nodejs", "npm")  # what a layer with npm packages gets from apt first
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,6 +219,20 @@ def app_env_values(flat: Mapping[str, str]) -> dict[str, str]:
     return values
 
 
+def with_node(apps: Any) -> Any:
+    """``required_applications`` plus the apt packages ``nodejs`` and ``npm`` when it has
+    npm packages (the layer's npm installs them; the base root has no Node)."""
+    if not isinstance(apps, list) or not any(
+        isinstance(a, Mapping) and a.get("manager") == "npm" for a in apps
+    ):
+        return apps
+    present = {
+        a.get("name") for a in apps if isinstance(a, Mapping) and a.get("manager", "apt") == "apt"
+    }
+    extra = [{"name": n, "manager": "apt"} for n in NODE_PACKAGES if n not in present]
+    return extra + list(apps)
+
+
 def persona_layer(
     base: Path,
     document: Mapping[str, Any],
@@ -281,18 +296,21 @@ def _apply(
         doc["application_configuration"] = config
     doc.pop("extends", None)
     doc.setdefault("name", name)
+    doc["required_applications"] = with_node(doc.get("required_applications"))
     if progress:
         progress(f"applying persona {name} inside the sandbox root")
     env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"}
     # pip inside honours the agent's pip settings; a CA bundle it names is a host file,
     # so it is lent to the root for the build only.
     env.update({k: v for k, v in os.environ.items() if k.startswith("PIP_") and k != "PIP_CERT"})
+    env.update({k: v for k, v in os.environ.items() if k.lower().startswith("npm_config_")})
     lent = root / BUILD_CA.lstrip("/")
-    cert = os.environ.get("PIP_CERT")
-    if cert and Path(cert).is_file():
-        lent.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(cert, lent)
-        env["PIP_CERT"] = BUILD_CA
+    for variable in ("PIP_CERT", "NODE_EXTRA_CA_CERTS"):  # npm's too
+        cert = os.environ.get(variable)
+        if cert and Path(cert).is_file():
+            lent.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(cert, lent)
+            env[variable] = BUILD_CA
     try:
         Engine(root, user=user, env=env).apply_data(doc, label=f"sandbox:{name}")
     except Exception as exc:  # the engine's own message (apt's, pip's) is the reason

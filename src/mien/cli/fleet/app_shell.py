@@ -20,8 +20,8 @@ import tty
 from collections.abc import Iterator
 from typing import Any
 
-from mien.client._http import Session
 from mien.client import shell as sockets
+from mien.client._http import Session
 from mien.protocol import shell as wire
 
 

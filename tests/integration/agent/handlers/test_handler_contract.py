@@ -284,6 +284,7 @@ def test_the_refusal_stops_the_whole_apply_before_any_change(root: Path, tmp_pat
 BUILT_IN_ORDER = [
     ("packages_apt", 10),
     ("packages_pip", 20),
+    ("packages_npm", 25),
     ("ide_extensions", 30),
     ("environment", 40),
     ("browser_extensions", 50),

@@ -16,6 +16,7 @@ import pytest
 
 from mien.agent.sandbox import SandboxError, SandboxHandle, SandboxSpec, cgroups
 from tests.integration.agent.sandbox.conftest import TOOL, lease
+from tests.support import npm_registry_or_skip
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 
@@ -148,3 +149,21 @@ def test_pip_packages_are_installed_for_the_sandbox_python(driver: Any, sandbox:
         handle, ["python", "-c", "import six, sys; print(six.__version__, sys.prefix)"]
     )
     assert done.stdout == b"1.17.0 /opt/mien/venvs/py-tool\n", done
+
+
+@pytest.mark.timeout(1800)  # the first build installs nodejs and npm (many packages) with apt
+def test_npm_packages_are_installed_inside_a_local_sandbox(local: Any, sandbox: Make) -> None:
+    """An npm package (``semver``, a command) from the registry: the layer gets nodejs and
+    npm from apt and the package in the persona's npm prefix, on the sandbox's PATH."""
+    npm_registry_or_skip()
+    document = {
+        "name": "node-tool",
+        "required_applications": [{"name": "semver", "manager": "npm", "version": "7.6.0"}],
+        "resource_requirements": {"memory": "256MiB"},
+    }
+    handle = sandbox(local, document)
+    done = local.run(handle, ["sh", "-c", "command -v semver; semver 1.2.3 -r '>1.0'; node -v"])
+    lines = done.stdout.decode().splitlines()
+    assert done.exit_status == 0, done
+    assert lines[:2] == ["/opt/mien/npm/node-tool/bin/semver", "1.2.3"], lines
+    assert lines[2].startswith("v"), lines
