@@ -114,11 +114,16 @@ def test_refusals_come_before_the_shell_opens(
     with Client(server.url, alice) as as_alice, pytest.raises(errors.InvalidDocument):
         sockets.connect(as_alice, path, [("rows", 0)])
 
-    # Another host's agent cannot take a session over (nor guess one).
+    # Another host's agent cannot take a session over (nor guess one); an agent is not a
+    # person, and a person is not a host.
     other = host(admin, server, "sbx-2")
     with pytest.raises(errors.NotFound):
         sockets.connect(other.client, "/broker/host/shells/0b6f0000-0000-0000-0000-000000000000")
+    with pytest.raises(errors.Forbidden, match="has role 'agent'"):
+        sockets.connect(other.client, path)
     other.client.close()
+    with Client(server.url, alice) as as_alice, pytest.raises(errors.Forbidden):
+        sockets.connect(as_alice, "/broker/host/shells/0b6f0000-0000-0000-0000-000000000000")
 
     released = mien(server, alice, "app", "release", lease)
     assert released.returncode == 0, released.stderr
