@@ -15,6 +15,7 @@ from mien.cli import main
 # Commands whose output is not theirs to shape.
 EXEMPT = {
     "exec": "its output is the command it runs",
+    "app shell": "its output is the program's it runs in the sandbox, on a terminal",
     "server": "it serves until stopped and writes a log",
     "agent run": "it runs until stopped and writes a log",
     "agent serve-socket": "it serves until stopped and writes a log",
