@@ -162,8 +162,15 @@ def test_npm_packages_are_installed_inside_a_local_sandbox(local: Any, sandbox: 
         "resource_requirements": {"memory": "256MiB"},
     }
     handle = sandbox(local, document)
-    done = local.run(handle, ["sh", "-c", "command -v semver; semver 1.2.3 -r '>1.0'; node -v"])
+    # Debian's npm brings its own (older) semver to /usr/bin; the persona's is in its prefix,
+    # on PATH after the system's directories.
+    script = (
+        'echo "$PATH" | tr : "\\n" | grep -x /opt/mien/npm/node-tool/bin;'
+        " /opt/mien/npm/node-tool/bin/semver --help | head -1;"
+        " /opt/mien/npm/node-tool/bin/semver 1.2.3 -r '>1.0'; node -v"
+    )
+    done = local.run(handle, ["sh", "-c", script])
     lines = done.stdout.decode().splitlines()
     assert done.exit_status == 0, done
-    assert lines[:2] == ["/opt/mien/npm/node-tool/bin/semver", "1.2.3"], lines
-    assert lines[2].startswith("v"), lines
+    assert lines[:3] == ["/opt/mien/npm/node-tool/bin", "SemVer 7.6.0", "1.2.3"], lines
+    assert lines[3].startswith("v"), lines
