@@ -11,8 +11,9 @@ The order in which handlers run is part of the contract (:func:`run_order`): by 
 order the entry points are found in. Operations are performed in that order and undone in
 reverse, and the built-ins keep to these steps:
 
-* 10 system packages (``packages_apt``), 20 Python environments (``packages_pip``): what
-  the later steps configure is installed first;
+* 10 system packages (``packages_apt``), 20 Python environments (``packages_pip``),
+  25 npm prefixes (``packages_npm``, whose npm step 10 may install): what the later steps
+  configure is installed first;
 * 30 editor extensions (``ide_extensions``), installed by an editor step 10 may install;
 * 40 the environment (``environment``);
 * 50 files and settings (``browser_extensions``, ``commands``, ``config_files``,
