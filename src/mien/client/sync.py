@@ -256,9 +256,11 @@ class Client(Session, AdminCalls, EffectivenessCalls):
         override: Mapping[str, Any] | None = None,
         priority: int = 0,
         description: str | None = None,
+        mode: str = "replace",
     ) -> Binding:
         """Instances whose tags match ``selector`` (all keys; a list of values or ``"*"``
-        allowed) get ``persona``, with ``override`` composed over it."""
+        allowed) get ``persona``, with ``override`` composed over it. With ``mode="add"``
+        the persona is layered on top of the one chosen for them instead."""
         body = build(
             BindingIn,
             {
@@ -268,6 +270,7 @@ class Client(Session, AdminCalls, EffectivenessCalls):
                 "override": dict(override) if override is not None else None,
                 "priority": priority,
                 "description": description,
+                "mode": mode,
             },
         )
         return self.send(ops.create_binding(body))
@@ -282,6 +285,7 @@ class Client(Session, AdminCalls, EffectivenessCalls):
         priority: int = 0,
         description: str | None = None,
         if_match: str | None = None,
+        mode: str = "replace",
     ) -> Binding:
         body = build(
             BindingIn,
@@ -292,6 +296,7 @@ class Client(Session, AdminCalls, EffectivenessCalls):
                 "override": dict(override) if override is not None else None,
                 "priority": priority,
                 "description": description,
+                "mode": mode,
             },
         )
         return self.send(ops.update_binding(body, if_match))

@@ -34,6 +34,10 @@ class DesiredSummary(WireModel):
     hash: str | None = None
     activation_id: str | None = None
     bindings: list[str] = Field(default_factory=list)
+    added: list[str] = Field(
+        default_factory=list,
+        description="add-bindings whose personas are layered on top, in composition order",
+    )
     error: str | None = None
     policy_version: int | None = Field(None, description="the fleet policy version applied")
     capped: list[CappedTrust] = Field(
@@ -123,16 +127,21 @@ class BindingMatch(WireModel):
     selector: dict[str, SelectorValue]
     persona: str
     priority: int
+    mode: str = "replace"
     matched: bool
     used: bool
     reason: str
 
 
 class LayerInfo(WireModel):
-    kind: str
+    kind: str = Field(
+        description="persona (the chosen one and its extends chain), binding (an "
+        "override), addition (a persona an add-binding layers on top)"
+    )
     label: str
     persona: str | None = None
     version: int | None = None
+    binding: str | None = Field(None, description="the binding that brought this layer")
 
 
 class KeyOrigin(WireModel):

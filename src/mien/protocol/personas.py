@@ -91,6 +91,9 @@ class PersonaDiff(WireModel):
 SelectorValue = TagValue | Literal["*"] | list[TagValue]
 
 
+BindingMode = Literal["replace", "add"]
+
+
 class BindingIn(RequestModel):
     """A tag selector choosing a persona, with an optional override and a priority.
 
@@ -106,6 +109,11 @@ class BindingIn(RequestModel):
     )
     priority: int = Field(0, ge=-1000, le=1000, description="higher wins")
     description: str | None = Field(None, max_length=1000)
+    mode: BindingMode = Field(
+        "replace",
+        description="replace: the binding chooses the instance's persona; add: its persona "
+        "(with the override) is layered on top of the chosen one",
+    )
 
 
 class Binding(WireModel):
@@ -115,6 +123,7 @@ class Binding(WireModel):
     override: dict[str, Any] | None = None
     priority: int
     description: str | None = None
+    mode: BindingMode = "replace"
     version: int
     etag: str
     created_at: datetime

@@ -88,7 +88,15 @@ def _persona_doc(row: personas_q.LatestRow | personas_q.VersionRow) -> PersonaDo
 
 
 def _binding_doc(row: bindings_q.BindingRow) -> BindingDoc:
-    return BindingDoc(row.name, row.selector, row.persona, row.override, row.priority, row.version)
+    return BindingDoc(
+        row.name,
+        row.selector,
+        row.persona,
+        row.override,
+        row.priority,
+        row.version,
+        "add" if row.mode == "add" else "replace",
+    )
 
 
 def _policy_doc(row: policy_q.PolicyRow | None) -> PolicyDoc | None:
@@ -338,6 +346,7 @@ class Fleet:
             "hash": effective.hash,
             "activation_id": choice.activation_id,
             "bindings": list(choice.bindings),
+            "added": list(choice.additions),
             "error": effective.error,
             "policy_version": policy.version if policy else None,
             "capped": [c.as_dict() for c in capped],

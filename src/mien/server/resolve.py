@@ -11,11 +11,23 @@ Order:
    gets it on its first contact;
 4. else nothing: the agent keeps what it has.
 
-Whatever chose the persona, the overrides of every matching binding that names that same
-persona are composed over it as overlays, lowest priority first (so the highest wins),
-with :func:`mien.spec.compose.compose` — the same composition ``mien render`` uses. ``extends``
+Only bindings of mode ``replace`` (the default) choose. Whatever chose the persona, the
+overrides of every matching binding that names that same persona are composed over it as
+overlays, lowest priority first (so the highest wins), with
+:func:`mien.spec.compose.compose` — the same composition ``mien render`` uses. ``extends``
 resolves against the latest version of each parent. An override that no longer composes
 (its persona changed under it) is skipped and named in the explanation, never fatal.
+
+Then every matching binding of mode ``add`` layers its own persona (with its own override)
+on top, as a layer of kind ``addition``: settings overlay, rules and the other
+accumulating lists join (:mod:`mien.spec.addition`). They apply in the reverse of decision
+order — lowest priority, then least specific selector, then name, first — so the highest
+ranked is applied last and wins a setting both set. A persona is added once (by its
+highest-ranked add-binding); an add-binding naming the chosen persona contributes its
+override only, and one naming a persona already in the chosen persona's ``extends`` chain
+is skipped and named. An addition that does not compose (a rule name defined twice) is
+an error of the whole desired state, naming both layers: nothing is half-applied. The
+agent still receives one composed persona.
 
 :func:`choose` is cheap and runs per instance; :func:`compose_choice` is the expensive
 part and runs once per distinct :class:`Choice` (the fleet cache memoises it).
@@ -23,7 +35,7 @@ part and runs once per distinct :class:`Choice` (the fleet cache memoises it).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -32,6 +44,7 @@ from mien.spec.compose import DELETED, Layer, Resolved, chain_of, compose
 from mien.spec.errors import PersonaNotFound, SpecError, format_path
 
 Source = Literal["activation", "binding", "default", "none"]
+Mode = Literal["replace", "add"]
 
 
 @dataclass(frozen=True)
@@ -55,6 +68,7 @@ class BindingDoc:
     override: dict[str, Any] | None
     priority: int
     version: int = 1
+    mode: Mode = "replace"
 
     @property
     def specificity(self) -> int:
@@ -79,10 +93,11 @@ class Choice:
     bindings: tuple[str, ...] = ()  # every matching binding naming this persona
     activation_id: str | None = None
     note: str | None = None  # why an activation or binding was passed over
+    additions: tuple[str, ...] = ()  # add-binding names, in composition order
 
     @property
     def key(self) -> tuple[Any, ...]:
-        return (self.source, self.persona, self.version, self.overrides)
+        return (self.source, self.persona, self.version, self.overrides, self.additions)
 
 
 @dataclass(frozen=True)
@@ -96,6 +111,7 @@ class Effective:
     resolved: Resolved | None = field(default=None, compare=False, repr=False)
     skipped: tuple[str, ...] = ()
     error: str | None = None
+    brought_by: tuple[str | None, ...] = ()  # per layer of ``resolved``: the binding, if any
 
 
 # --- selection -------------------------------------------------------------------------
@@ -166,6 +182,8 @@ def choose(
             note = f"activated persona {activation.persona!r} was deleted"
     if persona is None:
         for binding in matches:
+            if binding.mode == "add":
+                continue
             if _live(personas, binding.persona):
                 source, persona = "binding", binding.persona
                 break
@@ -176,15 +194,30 @@ def choose(
         return Choice("none", note=note)
     same = [b for b in matches if b.persona == persona]
     overrides = tuple(b.name for b in reversed(same) if b.override)
+    chooser_first = sorted(same, key=lambda b: b.mode == "add")  # stable: rank kept
     return Choice(
         source,
         persona,
         version,
         overrides,
-        tuple(b.name for b in same),
+        tuple(b.name for b in chooser_first),
         activation.id if source == "activation" and activation else None,
         note,
+        additions(matches, persona, personas),
     )
+
+
+def additions(
+    matches: Sequence[BindingDoc], chosen: str, personas: Mapping[str, PersonaDoc]
+) -> tuple[str, ...]:
+    """The add-bindings whose personas layer over ``chosen``, in composition order."""
+    seen = {chosen}
+    out: list[str] = []
+    for b in matches:  # decision order: the highest-ranked binding adds a persona
+        if b.mode == "add" and b.persona not in seen and _live(personas, b.persona):
+            seen.add(b.persona)
+            out.append(b.name)
+    return tuple(reversed(out))
 
 
 # --- composition -----------------------------------------------------------------------
@@ -200,13 +233,18 @@ def binding_layer(binding: BindingDoc) -> Layer:
     )
 
 
+def _reason(exc: SpecError) -> str:
+    return "; ".join(str(p) for p in exc.errors) or str(exc)
+
+
 def compose_choice(
     choice: Choice,
     personas: Mapping[str, PersonaDoc],
     bindings: Mapping[str, BindingDoc],
     pinned: Mapping[tuple[str, int], PersonaDoc],
 ) -> Effective:
-    """Compose the chosen persona with its overrides (``pinned`` holds old versions)."""
+    """Compose the chosen persona with its overrides and additions (``pinned`` holds old
+    versions)."""
     if choice.persona is None:
         return Effective(choice)
     latest = personas.get(choice.persona)
@@ -230,30 +268,82 @@ def compose_choice(
         chain = chain_of(persona_layer(leaf_doc), find)
         base = compose(chain)
     except SpecError as exc:
-        reason = "; ".join(str(p) for p in exc.errors) or str(exc)
-        return Effective(choice, leaf_doc.version, error=f"cannot resolve: {reason}")
-    layers = [binding_layer(bindings[n]) for n in choice.overrides if n in bindings]
+        return Effective(choice, leaf_doc.version, error=f"cannot resolve: {_reason(exc)}")
+    overrides = [bindings[n] for n in choice.overrides if n in bindings]
     resolved = base
     skipped: list[str] = []
-    if layers:
+    kept: list[BindingDoc] = []
+    if overrides:
         try:
-            resolved = compose(chain, layers)
+            resolved = compose(chain, [binding_layer(b) for b in overrides])
+            kept = overrides
         except SpecError:
             # Find the culprits one at a time; only this (rare) path pays for it.
-            kept: list[Layer] = []
-            for layer in layers:
+            for binding in overrides:
+                layer = binding_layer(binding)
                 try:
-                    resolved = compose(chain, [*kept, layer])
+                    resolved = compose(chain, [*map(binding_layer, kept), layer])
                 except SpecError as exc:
                     first = exc.errors[0] if exc.errors else None
                     skipped.append(f"{layer.label}: {first.message if first else exc}")
                     continue
-                kept.append(layer)
+                kept.append(binding)
             if not kept:
                 resolved = base
-    return Effective(
-        choice, leaf_doc.version, resolved.hash, resolved.data, resolved, tuple(skipped)
+    added: list[tuple[BindingDoc, Layer]] = []
+    for name in choice.additions:
+        adder = bindings.get(name)
+        if adder is None:
+            continue
+        if adder.persona in base.chain:
+            skipped.append(
+                f"binding {name}: persona {adder.persona!r} is already in the chain "
+                f"{' → '.join(base.chain)}; nothing to add"
+            )
+            continue
+        try:
+            layer = addition_layer(adder, personas, find)
+        except SpecError as exc:
+            return Effective(
+                choice,
+                leaf_doc.version,
+                error=f"cannot add persona {adder.persona!r} of binding {name!r}: {_reason(exc)}",
+            )
+        added.append((adder, layer))
+    if added:
+        try:
+            resolved = compose(chain, [*map(binding_layer, kept), *(a[1] for a in added)])
+        except SpecError as exc:
+            return Effective(choice, leaf_doc.version, skipped=tuple(skipped), error=_reason(exc))
+    brought = (
+        *((choice.bindings[0] if choice.source == "binding" else None) for _ in chain),
+        *(b.name for b in kept),
+        *(b.name for b, _ in added),
     )
+    return Effective(
+        choice,
+        leaf_doc.version,
+        resolved.hash,
+        resolved.data,
+        resolved,
+        tuple(skipped),
+        brought_by=brought,
+    )
+
+
+def addition_layer(
+    binding: BindingDoc,
+    personas: Mapping[str, PersonaDoc],
+    find: Callable[[str, Layer], Layer],
+) -> Layer:
+    """An add-binding's persona, composed on its own (its chain and its override), as one
+    layer of kind ``addition``. Raises :class:`SpecError` when it does not compose."""
+    doc = personas[binding.persona]
+    chain = chain_of(persona_layer(doc), find)
+    own = compose(chain, [binding_layer(binding)] if binding.override else [])
+    via = f" (extends {' → '.join(reversed(own.chain[:-1]))})" if len(own.chain) > 1 else ""
+    label = f"persona {doc.name} v{doc.version}{via}, added by binding {binding.name}"
+    return Layer("addition", label, own.data, persona=doc.name)
 
 
 # --- explanation -----------------------------------------------------------------------
@@ -278,13 +368,29 @@ def binding_reasons(
             out.append((b, False, False, why))
         elif not _live(personas, b.persona):
             out.append((b, True, False, f"persona {b.persona!r} is deleted"))
+        elif b.mode == "add" and b.persona != choice.persona:
+            out.append((b, True, b.name in choice.additions, _add_reason(b, choice, ranked)))
         elif b.persona != choice.persona:
             out.append((b, True, False, f"{choice.source} chose {choice.persona!r}"))
+        elif b.mode == "add":
+            extra = "; its override applies" if b.name in choice.overrides else ""
+            out.append((b, True, bool(extra), f"would add the chosen persona itself{extra}"))
         elif b.name in choice.overrides:
             out.append((b, True, True, "selects this persona; its override applies"))
         else:
             out.append((b, True, True, "selects this persona"))
     return out
+
+
+def _add_reason(b: BindingDoc, choice: Choice, ranked: Sequence[BindingDoc]) -> str:
+    if choice.persona is None:
+        return "adds to the chosen persona, and none was chosen"
+    if b.name in choice.additions:
+        return f"adds persona {b.persona!r} on top of {choice.persona!r}"
+    by = next(
+        (o.name for o in ranked if o.name in choice.additions and o.persona == b.persona), None
+    )
+    return f"persona {b.persona!r} is already added by binding {by!r}"
 
 
 def decision(choice: Choice, effective: Effective) -> str:
@@ -304,6 +410,8 @@ def decision(choice: Choice, effective: Effective) -> str:
     out = f"{choice.persona}{version}: {why}"
     if choice.overrides:
         out += "; overrides from " + ", ".join(choice.overrides)
+    if choice.additions:
+        out += "; personas added by " + ", ".join(choice.additions)
     if choice.note:
         out += f" ({choice.note})"
     if effective.error:

@@ -6,7 +6,11 @@ applied in order, later wins:
 
 1. the ``extends`` chain, base first;
 2. overlays (files given with ``--overlay``, or tag-binding overrides by priority);
-3. the user's customizations on the machine, except keys the persona ``locked``.
+3. additions: whole personas layered on top by the server's add-bindings, which compose as
+   overlays except that their rules and the other accumulating lists are joined to the
+   ones below (:mod:`mien.spec.addition`; a rule name on both sides is refused, naming
+   both layers);
+4. the user's customizations on the machine, except keys the persona ``locked``.
 
 Maps merge by key, lists replace, ``null`` deletes. Identity (``name``, ``extends``,
 ``default_persona``) is not inherited; ``locked`` accumulates. Every leaf remembers which
@@ -24,13 +28,14 @@ from typing import Any, Literal
 from pydantic import ValidationError
 
 from mien.spec import rulecheck
+from mien.spec.addition import ADDED_FIELDS, JOINED_BY_NAME, join
 from mien.spec.canonical import canonical, content_hash
 from mien.spec.document import Document, lint, problems_from
 from mien.spec.errors import FieldPath, PersonaNotFound, Problem, SpecError, format_path
 from mien.spec.models import Persona
 from mien.spec.source import SourceMap
 
-LayerKind = Literal["persona", "overlay", "binding", "customization"]
+LayerKind = Literal["persona", "overlay", "binding", "addition", "customization"]
 MAX_CHAIN = 16
 DELETED: Any = type("Deleted", (), {"__repr__": lambda self: "<deleted>"})()
 
@@ -249,14 +254,21 @@ def compose(
     merged: dict[str, Any] = {}
     trail: dict[FieldPath, list[Origin]] = {}
     locked_by = dict(locked_by or {})
+    clashes: list[Problem] = []
     for layer in layers:
         body = {k: v for k, v in layer.data.items() if k not in ("name", "extends", "locked")}
-        if layer.kind == "persona" and layer is not leaf:
+        if layer.kind in ("persona", "addition") and layer is not leaf:
             for own in ("default_persona", "display_name", "description"):  # the parent's own
                 body.pop(own, None)
+        if layer.kind == "addition":
+            clashes += _add(
+                merged, {k: body.pop(k) for k in ADDED_FIELDS if k in body}, layer, trail
+            )
         _merge(merged, body, layer, trail)
         for key in layer.data.get("locked") or ():
             locked_by.setdefault(str(key), layer.persona or layer.label)
+    if clashes:
+        raise SpecError(clashes)
     skipped: list[tuple[str, str]] = []
     if customizations is not None and customizations.data:
         allowed: dict[str, Any] = {}
@@ -292,6 +304,41 @@ def compose(
         skipped=skipped,
         warnings=warnings,
     )
+
+
+def _add(
+    merged: dict[str, Any],
+    lists: Mapping[str, Any],
+    layer: Layer,
+    trail: dict[FieldPath, list[Origin]],
+) -> list[Problem]:
+    """Join an addition's accumulating lists to ``merged``; the clashes, as problems."""
+    problems: list[Problem] = []
+    for key, above in lists.items():
+        if not isinstance(above, list):  # invalid: validation reports it where it was set
+            _merge(merged, {key: above}, layer, trail)
+            continue
+        joined = join(key, merged.get(key), above)
+        for clash in joined.clashes:
+            below = _last_origin((key, clash.below), trail)
+            what = JOINED_BY_NAME[key]
+            problems.append(
+                layer.problem(
+                    (key, clash.above),
+                    f"{what} {clash.name!r} is already defined by "
+                    f"{_source(below.layer) if below else 'a layer below'}: "
+                    f"a {what} name must be unique across the layers; rename one of them",
+                )
+            )
+        merged[key] = _copy(joined.value)
+        for index in joined.added:
+            here = (key, index)
+            trail.setdefault(here, []).append(Origin(layer, here, joined.value[index]))
+    return problems
+
+
+def _source(layer: Layer) -> str:
+    return f"persona {layer.label}" if layer.kind == "persona" else layer.label
 
 
 def _flatten(data: Mapping[str, Any], path: FieldPath = ()) -> Iterable[tuple[FieldPath, Any]]:

@@ -1,5 +1,6 @@
 """``mien bind add|list|show|rm``: tag selectors that choose a persona for many instances,
-with an optional override and a priority (the tag → persona mapping); and
+with an optional override and a priority (the tag → persona mapping), or with ``--mode add``
+layer a persona on top of the chosen one; and
 ``mien bind add --wait``, which follows the rollout until the selected instances applied it.
 
 Audit and tokens are in :mod:`mien.cli.fleet.admin`.
@@ -8,6 +9,7 @@ Audit and tokens are in :mod:`mien.cli.fleet.admin`.
 from __future__ import annotations
 
 import sys
+from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -22,15 +24,24 @@ if TYPE_CHECKING:
     from mien.client import Client
     from mien.protocol import Binding
 
+
+class Mode(str, Enum):
+    REPLACE = "replace"
+    ADD = "add"
+
+
 bind_app = typer.Typer(
     name="bind",
     no_args_is_help=True,
     help=paragraphs("""
         Bindings: instances whose tags match a selector get a persona, optionally with an
         override composed over it. The highest priority wins; an explicit activation wins
-        over every binding.
+        over every binding. A binding with --mode add layers its persona on top of the
+        chosen one instead: its rules are appended, its restricted commands united, its
+        settings composed over.
 
           mien bind add web-eu --selector role=web --selector region=eu --persona web
+          mien bind add watch-eu --selector region=eu --persona monitoring --mode add
           mien bind list
           mien bind rm web-eu
         """),
@@ -84,6 +95,15 @@ def add_cmd(
         ),
     ] = None,
     description: Annotated[str | None, typer.Option("--description", "-d")] = None,
+    mode: Annotated[
+        Mode,
+        typer.Option(
+            "--mode",
+            help="replace: the binding chooses the persona; add: its persona is layered on "
+            "top of the chosen one (rules appended, restricted commands united, settings "
+            "composed over).",
+        ),
+    ] = Mode.REPLACE,
     replace: Annotated[
         bool, typer.Option("--replace", help="Change the binding if it exists.")
     ] = False,
@@ -110,6 +130,8 @@ def add_cmd(
       mien bind add eu-proxy -s role=web -s region=eu,eu-west -p web --priority 10 --override eu.yaml
 
       mien bind add everyone --all --persona base --priority -100
+
+      mien bind add watch-eu -s region=eu -p monitoring --mode add
     """
     from mien.client import Conflict
 
@@ -124,12 +146,24 @@ def add_cmd(
         try:
             if replace and _exists(api, name):
                 binding = api.update_binding(
-                    name, chosen, persona, override=body, priority=priority, description=description
+                    name,
+                    chosen,
+                    persona,
+                    override=body,
+                    priority=priority,
+                    description=description,
+                    mode=mode.value,
                 )
                 verb = "changed"
             else:
                 binding = api.create_binding(
-                    name, chosen, persona, override=body, priority=priority, description=description
+                    name,
+                    chosen,
+                    persona,
+                    override=body,
+                    priority=priority,
+                    description=description,
+                    mode=mode.value,
                 )
                 verb = "created"
         except Conflict as exc:
@@ -139,9 +173,11 @@ def add_cmd(
         if output is OutputFormat.json:
             cc.dump(binding)
         else:
+            arrow = "+>" if binding.mode == "add" else "->"
             info(
-                f"{verb} binding {binding.name}: {cc.selector_text(binding.selector)} -> "
+                f"{verb} binding {binding.name}: {cc.selector_text(binding.selector)} {arrow} "
                 f"{binding.persona} (priority {binding.priority}"
+                + (", adds on top" if binding.mode == "add" else "")
                 + (", with override" if binding.override else "")
                 + ")"
             )
@@ -163,6 +199,8 @@ def _wait(api: Client, binding: Binding, timeout: float) -> None:
     from mien.cli.fleet.rollout import report_rollout, watch_rollout
 
     def fetch() -> list[Any]:
+        if binding.mode == "add":
+            return [i for i in api.list_instances() if binding.name in i.desired.added]
         return [
             i
             for i in api.list_instances(persona=binding.persona)
@@ -203,6 +241,7 @@ def list_cmd(output: cc.OutputOpt = OutputFormat.table, *, conn: Connection) -> 
             b.name,
             cc.selector_text(b.selector),
             b.persona,
+            b.mode,
             b.priority,
             ", ".join(sorted(b.override)) if b.override else "",
             cc.ago(b.updated_at),
@@ -210,7 +249,7 @@ def list_cmd(output: cc.OutputOpt = OutputFormat.table, *, conn: Connection) -> 
         ]
         for b in items
     ]
-    cc.table(["name", "selector", "persona", "priority", "override", "updated", "by"], rows)
+    cc.table(["name", "selector", "persona", "mode", "priority", "override", "updated", "by"], rows)
 
 
 @bind_app.command("show")
@@ -235,7 +274,7 @@ def show_cmd(
     out = console()
     out.print(f"[bold]{esc(b.name)}[/bold] (version {b.version}, ETag {esc(b.etag)})")
     out.print(f"  selector: {esc(cc.selector_text(b.selector))}")
-    out.print(f"  persona:  {esc(b.persona)}   priority {b.priority}")
+    out.print(f"  persona:  {esc(b.persona)}   priority {b.priority}   mode {b.mode}")
     if b.description:
         out.print(f"  description: {esc(b.description)}")
     out.print(f"  updated {cc.local_time(b.updated_at)} by {esc(b.updated_by)}")

@@ -2,8 +2,8 @@
 
 The server's explain trail for one instance: which source chose the persona (activation,
 binding, default), which bindings matched and which won, the layers composed (persona
-versions, binding overrides), which layer set each key, and which trust levels the fleet
-policy capped.
+versions, binding overrides, personas add-bindings layered on top), which binding brought
+each layer, which layer set each key, and which trust levels the fleet policy capped.
 """
 
 from __future__ import annotations
@@ -37,7 +37,8 @@ def effective_cmd(
     conn: Connection,
 ) -> None:
     """Explain what the instance should run: which version, which bindings matched and
-    which one won, which overrides apply, and which layer set each key.
+    which one won, which overrides apply, which personas add-bindings layer on top, every
+    layer with the binding that brought it, and which layer set each key.
 
     Examples:
 
@@ -96,9 +97,12 @@ def print_explain(eff: EffectivePersona, key: str | None) -> None:
         )
     if ex.layers:
         cc.table(
-            ["#", "layer", "kind"],
-            [[n, layer.label, layer.kind] for n, layer in enumerate(ex.layers, 1)],
-            title="layers, later wins",
+            ["#", "layer", "kind", "brought by"],
+            [
+                [n, layer.label, layer.kind, _brought(layer.kind, layer.binding, eff)]
+                for n, layer in enumerate(ex.layers, 1)
+            ],
+            title="layers, later wins (additions join rules and restricted commands)",
         )
     for skipped in ex.skipped:
         warn(f"override not applied: {skipped}")
@@ -125,6 +129,12 @@ def print_explain(eff: EffectivePersona, key: str | None) -> None:
         rows.append([path, last.layer, value, overrode])
     if rows:
         cc.table(["key", "set by", "value", "overrode"], rows, title="keys")
+
+
+def _brought(kind: str, binding: str | None, eff: EffectivePersona) -> str:
+    if binding is not None:
+        return f"binding {binding}" + (" (adds)" if kind == "addition" else "")
+    return {"activation": "activation", "default": "default persona"}.get(eff.desired.source, "-")
 
 
 def _compact(value: Any, width: int = 60) -> str:

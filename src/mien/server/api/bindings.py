@@ -1,5 +1,6 @@
 """``/bindings``: tag selectors that choose a persona, with an optional override (a persona
-overlay composed over it) and a priority. The tag → persona mapping."""
+overlay composed over it) and a priority. The tag → persona mapping. A binding of mode
+``add`` layers its persona on top of the chosen one instead (see :mod:`mien.server.resolve`)."""
 
 from __future__ import annotations
 
@@ -39,6 +40,7 @@ def binding_model(row: BindingRow) -> Binding:
         override=row.override,
         priority=row.priority,
         description=row.description,
+        mode="add" if row.mode == "add" else "replace",
         version=row.version,
         etag=etag("b", row.version),
         created_at=row.created_at,
@@ -85,6 +87,8 @@ def validate(state: ServerState, body: BindingIn) -> dict[str, Any] | None:
                 "invalid_binding",
                 f"override.{key}: an override cannot change a persona's {key}",
             )
+    # Whatever its mode, the persona with the override must compose on its own; an
+    # add-binding's clashes with the personas it lands on show on those instances.
     probe = BindingDoc(body.name, body.selector, body.persona, override, body.priority)
     choice = resolve.Choice("binding", body.persona, None, (body.name,), (body.name,))
     effective = resolve.compose_choice(
@@ -121,6 +125,7 @@ async def create_binding(
             description=body.description,
             actor=who.actor,
             now=tx.now,
+            mode=body.mode,
         )
         if row is None:
             raise ApiError(409, "exists", f"binding {body.name!r} already exists; PUT to change it")
@@ -138,6 +143,7 @@ def _record(row: BindingRow) -> dict[str, Any]:
         "persona": row.persona,
         "override": row.override,
         "priority": row.priority,
+        "mode": row.mode,
         "version": row.version,
     }
 
@@ -199,6 +205,7 @@ async def update_binding(
                 expected=current.version,
                 actor=who.actor,
                 now=tx.now,
+                mode=body.mode,
             )
         except StaleBinding as exc:
             raise _stale(name, exc.current) from None

@@ -279,6 +279,7 @@ async def effective_persona(
             selector=dict(b.selector),
             persona=b.persona,
             priority=b.priority,
+            mode=b.mode,
             matched=matched,
             used=used,
             reason=reason,
@@ -290,14 +291,23 @@ async def effective_persona(
     layers: list[LayerInfo] = []
     keys: dict[str, list[KeyOrigin]] = {}
     if effective.resolved is not None:
-        for layer in effective.resolved.layers:
-            doc = fleet.personas.get(layer.persona or "") if layer.kind == "persona" else None
+        brought = effective.brought_by
+        for n, layer in enumerate(effective.resolved.layers):
+            doc = (
+                fleet.personas.get(layer.persona or "")
+                if layer.kind in ("persona", "addition")
+                else None
+            )
             version = None
             if doc is not None:
                 version = effective.version if layer.persona == choice.persona else doc.version
             layers.append(
                 LayerInfo(
-                    kind=layer.kind, label=layer.label, persona=layer.persona, version=version
+                    kind=layer.kind,
+                    label=layer.label,
+                    persona=layer.persona,
+                    version=version,
+                    binding=brought[n] if n < len(brought) else None,
                 )
             )
         keys = {

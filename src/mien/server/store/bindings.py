@@ -1,4 +1,4 @@
-"""Queries on bindings (tag selector → persona, with an override and a priority)."""
+"""Queries on bindings (tag selector → persona, with an override, a priority and a mode)."""
 
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ class BindingRow:
     created_by: str
     updated_at: datetime
     updated_by: str
+    mode: str = "replace"
 
 
 class StaleBinding(Exception):
@@ -57,6 +58,7 @@ async def create(
     description: str | None,
     actor: str,
     now: datetime,
+    mode: str = "replace",
 ) -> BindingRow | None:
     """The new binding, or ``None`` when the name is taken."""
     if await get(s, name) is not None:
@@ -69,6 +71,7 @@ async def create(
             override=override,
             priority=priority,
             description=description,
+            mode=mode,
             version=1,
             created_at=now,
             created_by=actor,
@@ -91,6 +94,7 @@ async def update_binding(
     expected: int | None,
     actor: str,
     now: datetime,
+    mode: str = "replace",
 ) -> BindingRow | None:
     current = await get(s, name)
     if current is None:
@@ -106,6 +110,7 @@ async def update_binding(
             override=override,
             priority=priority,
             description=description,
+            mode=mode,
             version=current.version + 1,
             updated_at=now,
             updated_by=actor,

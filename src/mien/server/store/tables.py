@@ -106,6 +106,8 @@ bindings = Table(
     Column("priority", Integer, nullable=False),
     Column("description", Text, nullable=True),
     Column("version", Integer, nullable=False),
+    # replace: the binding chooses the persona; add: its persona is layered on top.
+    Column("mode", String(16), nullable=False, server_default="replace"),
     Column("created_at", UTCDateTime, nullable=False),
     Column("created_by", String(ACTOR), nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
