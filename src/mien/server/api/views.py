@@ -45,6 +45,8 @@ def connected(state: ServerState, row: InstanceRow, now: datetime) -> bool:
 
 
 def in_sync(desired: DesiredSummary, applied: AppliedState) -> bool:
+    if desired.error:
+        return False  # the server cannot say what should run: nothing is in sync with it
     if desired.hash is None:
         return True  # nothing desired: whatever runs is fine
     return applied.state == "applied" and applied.hash == desired.hash
