@@ -210,3 +210,23 @@ def test_a_rule_both_personas_inherit_from_one_baseline_is_kept_once() -> None:
     eff = compose_choice(choice, personas, {b.name: b for b in bindings}, {})
     assert eff.error is None and eff.data is not None
     assert [r["name"] for r in eff.data["adaptation_rules"]] == ["base-watch"]
+
+
+def test_the_fleet_composes_once_per_distinct_set_of_layers() -> None:
+    from mien.server.fleet import Fleet, Member
+
+    fleet = Fleet(db=None)  # type: ignore[arg-type]  # the cache is pure; no query here
+    fleet.personas = dict(PERSONAS)
+    fleet.bindings = dict(BY_NAME)
+    tags = [{"role": "web"}, {"role": "web", "region": "eu"}, {"role": "web", "region": "us"}]
+    fleet.members = {f"i-{n}": Member(tags[n % 3], None) for n in range(30)}
+    fleet._invalidate()
+    answers = {iid: fleet.desired(iid) for iid in fleet.members}
+    # web + monitoring (the us and plain web tags resolve alike) and web + audit + monitoring.
+    assert fleet.resolutions == 2
+    eu = answers["i-1"]
+    assert eu is not None and eu.payload["added"] == ["audit-eu-web", "watch-all"]
+    assert answers["i-4"] is eu  # the same bytes for the same desired state
+    plain = answers["i-0"]
+    assert plain is not None and plain.payload["added"] == ["watch-all"]
+    assert plain.state != eu.state
