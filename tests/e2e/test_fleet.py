@@ -199,6 +199,52 @@ def test_failed_apply_is_reported_and_changes_nothing(
         assert agent.stop() == 0, agent.log()
 
 
+def test_an_added_persona_reaches_the_machine_as_one_persona(
+    tmp_path: Path, server: ServerProcess, admin: Client
+) -> None:
+    """An add-binding layers a second persona over the bound one: the real agent applies
+    one composed persona with the settings of both and the restricted commands of both."""
+    root = install_zsh(make_machine(tmp_path / "m"))
+    instance = enroll(server, admin, root, "role=web", "region=eu")
+    admin.create_persona(EXAMPLES / "persona_developer.yml")
+    guard = {
+        "name": "guard",
+        "environment_variables": {"GUARDED": "yes"},
+        "restricted_commands": ["halt"],
+        "adaptation_rules": [
+            {
+                "name": "guard-cpu",
+                "when": "metrics.cpu_percent > 99.0",
+                "then": [{"action": "notify", "message": "hot"}],
+            }
+        ],
+    }
+    admin.create_persona(guard)
+    admin.create_binding("web-developers", {"role": "web"}, "developer")
+    admin.create_binding("guard-eu", {"region": "eu"}, "guard", mode="add")
+    agent = AgentProcess(root, tmp_path / "agent.log")
+    try:
+
+        def applied_both() -> bool:
+            active = admin.active_persona(instance)
+            return bool(active.in_sync and active.desired.added == ["guard-eu"])
+
+        until(applied_both, what="the agent to apply the composed persona")
+        active = admin.active_persona(instance)
+        assert active.applied.persona == "developer"
+        env = (root / "etc/environment.d/50-mien.conf").read_text()
+        assert "EDITOR=" in env and 'GUARDED="yes"' in env, env
+        refused = admin.run_command(instance, "halt", [], wait=20)
+        assert refused.refused and refused.exit_status == 126, refused
+        # The machine runs exactly the composed document, whose rules are both personas'.
+        status = json.loads(run_mien("status", "--root", root, "--output", "json").stdout)
+        assert status["active"] == "developer" and status["hash"] == active.desired.hash
+        document = admin.effective_persona(instance).document or {}
+        assert "guard-cpu" in [r["name"] for r in document["adaptation_rules"]]
+    finally:
+        assert agent.stop() == 0, agent.log()
+
+
 def test_agent_restart_resumes_without_reapplying(
     tmp_path: Path, server: ServerProcess, admin: Client
 ) -> None:
