@@ -310,6 +310,42 @@ def test_an_operator_creates_edits_and_deletes_a_binding(fleet: Fleet) -> None:
             assert "ui-made" not in [b.name for b in admin.list_bindings()]
 
 
+def test_editing_an_add_binding_keeps_its_mode(fleet: Fleet) -> None:
+    with fleet.server.client() as admin:
+        admin.create_binding("ui-add", {"zone": "evil"}, "hostile", mode="add")
+    with fleet.session(fleet.tokens.operator) as http:
+        page = http.get("/ui/bindings/ui-add").text
+        assert "<dt>Mode</dt><dd>add</dd>" in page
+        csrf = csrf_of(page)
+        with fleet.server.client() as admin:
+            etag = admin.get_binding("ui-add").etag
+        # A form without the field (an older page) changes the priority, not the mode.
+        kept = http.post(
+            "/ui/bindings/ui-add",
+            data={"csrf": csrf, "etag": etag, "selector": "zone=evil", "persona": "hostile",
+                  "priority": "2"},
+            follow_redirects=False,
+        )  # fmt: skip
+        assert kept.status_code == 303, kept.text
+        with fleet.server.client() as admin:
+            b = admin.get_binding("ui-add")
+            assert (b.mode, b.priority) == ("add", 2)
+        made = http.post(
+            "/ui/bindings",
+            data={"csrf": csrf, "name": "ui-add-2", "selector": "zone=evil",
+                  "persona": "hostile", "mode": "add"},
+            follow_redirects=False,
+        )  # fmt: skip
+        assert made.status_code == 303, made.text
+        bad = http.post("/ui/bindings", data={"csrf": csrf, "name": "ui-add-3",
+                                              "persona": "hostile", "mode": "merge"})  # fmt: skip
+        assert bad.status_code == 422 and "mode" in bad.text
+        with fleet.server.client() as admin:
+            assert admin.get_binding("ui-add-2").mode == "add"
+            admin.delete_binding("ui-add")
+            admin.delete_binding("ui-add-2")
+
+
 def test_admin_verifies_the_audit_chain(fleet: Fleet) -> None:
     with fleet.session(fleet.tokens.admin) as http:
         page = http.get("/ui/audit?verify=true")

@@ -52,7 +52,9 @@ def parse_selector(text: str) -> dict[str, Any]:
     return selector
 
 
-def _body(fields: dict[str, str], override: dict[str, Any] | None) -> BindingIn:
+def _body(
+    fields: dict[str, str], override: dict[str, Any] | None, mode: str = "replace"
+) -> BindingIn:
     try:
         priority = int(fields.get("priority", "0") or "0")
     except ValueError:
@@ -65,6 +67,7 @@ def _body(fields: dict[str, str], override: dict[str, Any] | None) -> BindingIn:
             override=override,
             priority=priority,
             description=fields.get("description", "").strip() or None,
+            mode=fields.get("mode") or mode,
         )
     except ValidationError as exc:
         first = exc.errors()[0]
@@ -142,7 +145,7 @@ async def update(request: Request, name: NamePath) -> Response:
     state = get_state(request)
     current = await bindings_api.get_binding(name, Response(), state, session.principal)
     try:
-        body = _body({**fields, "name": name}, current.override)
+        body = _body({**fields, "name": name}, current.override, current.mode)
         await bindings_api.update_binding(
             name, body, Response(), state, session.principal, if_match=fields.get("etag") or None
         )

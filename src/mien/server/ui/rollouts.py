@@ -42,8 +42,9 @@ SETTLE = 2.0
 
 
 async def members(state: ServerState, who: Principal, kind: Kind, name: str) -> list[Instance]:
-    """The instances of the rollout: those whose desired state uses the binding, or whose
-    desired persona is the persona."""
+    """The instances of the rollout: those whose desired state uses the binding (to choose
+    or override their persona, or to add one on top), or whose desired persona is the
+    persona."""
     out: list[Instance] = []
     after: str | None = None
     while True:
@@ -58,7 +59,7 @@ async def members(state: ServerState, who: Principal, kind: Kind, name: str) -> 
             include_deleted=False,
         )
         for inst in listing.items:
-            if kind == "persona" or name in inst.desired.bindings:
+            if kind == "persona" or name in (*inst.desired.bindings, *inst.desired.added):
                 out.append(inst)
         if listing.next is None:
             return out
