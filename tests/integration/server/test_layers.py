@@ -99,6 +99,7 @@ def test_add_binding_layers_a_persona_on_matching_instances(
     assert "persona web v1" in error and "'cpu-high'" in error
     shown = admin.get_instance(eu.instance_id or "")
     assert shown.desired.hash is None and not shown.in_sync
+    assert admin.fleet_summary().in_sync == 1  # the us instance only
     assert eu.applied.hash == applied and eu.received[-1].document is None
     assert admin.get_instance(us.instance_id or "").desired.hash == us_hash
 

@@ -202,7 +202,10 @@ def test_an_add_binding_override_applies_to_its_own_persona() -> None:
 def test_a_rule_both_personas_inherit_from_one_baseline_is_kept_once() -> None:
     personas = {
         **PERSONAS,
-        "web": persona("web", extends="company"),
+        "company": persona(
+            "company", 2, adaptation_rules=[rule("base-watch")], os_settings={"editor": "vi"}
+        ),
+        "web": persona("web", extends="company", os_settings={"editor": "nano"}),
         "watcher": persona("watcher", extends="company", os_settings={"theme": "light"}),
     }
     bindings = rank([bind("web", {}, "web"), bind("watcher", {}, "watcher", mode="add")])
@@ -210,6 +213,8 @@ def test_a_rule_both_personas_inherit_from_one_baseline_is_kept_once() -> None:
     eff = compose_choice(choice, personas, {b.name: b for b in bindings}, {})
     assert eff.error is None and eff.data is not None
     assert [r["name"] for r in eff.data["adaptation_rules"]] == ["base-watch"]
+    # Settings overlay whole: what watcher inherits from company is applied over web too.
+    assert eff.data["os_settings"] == {"editor": "vi", "theme": "light"}
 
 
 def test_the_fleet_composes_once_per_distinct_set_of_layers() -> None:

@@ -139,7 +139,8 @@ async def fleet_summary(state: State, who: Viewer) -> FleetSummary:
         if persona:
             by_persona[persona] = by_persona.get(persona, 0) + 1
         counts[applied or "never"] += 1
-        if want is None or (applied == "applied" and applied_hash == want):
+        broken = desired is not None and desired.effective.error is not None
+        if not broken and (want is None or (applied == "applied" and applied_hash == want)):
             counts["sync"] += 1
         recent = state.fleet.seen.get(iid) or seen
         if recent is not None and (now - recent).total_seconds() <= state.settings.connected_after:
