@@ -64,6 +64,12 @@ def test_bind_add_mode_add_layers_and_explains(
     )
     assert "mode add" in cli("bind", "show", "lay-watch").stdout
 
+    listed = cli("instance", "list", "--tag", "app=lay").stdout
+    assert "lay-web v1 (binding lay-web + lay-watch)" in listed, listed
+    assert "lay-web v1 (binding lay-web)" in listed
+    assert (
+        "binding lay-web; personas added by lay-watch" in cli("instance", "show", "lay-eu").stdout
+    )
     text = cli("instance", "effective", "lay-eu").stdout
     assert "lay-web v1: selected by binding 'lay-web'; personas added by lay-watch" in text
     assert re.search(r"1\s+│ lay-web v1\s+│ persona\s+│ binding lay-web", text), text

@@ -57,7 +57,8 @@ def desired_text(d: DesiredSummary) -> str:
         "binding": "binding " + (d.bindings[0] if d.bindings else "?"),
         "default": "default",
     }.get(d.source, d.source)
-    return f"{d.persona} v{d.version} ({why})"
+    added = " + " + ", ".join(d.added) if d.added else ""  # add-bindings layered on top
+    return f"{d.persona} v{d.version} ({why}{added})"
 
 
 def applied_text(a: AppliedState) -> str:
@@ -281,6 +282,8 @@ def side_by_side(inst: Instance) -> list[list[Any]]:
         "default": "the default persona",
         "none": "nothing (no activation, binding or default)",
     }.get(d.source, d.source)
+    if d.added:
+        why += "; personas added by " + ", ".join(d.added)
     return [
         ["persona", d.persona or "-", a.persona or "-"],
         ["version", d.version if d.version is not None else "-", a.version or "-"],
