@@ -1,8 +1,8 @@
 """Bindings get a mode: ``replace`` (choose the persona, as before) or ``add`` (layer the
 binding's persona on top of the chosen one).
 
-Revision ID: 0005_binding_mode
-Revises: 0004_telemetry
+Revision ID: 0006_binding_mode
+Revises: 0005_policy
 Create Date: 2026-12-02
 """
 
@@ -11,8 +11,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0005_binding_mode"
-down_revision = "0004_telemetry"
+revision = "0006_binding_mode"
+down_revision = "0005_policy"
 branch_labels = None
 depends_on = None
 
