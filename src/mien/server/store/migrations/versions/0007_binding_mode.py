@@ -1,8 +1,8 @@
 """Bindings get a mode: ``replace`` (choose the persona, as before) or ``add`` (layer the
 binding's persona on top of the chosen one).
 
-Revision ID: 0006_binding_mode
-Revises: 0005_policy
+Revision ID: 0007_binding_mode
+Revises: 0006_fleet_sources
 Create Date: 2026-12-02
 """
 
@@ -11,8 +11,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0006_binding_mode"
-down_revision = "0005_policy"
+revision = "0007_binding_mode"
+down_revision = "0006_fleet_sources"
 branch_labels = None
 depends_on = None
 
