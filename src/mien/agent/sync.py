@@ -39,6 +39,9 @@ if TYPE_CHECKING:
 
 CREDENTIALS = f"{STATE_DIR}/agent.json"
 HISTORY_REPORTED = 20
+STATUS_EVERY = 15.0
+"""Seconds between looks at the machine's status (customizations, drift, rule states,
+actions) between reports; it is sent only when it changed, after a long-poll answer."""
 
 
 class AgentError(Exception):
@@ -151,6 +154,9 @@ class Agent:
         # the engine's own commits are visible to it (WAL).
         self.state = State(root)
         self.outbox = Outbox(self.state)
+        self.status_sent: str | None = None  # digest of the machine status last sent
+        self.status_checked = 0.0
+        self.status_failing = False
 
     def close(self) -> None:
         self.api.close()
@@ -192,6 +198,40 @@ class Agent:
         except KeyError:
             return []
         return [from_stored(n).model_dump(mode="json") for n in extra.get("notes", [])]
+
+    def _machine_status(self) -> dict[str, Any]:
+        """Customizations, drift, rule states and recent actions (see
+        :mod:`mien.agent.machine_status`); remembered as sent, for :meth:`refresh_status`."""
+        from mien.agent import machine_status
+
+        status = machine_status.collect(self.state, lambda: self.engine.status().drift)
+        self.status_sent = machine_status.digest(status)
+        self.status_checked = time.monotonic()
+        return status
+
+    def refresh_status(self, *, force: bool = False) -> bool:
+        """Send the machine's status when it changed since last sent, at most every
+        :data:`STATUS_EVERY` seconds (``force``: look now). True when sent."""
+        from mien.agent import machine_status
+        from mien.client import ClientError
+
+        if not force and time.monotonic() - self.status_checked < STATUS_EVERY:
+            return False
+        self.status_checked = time.monotonic()
+        status = machine_status.collect(self.state, lambda: self.engine.status().drift)
+        digest = machine_status.digest(status)
+        if digest == self.status_sent:
+            return False
+        try:
+            self.api.put_status(self.creds.instance_id, status)
+        except ClientError as exc:
+            if not self.status_failing:
+                self.warn(f"machine status not delivered ({exc}); sent again when it can be")
+            self.status_failing = True
+            return False
+        self.status_failing = False
+        self.status_sent = digest
+        return True
 
     def _locally_changed(self) -> bool:
         """Whether the machine runs something other than what the server's last persona
@@ -245,6 +285,7 @@ class Agent:
                     self.known = None
                 if once:
                     return 0
+                self.refresh_status()
         except _Stop:
             pass
         finally:
@@ -277,6 +318,8 @@ class Agent:
                 "history": self._history(),
                 "agent_version": __version__,
                 "settings": self._settings(),
+                "instance": self.creds.instance_id,
+                "status": self._machine_status(),
             }
         )
 
@@ -380,6 +423,8 @@ class Agent:
                 "history": self._history() if state != "applying" else None,
                 "agent_version": __version__,
                 "settings": self._settings() if state != "applying" else None,
+                "instance": self.creds.instance_id,
+                "status": self._machine_status() if state != "applying" else None,
             }
         )
 
