@@ -5,6 +5,7 @@ malformed, oversized or foreign report is refused and stores nothing."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 from typing import Any
 
@@ -56,10 +57,8 @@ def machine(**extra: Any) -> dict[str, Any]:
 
 def pushed(admin: Client) -> None:
     """Persona ``mixed`` on the module's server (the first test pushes it)."""
-    try:
+    with contextlib.suppress(Conflict):
         admin.create_persona({"name": "mixed", "environment_variables": {"A": "1"}})
-    except Conflict:
-        pass
 
 
 def enrolled(server: ServerProcess, admin: Client, iid: str) -> tuple[str, Any]:
