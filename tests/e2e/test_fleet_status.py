@@ -17,7 +17,7 @@ __all__ = ["admin", "server"]  # the fixtures, used by name
 PERSONA = """\
 name: partly
 environment_variables: {MIEN_MODE: calm}
-application_settings: {reports.format: wide}
+application_settings: {report_format: wide}
 learning_domains: [metrics]
 adaptation_rules:
   - name: always
@@ -48,7 +48,7 @@ def test_a_persona_partly_in_effect_says_so_everywhere(
         assert effect.stored >= 1 and effect.applied >= 1, effect
         assert effect.summary.startswith("partly in effect: "), effect.summary
         stored = [s for s in inst.applied.settings if s.status == "stored"]
-        assert "application_settings.reports.format" in {s.setting for s in stored}
+        assert "application_settings.report_format" in {s.setting for s in stored}
 
         env = {"MIEN_SERVER": server.url, "MIEN_TOKEN": server.admin_token}  # type: ignore[attr-defined]
         listed = run_mien("instance", "list", env=env)
