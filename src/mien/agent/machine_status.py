@@ -42,7 +42,12 @@ def _value(value: Any) -> str:
 def customizations(state: State) -> tuple[list[dict[str, Any]], int]:
     items = state.customizations()
     out = [
-        {"key": c.key[:256], "value": _value(c.value), "source": c.source[:32], "origin": c.origin}
+        {
+            "key": c.key[:256],
+            "value": _value(c.value),
+            "source": c.source[:32],
+            "origin": c.origin[:4096],
+        }
         for c in items[:MAX_CUSTOMIZATIONS]
     ]
     return out, len(items)
@@ -62,13 +67,14 @@ def rules(state: State, persona: str) -> list[dict[str, Any]]:
             document = {}
         for rule in document.get("adaptation_rules") or []:
             if isinstance(rule, dict) and isinstance(rule.get("name"), str):
-                out[rule["name"]] = {"rule": rule["name"], "phase": "inactive", "since": None}
+                name = rule["name"][:256]
+                out[name] = {"rule": name, "phase": "inactive", "since": None}
     for name, text in Ledger(state).rule_states(persona).items():
         try:
             parsed = RuleState.from_json(text)
         except ValueError:
             continue  # the loop drops a damaged state and starts the rule over
-        out[name] = {"rule": name, "phase": parsed.phase, "since": _iso(parsed.since)}
+        out[name[:256]] = {"rule": name[:256], "phase": parsed.phase, "since": _iso(parsed.since)}
     return list(out.values())[:MAX_RULES]
 
 
@@ -90,7 +96,7 @@ def collect(state: State, drift: Callable[[], list[str]]) -> dict[str, Any]:
     """The machine's status as the wire's ``MachineStatus`` (a dict). ``drift`` lists the
     drifted managed files; when it raises (another mien holds the state), drift is left
     out rather than the status."""
-    persona = state.get_meta("active") or None
+    persona = (state.get_meta("active") or "")[:63] or None
     custom, custom_total = customizations(state)
     try:
         drifted = sorted(drift())

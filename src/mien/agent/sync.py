@@ -324,7 +324,22 @@ class Agent:
         )
 
     def _deliver(self, report: dict[str, Any]) -> None:
-        self.api.report(**report)
+        from mien.client import ClientError
+
+        try:
+            self.api.report(**report)
+        except ClientError as exc:
+            extra = ("status", "instance")
+            if (
+                exc.retryable
+                or exc.status not in (None, 422)
+                or not any(report.get(k) for k in extra)
+            ):
+                raise
+            # A server older than the machine status (or one refusing this status): the
+            # report itself must still land.
+            self.warn(f"report taken without the machine status: {exc}")
+            self.api.report(**{k: v for k, v in report.items() if k not in extra})
 
     def _queue_report(self, report: dict[str, Any]) -> None:
         """Queue ``report`` durably, then try to send what waits; what the server does not

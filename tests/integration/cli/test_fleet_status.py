@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -15,6 +16,7 @@ from server_harness import ServerProcess
 
 from mien.client import AgentClient, Client
 from mien.client.errors import ClientError, Conflict
+from tests.support import make_machine
 
 NOW = "2026-12-02T10:00:00Z"
 
@@ -225,3 +227,41 @@ def test_bad_reports_are_refused_whole(server: ServerProcess, admin: Client) -> 
     assert admin.instance_status("st-bad").machine == before_status.machine
     assert admin.get_instance("st-victim").applied == victim.applied
     assert len(list(admin.audit(instance="st-bad"))) == audit
+
+
+def test_the_agent_sends_its_status_only_when_it_changed(
+    server: ServerProcess, admin: Client, tmp_path: Path
+) -> None:
+    from mien.agent.engine import Engine
+    from mien.agent.state import State
+    from mien.agent.sync import Agent, Credentials
+
+    pushed(admin)
+    token, desired = enrolled(server, admin, "st-real")
+    root = make_machine(tmp_path / "m")
+    creds = Credentials(server.url, "st-real", token)
+    agent = Agent(root, creds, engine=Engine(root, user="alice"), log=lambda _m: None)
+    try:
+        assert agent.refresh_status(force=True)  # first look: sent
+        assert admin.instance_status("st-real").machine is not None
+        assert not agent.refresh_status(force=True)  # nothing changed: not sent again
+        assert not agent.refresh_status()  # and not looked at again within STATUS_EVERY
+        with State(root) as state, state.transaction():
+            state.set_customization("os_settings.theme", "dark", "user")
+        assert agent.refresh_status(force=True)
+        machine = admin.instance_status("st-real").machine
+        assert machine is not None and [c.key for c in machine.customizations] == [
+            "os_settings.theme"
+        ]
+        # A report whose status the server refuses (or an older server that knows none)
+        # still lands, without it.
+        warned: list[str] = []
+        agent.warn = warned.append
+        bad = machine.model_dump(mode="json")
+        bad["rules"] = [{"rule": "r", "phase": "exploding"}]
+        agent._deliver(report(desired, settings=outcomes(), status=bad, instance="st-real"))
+        assert admin.get_instance("st-real").effect.state == "partial"
+        assert warned and "without the machine status" in warned[0]
+        assert admin.instance_status("st-real").machine == machine
+    finally:
+        agent.close()
