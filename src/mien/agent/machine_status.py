@@ -5,8 +5,8 @@
 (drift, as ``mien status`` finds it), the phase of each adaptation rule of the persona it
 runs (the adaptation ledger) and the newest automated changes. Each list is cut to the
 bounds of :class:`mien.protocol.status.MachineStatus`, with the totals said. :func:`digest`
-is what stays the same while nothing changed, so the agent sends the status only when it
-did (:mod:`mien.agent.sync`).
+is what stays the same while nothing changed: :class:`StatusSender` sends the status with
+each report and, between reports, only when it changed (used by :mod:`mien.agent.sync`).
 """
 
 from __future__ import annotations
@@ -26,6 +26,9 @@ from mien.protocol.status import (
     MAX_RULES,
     MAX_VALUE,
 )
+
+STATUS_EVERY = 15.0
+"""Seconds between looks at the machine between reports (after a long-poll answer)."""
 
 
 def _iso(ts: float | None) -> str | None:
@@ -118,3 +121,57 @@ def digest(status: dict[str, Any]) -> str:
     """Equal for two statuses that say the same (the time they were taken aside)."""
     same = {k: v for k, v in status.items() if k != "at"}
     return hashlib.sha256(json.dumps(same, sort_keys=True, default=str).encode()).hexdigest()
+
+
+class StatusSender:
+    """The machine's status for each report (:meth:`for_report`) and, between reports,
+    sent with ``put`` only when it changed since last sent (:meth:`refresh`)."""
+
+    def __init__(
+        self,
+        state: State,
+        drift: Callable[[], list[str]],
+        put: Callable[[dict[str, Any]], None],
+        warn: Callable[[str], None],
+        *,
+        every: float = STATUS_EVERY,
+    ) -> None:
+        self.state = state
+        self.drift = drift
+        self.put = put
+        self.warn = warn
+        self.every = every
+        self.sent: str | None = None  # digest of the status last sent
+        self.checked = 0.0
+        self.failing = False
+
+    def for_report(self) -> dict[str, Any]:
+        """The status to send with a report (reports are delivered at least once, so it
+        counts as sent)."""
+        status = collect(self.state, self.drift)
+        self.sent = digest(status)
+        self.checked = time.monotonic()
+        return status
+
+    def refresh(self, *, force: bool = False) -> bool:
+        """Look at most every ``every`` seconds (``force``: now) and send the status if it
+        changed; True when sent. A failure is said once and tried again next time."""
+        from mien.client import ClientError
+
+        if not force and time.monotonic() - self.checked < self.every:
+            return False
+        self.checked = time.monotonic()
+        status = collect(self.state, self.drift)
+        found = digest(status)
+        if found == self.sent:
+            return False
+        try:
+            self.put(status)
+        except ClientError as exc:
+            if not self.failing:
+                self.warn(f"machine status not delivered ({exc}); sent again when it can be")
+            self.failing = True
+            return False
+        self.failing = False
+        self.sent = found
+        return True

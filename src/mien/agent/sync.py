@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mien import __version__
+from mien.agent.machine_status import StatusSender
 from mien.agent.outbox import Outbox
 from mien.agent.state import STATE_DIR, State
 
@@ -39,9 +40,6 @@ if TYPE_CHECKING:
 
 CREDENTIALS = f"{STATE_DIR}/agent.json"
 HISTORY_REPORTED = 20
-STATUS_EVERY = 15.0
-"""Seconds between looks at the machine's status (customizations, drift, rule states,
-actions) between reports; it is sent only when it changed, after a long-poll answer."""
 
 
 class AgentError(Exception):
@@ -154,9 +152,13 @@ class Agent:
         # the engine's own commits are visible to it (WAL).
         self.state = State(root)
         self.outbox = Outbox(self.state)
-        self.status_sent: str | None = None  # digest of the machine status last sent
-        self.status_checked = 0.0
-        self.status_failing = False
+        # The machine's status: with each report, and between them when it changed.
+        self.status = StatusSender(
+            self.state,
+            lambda: self.engine.status().drift,
+            lambda status: self.api.put_status(creds.instance_id, status),
+            self.warn,
+        )
 
     def close(self) -> None:
         self.api.close()
@@ -199,39 +201,9 @@ class Agent:
             return []
         return [from_stored(n).model_dump(mode="json") for n in extra.get("notes", [])]
 
-    def _machine_status(self) -> dict[str, Any]:
-        """Customizations, drift, rule states and recent actions (see
-        :mod:`mien.agent.machine_status`); remembered as sent, for :meth:`refresh_status`."""
-        from mien.agent import machine_status
-
-        status = machine_status.collect(self.state, lambda: self.engine.status().drift)
-        self.status_sent = machine_status.digest(status)
-        self.status_checked = time.monotonic()
-        return status
-
     def refresh_status(self, *, force: bool = False) -> bool:
-        """Send the machine's status when it changed since last sent, at most every
-        :data:`STATUS_EVERY` seconds (``force``: look now). True when sent."""
-        from mien.agent import machine_status
-        from mien.client import ClientError
-
-        if not force and time.monotonic() - self.status_checked < STATUS_EVERY:
-            return False
-        self.status_checked = time.monotonic()
-        status = machine_status.collect(self.state, lambda: self.engine.status().drift)
-        digest = machine_status.digest(status)
-        if digest == self.status_sent:
-            return False
-        try:
-            self.api.put_status(self.creds.instance_id, status)
-        except ClientError as exc:
-            if not self.status_failing:
-                self.warn(f"machine status not delivered ({exc}); sent again when it can be")
-            self.status_failing = True
-            return False
-        self.status_failing = False
-        self.status_sent = digest
-        return True
+        """Send the machine's status if it changed (:class:`StatusSender`); True when sent."""
+        return self.status.refresh(force=force)
 
     def _locally_changed(self) -> bool:
         """Whether the machine runs something other than what the server's last persona
@@ -319,7 +291,7 @@ class Agent:
                 "agent_version": __version__,
                 "settings": self._settings(),
                 "instance": self.creds.instance_id,
-                "status": self._machine_status(),
+                "status": self.status.for_report(),
             }
         )
 
@@ -439,7 +411,7 @@ class Agent:
                 "agent_version": __version__,
                 "settings": self._settings() if state != "applying" else None,
                 "instance": self.creds.instance_id,
-                "status": self._machine_status() if state != "applying" else None,
+                "status": self.status.for_report() if state != "applying" else None,
             }
         )
 
