@@ -1,8 +1,8 @@
 """Instances keep what their agent reports of the machine beside the settings' outcomes:
 customizations, drift, rule states and recent automated actions.
 
-Revision ID: 0006_machine_status
-Revises: 0005_policy
+Revision ID: 0007_machine_status
+Revises: 0006_fleet_sources
 Create Date: 2026-12-02
 """
 
@@ -11,8 +11,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0006_machine_status"
-down_revision = "0005_policy"
+revision = "0007_machine_status"
+down_revision = "0006_fleet_sources"
 branch_labels = None
 depends_on = None
 
