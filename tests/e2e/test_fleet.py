@@ -49,12 +49,12 @@ def until(check: Callable[[], Any], timeout: float = 30.0, what: str = "conditio
 
 
 class AgentProcess:
-    def __init__(self, root: Path, log: Path) -> None:
+    def __init__(self, root: Path, log: Path, *extra: str) -> None:
         self.root = root
         self.log_path = log
         fh = log.open("ab")
         self.proc = subprocess.Popen(
-            [*mien_command(), "agent", "run", "--root", str(root), "--wait", "5"],
+            [*mien_command(), "agent", "run", "--root", str(root), "--wait", "5", *extra],
             stdout=fh,
             stderr=subprocess.STDOUT,
         )

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mien import __version__
+from mien.agent.machine_status import StatusSender
 from mien.agent.outbox import Outbox
 from mien.agent.state import STATE_DIR, State
 
@@ -151,6 +152,13 @@ class Agent:
         # the engine's own commits are visible to it (WAL).
         self.state = State(root)
         self.outbox = Outbox(self.state)
+        # The machine's status: with each report, and between them when it changed.
+        self.status = StatusSender(
+            self.state,
+            lambda: self.engine.status().drift,
+            lambda status: self.api.put_status(creds.instance_id, status),
+            self.warn,
+        )
 
     def close(self) -> None:
         self.api.close()
@@ -192,6 +200,10 @@ class Agent:
         except KeyError:
             return []
         return [from_stored(n).model_dump(mode="json") for n in extra.get("notes", [])]
+
+    def refresh_status(self, *, force: bool = False) -> bool:
+        """Send the machine's status if it changed (:class:`StatusSender`); True when sent."""
+        return self.status.refresh(force=force)
 
     def _locally_changed(self) -> bool:
         """Whether the machine runs something other than what the server's last persona
@@ -245,6 +257,7 @@ class Agent:
                     self.known = None
                 if once:
                     return 0
+                self.refresh_status()
         except _Stop:
             pass
         finally:
@@ -277,11 +290,28 @@ class Agent:
                 "history": self._history(),
                 "agent_version": __version__,
                 "settings": self._settings(),
+                "instance": self.creds.instance_id,
+                "status": self.status.for_report(),
             }
         )
 
     def _deliver(self, report: dict[str, Any]) -> None:
-        self.api.report(**report)
+        from mien.client import ClientError
+
+        try:
+            self.api.report(**report)
+        except ClientError as exc:
+            extra = ("status", "instance")
+            if (
+                exc.retryable
+                or exc.status not in (None, 422)
+                or not any(report.get(k) for k in extra)
+            ):
+                raise
+            # A server older than the machine status (or one refusing this status): the
+            # report itself must still land.
+            self.warn(f"report taken without the machine status: {exc}")
+            self.api.report(**{k: v for k, v in report.items() if k not in extra})
 
     def _queue_report(self, report: dict[str, Any]) -> None:
         """Queue ``report`` durably, then try to send what waits; what the server does not
@@ -380,6 +410,8 @@ class Agent:
                 "history": self._history() if state != "applying" else None,
                 "agent_version": __version__,
                 "settings": self._settings() if state != "applying" else None,
+                "instance": self.creds.instance_id,
+                "status": self.status.for_report() if state != "applying" else None,
             }
         )
 

@@ -34,7 +34,7 @@ in :mod:`mien.client.ops`; an asyncio caller sends the same calls through
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Unpack
+from typing import Any, Unpack
 
 from mien.client import ops
 from mien.client._http import Session
@@ -104,6 +104,11 @@ class AgentClient(Session):
         """The server's copy of the fleet-wide source ``key`` (:mod:`mien.protocol.sources`):
         ``(copy, etag, fetched_at)``, the copy None when ``etag`` is still current (304)."""
         return self.send(ops.agent_source(key, etag))
+
+    def put_status(self, instance_id: str, status: Mapping[str, Any]) -> None:
+        """Report the machine's status (customizations, drift, rules, actions) between
+        reports, when it changed."""
+        self.send(ops.put_status(instance_id, status))
 
     def instance(self, instance_id: str) -> Instance:
         """This instance's record (an agent may read only its own)."""

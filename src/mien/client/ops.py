@@ -48,6 +48,7 @@ from mien.protocol import (
     WhoAmI,
 )
 from mien.protocol.sources import FETCHED_AT, SourceCopy
+from mien.protocol.status import InstanceStatus, MachineStatus
 from mien.protocol.telemetry import MetricsAnswer, TelemetryAck, TelemetryEvent
 
 
@@ -201,6 +202,16 @@ def effective_persona(instance_id: str) -> Call[EffectivePersona]:
 
 def instance_history(instance_id: str) -> Call[Page[HistoryEntry]]:
     return Call("GET", f"{API}/instances/{_p(instance_id)}/history", model(Page[HistoryEntry]))
+
+
+def instance_status(instance_id: str) -> Call[InstanceStatus]:
+    return Call("GET", f"{API}/instances/{_p(instance_id)}/status", model(InstanceStatus))
+
+
+def put_status(instance_id: str, status: Mapping[str, Any]) -> Call[None]:
+    """The agent's report of its machine (:class:`MachineStatus`), between reports."""
+    body = _json(build(MachineStatus, status))
+    return Call("PUT", f"{API}/instances/{_p(instance_id)}/status", nothing, json=body)
 
 
 def fleet_summary() -> Call[FleetSummary]:
@@ -386,6 +397,8 @@ class ReportFields(TypedDict, total=False):
     history: Sequence[HistoryEntry | Mapping[str, Any]] | None
     agent_version: str | None
     settings: Sequence[Mapping[str, Any]] | None
+    instance: str | None
+    status: Mapping[str, Any] | None
 
 
 def report(state: str, **fields: Unpack[ReportFields]) -> Call[ReportAck]:

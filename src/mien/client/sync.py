@@ -41,6 +41,7 @@ from mien.protocol import (
     VersionSummary,
     WhoAmI,
 )
+from mien.protocol.status import InstanceStatus
 from mien.protocol.telemetry import MetricsAnswer, TelemetryEvent
 
 T = TypeVar("T")
@@ -193,6 +194,10 @@ class Client(Session, AdminCalls, EffectivenessCalls):
 
     def instance_history(self, instance_id: str) -> list[HistoryEntry]:
         return self.send(ops.instance_history(instance_id)).items
+
+    def instance_status(self, instance_id: str) -> InstanceStatus:
+        """How much of its persona is in effect, and what its agent reports of the machine."""
+        return self.send(ops.instance_status(instance_id))
 
     def fleet_summary(self) -> FleetSummary:
         return self.send(ops.fleet_summary())

@@ -18,6 +18,7 @@ from mien.protocol.base import (
 )
 from mien.protocol.fleet import Activation, HistoryEntry
 from mien.protocol.outcomes import SettingOutcome
+from mien.protocol.status import MachineStatus
 
 # --- tokens and enrollment -------------------------------------------------------------
 
@@ -125,6 +126,12 @@ class AgentReport(RequestModel):
         None,
         max_length=2000,
         description="with applied: what became of each setting of the persona now running",
+    )
+    instance: InstanceId | None = Field(
+        None, description="the instance reported on; must be the token's own (else 403)"
+    )
+    status: MachineStatus | None = Field(
+        None, description="customizations, drift, rule states and recent actions (bounded)"
     )
 
 

@@ -21,6 +21,17 @@ from mien.protocol.base import (
 from mien.protocol.outcomes import SettingOutcome
 from mien.protocol.personas import SelectorValue
 from mien.protocol.policy import CappedTrust, Noncompliance
+from mien.protocol.status import Effect
+
+
+def _unknown() -> Effect:
+    return Effect(state="unknown")
+
+
+IN_SYNC = (
+    "the agent applied the desired content (what rollouts wait for); whether all of it is "
+    'in effect is `effect`: the CLI and dashboard say "in sync" only when both hold'
+)
 
 # --- instances -------------------------------------------------------------------------
 
@@ -72,7 +83,10 @@ class Instance(WireModel):
     agent_version: str | None = None
     desired: DesiredSummary
     applied: AppliedState
-    in_sync: bool
+    in_sync: bool = Field(description=IN_SYNC)
+    effect: Effect = Field(
+        default_factory=_unknown, description="how much of the running persona is in effect"
+    )
     deleted_at: datetime | None = None
     noncompliance: list[Noncompliance] = Field(
         default_factory=list,
@@ -118,7 +132,8 @@ class ActivePersona(WireModel):
     instance_id: str
     desired: DesiredSummary
     applied: AppliedState
-    in_sync: bool
+    in_sync: bool = Field(description=IN_SYNC)
+    effect: Effect = Field(default_factory=_unknown)
     activation: Activation | None = None
 
 
@@ -174,7 +189,10 @@ class FleetSummary(WireModel):
 
     instances: int
     connected: int
-    in_sync: int
+    in_sync: int = Field(description="applied the desired content (some maybe partly in effect)")
+    partly_in_effect: int = Field(
+        0, description="of those in sync, how many have settings not in effect"
+    )
     applied: int
     applying: int
     failed: int

@@ -75,6 +75,16 @@ async def record_batch(
     results: list[ReportAck | ApiError] = []
     for principal, report in reports:
         iid = principal.instance_id or ""
+        if report.instance is not None and report.instance != iid:
+            results.append(
+                ApiError(
+                    403,
+                    "forbidden",
+                    f"this agent token belongs to instance {iid!r}; it may report only "
+                    f"for that instance, not {report.instance!r}",
+                )
+            )
+            continue
         row = instances.get(iid)
         if row is None:
             results.append(ApiError(404, "not_found", f"instance {iid!r} not found (deleted?)"))
@@ -123,9 +133,15 @@ async def record_batch(
             settings = None  # another persona, from an agent that does not say
         else:
             settings = row.applied_settings  # the machine still runs what it ran
+        machine = (
+            report.status.model_dump(mode="json")
+            if report.status is not None
+            else row.machine_status
+        )
         updated = replace(
             row,
             applied_settings=settings,
+            machine_status=machine,
             applied_state=report.state,
             applied_hash=report.hash,
             applied_persona=report.persona,

@@ -73,6 +73,9 @@ ROLES: dict[tuple[str, str], set[str]] = {
     ("PUT", "/api/v1/policy"): {"admin"},
     ("GET", "/api/v1/policy/versions"): {"viewer"},
     ("GET", "/api/v1/policy/versions/{version}"): {"viewer"},
+    # Fleet status: the agent reports its own machine's status; people read it.
+    ("GET", "/api/v1/instances/{instance_id}/status"): {"viewer", "self"},
+    ("PUT", "/api/v1/instances/{instance_id}/status"): {"self"},
     # The broker: people ask for leases (a lease's holder or an admin acts on it, which an
     # unknown lease id cannot show: 404); groups and hosts are the operators'.
     ("POST", "/api/v1/broker/leases"): {"viewer", "user"},

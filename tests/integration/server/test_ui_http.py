@@ -20,7 +20,9 @@ import httpx
 import pytest
 from server_harness import ServerProcess
 from ui_harness import (
+    IMG,
     SANDBOX_HOST,
+    SCRIPT,
     Leases,
     Tokens,
     assert_escaped,
@@ -396,7 +398,58 @@ def test_client_reads_match(fleet: Fleet) -> None:
         summary = api.fleet_summary()
     with fleet.session(fleet.tokens.viewer) as http:
         text = http.get("/ui/").text
-    assert f"{summary.instances} instance(s): {summary.in_sync} in sync" in text
+    in_sync = summary.in_sync - summary.partly_in_effect
+    assert f"{summary.instances} instance(s): {in_sync} in sync" in text
+    assert f"{summary.partly_in_effect} applied but partly in effect" in text
+
+
+def test_partly_in_effect_and_the_machine_status_on_the_pages(fleet: Fleet) -> None:
+    """An instance whose persona is only partly in effect says so on the fleet and instance
+    pages, never "in sync"; what its agent reports of the machine is shown, escaped."""
+    with fleet.server.client() as admin:
+        admin.create_persona({"name": "partial-ui", "environment_variables": {"A": "1"}})
+        enroll = admin.create_token("enroll-partial", kind="enroll", uses=1).token
+        with AgentClient(fleet.server.url) as anon:
+            agent = anon.enroll(enroll, instance_id="ui-partial")
+        admin.activate("ui-partial", "partial-ui")
+    now = "2026-12-02T10:00:00Z"
+    with AgentClient(fleet.server.url, agent.token) as api:
+        desired = api.desired(None, wait=0)
+        assert desired is not None
+        api.report(
+            "applied",
+            activation_id=desired.activation_id,
+            hash=desired.hash,
+            persona="partial-ui",
+            version=desired.version,
+            settings=[
+                {"setting": "environment_variables.A", "status": "applied", "reason": "in-effect"},
+                {"setting": "os_settings.x", "status": "stored", "reason": "no-effect"},
+                {"setting": "shell", "status": "failed", "reason": "error", "message": "boom"},
+            ],
+            status={
+                "at": now,
+                "persona": "partial-ui",
+                "customizations": [{"key": "theme", "value": json.dumps(SCRIPT), "source": "user"}],
+                "drift": [f"/home/{IMG}"],
+                "rules": [{"rule": "cpu-hot", "phase": "firing", "since": now}],
+                "actions": [
+                    {"id": 3, "rule": "cpu-hot", "action": "notify", "status": "done", "at": now}
+                ],
+            },
+        )
+    summary = "partly in effect: 1 of 3 settings applied; 1 stored, not applied; 1 failed"
+    with fleet.session(fleet.tokens.viewer) as http:
+        listing = http.get("/ui/", params={"state": "partly-in-effect"}).text
+        row = listing.split('data-instance="ui-partial"', 1)[1].split("</tr>", 1)[0]
+        assert summary in row and "in sync" not in row
+        assert 'data-instance="ui-partial"' not in http.get("/ui/?state=in-sync").text
+        page = http.get("/ui/instances/ui-partial").text
+    assert summary in page
+    assert '<span class="warn">' + summary in page
+    for shown in ('id="machine-rules"', "cpu-hot", "firing", 'id="actions"', "notify", "theme"):
+        assert shown in page, shown
+    assert_escaped(page)
 
 
 def test_server_help_names_the_dashboard() -> None:

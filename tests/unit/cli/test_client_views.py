@@ -12,11 +12,13 @@ from typing import Any
 import pytest
 
 from mien.cli.common import CommandFailed
+from mien.cli.fleet.instance_status import effect_text
 from mien.cli.fleet.instances import applied_text, desired_text, state_text, sync_sentence
 from mien.cli.fleet.push import parents_first, problem_lines
 from mien.cli.fleet.remote import _exit_status
 from mien.cli.fleet.rollout import Ticker, classify
 from mien.protocol import CommandRecord, Instance, Problem
+from mien.protocol.status import effect_of
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 WANT = "sha256:" + "a" * 64
@@ -85,6 +87,25 @@ def test_desired_and_applied_are_shown_apart() -> None:
     assert applied_text(instance().applied) == "-"
     assert desired_text(instance(want=None).desired) == "-"
     assert "has never reported. It is offline." in sync_sentence(instance(connected=False))
+
+
+def test_applied_but_partly_in_effect_is_not_called_in_sync() -> None:
+    settings = [{"status": "applied"}] * 10 + [{"status": "stored"}] * 3 + [{"status": "failed"}]
+    inst = instance(state="applied", hash=WANT).model_copy(update={"effect": effect_of(settings)})
+    assert inst.in_sync  # the content is applied: a rollout is done with it
+    assert state_text(inst) == "partly in effect"
+    assert effect_text(inst.effect) == "10/14 (3 stored, 1 failed)"
+    assert sync_sentence(inst) == (
+        "NOT in sync: the agent applied the desired content, but it is partly in effect: "
+        "10 of 14 settings applied; 3 stored, not applied; 1 failed."
+    )
+    full = inst.model_copy(update={"effect": effect_of([{"status": "applied"}] * 3)})
+    assert state_text(full) == "in sync" and effect_text(full.effect) == "3/3"
+    assert "all 3 settings applied" in sync_sentence(full)
+    none = inst.model_copy(update={"effect": effect_of([{"status": "pending"}])})
+    assert state_text(none) == "not in effect" and effect_text(none.effect) == "0/1 (1 pending)"
+    assert state_text(instance(state="applied", hash=WANT)) == "in sync"  # effect unknown
+    assert effect_text(instance(state="applied", hash=WANT).effect) == "-"
 
 
 def test_classify_a_rollout() -> None:

@@ -4,7 +4,8 @@ them.
 What the server wants an instance to run (*desired*: an activation, a binding or the
 default persona) and what its agent last reported running (*applied*) are always shown
 side by side and never one in place of the other: an instance is "in sync" only when its
-agent reported the desired content hash. Activations and remote commands are in
+agent reported the desired content hash *and* every setting of it in effect; one whose
+persona is only partly in effect says so (:mod:`mien.cli.fleet.instance_status`). Activations and remote commands are in
 :mod:`mien.cli.fleet.remote`, the explanation of the effective persona in
 :mod:`mien.cli.fleet.effective`.
 """
@@ -19,6 +20,8 @@ from mien.cli.common import OutputFormat, console, done, esc, info, paragraphs
 from mien.cli.fleet import common as cc
 from mien.cli.fleet.args import parse_pairs, parse_tag_changes
 from mien.cli.fleet.config import Connection
+from mien.cli.fleet.instance_status import applied_sentence, effect_text, print_machine, sync_word
+from mien.protocol.status import fully_in_sync
 
 if TYPE_CHECKING:
     from mien.protocol import AppliedState, DesiredSummary, Instance
@@ -75,7 +78,7 @@ def state_text(inst: Instance) -> str:
     elif d.error:
         text = "error: cannot compose"
     elif inst.in_sync:
-        text = "in sync" if d.hash else "nothing desired"
+        text = sync_word(inst) or "in sync"
     elif a.state == "applying":
         text = "applying"
     elif a.state == "failed":
@@ -115,7 +118,8 @@ def list_cmd(
     *,
     conn: Connection,
 ) -> None:
-    """List instances: tags, desired and applied persona, state and last contact.
+    """List instances: tags, desired and applied persona, state, how many settings are in
+    effect (applied/total, and how many are pending, stored or failed) and last contact.
 
     Examples:
 
@@ -173,13 +177,18 @@ def list_cmd(
             desired_text(i.desired),
             applied_text(i.applied),
             state_text(i),
+            effect_text(i.effect),
             cc.ago(i.last_seen),
         ]
         for i in items
     ]
-    cc.table(["id", "hostname", "tags", "desired", "applied", "state", "last seen"], rows)
-    in_sync = sum(1 for i in items if i.in_sync)
-    info(f"{len(items)} instance(s), {in_sync} in sync")
+    cc.table(["id", "hostname", "tags", "desired", "applied", "state", "effect", "last seen"], rows)
+    in_sync = sum(1 for i in items if fully_in_sync(i.in_sync, i.effect))
+    partly = sum(1 for i in items if i.in_sync and not fully_in_sync(i.in_sync, i.effect))
+    info(
+        f"{len(items)} instance(s), {in_sync} in sync"
+        + (f", {partly} applied but partly in effect" if partly else "")
+    )
 
 
 @app.command("show")
@@ -193,8 +202,9 @@ def show_cmd(
     *,
     conn: Connection,
 ) -> None:
-    """Show one instance: desired and applied persona side by side, recent activations and
-    the persona history its agent reported.
+    """Show one instance: desired and applied persona side by side, how much of it is in
+    effect (the settings that are not, and why), the customizations, drift, rule states and
+    recent automated actions its agent reported, recent activations and its persona history.
 
     Example:
 
@@ -204,8 +214,11 @@ def show_cmd(
         inst = api.find_instance(instance_id)
         activations = api.list_activations(instance=inst.id, limit=limit)
         history = api.instance_history(inst.id)
+        status = api.instance_status(inst.id)
     if output is OutputFormat.json:
-        cc.dump({"instance": inst, "activations": activations, "history": history})
+        cc.dump(
+            {"instance": inst, "status": status, "activations": activations, "history": history}
+        )
         return
     out = console()
     seen = "connected" if inst.connected else "offline"
@@ -246,6 +259,7 @@ def show_cmd(
                 f"{len(inst.applied.settings)} the agent reported)"
             ),
         )
+    print_machine(status)
     if activations:
         cc.table(
             ["activation", "persona", "status", "created", "by", "error"],
@@ -300,9 +314,7 @@ def sync_sentence(inst: Instance) -> str:
     if d.error:
         return f"NOT in sync: the server cannot compose the desired persona: {d.error}"
     if inst.in_sync:
-        if not d.hash:
-            return "Nothing is desired: the agent keeps what it runs."
-        return "In sync: the agent reported applying the desired content."
+        return applied_sentence(inst)
     if a.state == "failed":
         return "NOT in sync: the agent reported a failure (see error); it still runs the applied column."
     if a.state == "applying":

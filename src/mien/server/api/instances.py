@@ -25,12 +25,14 @@ from mien.protocol import (
     Page,
     TagPatch,
 )
+from mien.protocol.status import effect_of
 from mien.server import compliance, resolve
 from mien.server.api.body import CheckedRoute
 from mien.server.api.deps import INSTANCE_RE, InstanceReader, Limit, Operator, State, Viewer
 from mien.server.api.views import (
     applied_state,
     desired_summary,
+    effect,
     ensure_cached,
     in_sync,
     instance_model,
@@ -130,9 +132,10 @@ async def fleet_summary(state: State, who: Viewer) -> FleetSummary:
     async with state.db.read() as s:
         rows = await q.applied(s)
     now = state.clock()
-    counts = {"applied": 0, "applying": 0, "failed": 0, "never": 0, "sync": 0, "connected": 0}
+    counts = dict.fromkeys(("applied", "applying", "failed", "never", "sync", "partial"), 0)
+    counts["connected"] = 0
     by_persona: dict[str, int] = {}
-    for iid, applied, applied_hash, seen in rows:
+    for iid, applied, applied_hash, seen, settings in rows:
         desired = state.fleet.desired(iid)
         want = desired.effective.hash if desired else None
         persona = desired.effective.choice.persona if desired else None
@@ -142,6 +145,8 @@ async def fleet_summary(state: State, who: Viewer) -> FleetSummary:
         broken = desired is not None and desired.effective.error is not None
         if not broken and (want is None or (applied == "applied" and applied_hash == want)):
             counts["sync"] += 1
+            if applied is not None and effect_of(settings).state in ("partial", "none"):
+                counts["partial"] += 1
         recent = state.fleet.seen.get(iid) or seen
         if recent is not None and (now - recent).total_seconds() <= state.settings.connected_after:
             counts["connected"] += 1
@@ -149,6 +154,7 @@ async def fleet_summary(state: State, who: Viewer) -> FleetSummary:
         instances=len(rows),
         connected=counts["connected"],
         in_sync=counts["sync"],
+        partly_in_effect=counts["partial"],
         applied=counts["applied"],
         applying=counts["applying"],
         failed=counts["failed"],
@@ -157,7 +163,7 @@ async def fleet_summary(state: State, who: Viewer) -> FleetSummary:
     )
 
 
-async def _row(state: State, instance_id: str) -> q.InstanceRow:
+async def row_of(state: State, instance_id: str) -> q.InstanceRow:
     async with state.db.read() as s:
         row = await q.get(s, instance_id)
     if row is None:
@@ -173,7 +179,7 @@ async def _row(state: State, instance_id: str) -> q.InstanceRow:
     summary="One instance: tags, connection, desired and applied persona",
 )
 async def get_instance(instance_id: InstancePath, state: State, who: InstanceReader) -> Instance:
-    row = await _row(state, instance_id)
+    row = await row_of(state, instance_id)
     model = instance_model(state, row)
     async with state.db.read() as s:
         model.noncompliance = (await _compliance(state, s, [row])).get(row.id, [])
@@ -205,7 +211,7 @@ async def patch_instance(
                 who.actor, "instance.tags", instance_id=instance_id, before=row.tags, after=tags
             )
             tx.changed("instance", instance_id)
-    return instance_model(state, await _row(state, instance_id))
+    return instance_model(state, await row_of(state, instance_id))
 
 
 @router.delete(
@@ -236,7 +242,7 @@ async def delete_instance(instance_id: InstancePath, state: State, who: Operator
 async def active_persona(
     instance_id: InstancePath, state: State, who: InstanceReader
 ) -> ActivePersona:
-    row = await _row(state, instance_id)
+    row = await row_of(state, instance_id)
     desired = desired_summary(state, instance_id)
     applied = applied_state(row)
     activation = None
@@ -249,6 +255,7 @@ async def active_persona(
         desired=desired,
         applied=applied,
         in_sync=in_sync(desired, applied),
+        effect=effect(row),
         activation=activation,
     )
 
@@ -262,7 +269,7 @@ async def active_persona(
 async def effective_persona(
     instance_id: InstancePath, state: State, who: InstanceReader
 ) -> EffectivePersona:
-    row = await _row(state, instance_id)
+    row = await row_of(state, instance_id)
     fleet = state.fleet
     member = fleet.members[instance_id]
     choice = fleet.choice(member)
@@ -343,5 +350,5 @@ async def effective_persona(
 async def history(
     instance_id: InstancePath, state: State, who: InstanceReader
 ) -> Page[HistoryEntry]:
-    row = await _row(state, instance_id)
+    row = await row_of(state, instance_id)
     return Page(items=[HistoryEntry.model_validate(h) for h in row.history or []])

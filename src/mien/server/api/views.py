@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 
 from mien.protocol import AppliedState, DesiredSummary, Instance
 from mien.protocol.outcomes import from_stored
+from mien.protocol.status import Effect, effect_of
 from mien.server.errors import not_found
 from mien.server.notify import Change
 from mien.server.state import ServerState
@@ -52,6 +53,12 @@ def in_sync(desired: DesiredSummary, applied: AppliedState) -> bool:
     return applied.state == "applied" and applied.hash == desired.hash
 
 
+def effect(row: InstanceRow) -> Effect:
+    """How much of the persona the machine runs is in effect, from its reported outcomes."""
+    running = row.applied_persona is not None and row.applied_state is not None
+    return effect_of(row.applied_settings, running=running)
+
+
 def instance_model(state: ServerState, row: InstanceRow) -> Instance:
     desired = (
         desired_summary(state, row.id) if row.deleted_at is None else DesiredSummary(source="none")
@@ -69,6 +76,7 @@ def instance_model(state: ServerState, row: InstanceRow) -> Instance:
         desired=desired,
         applied=applied,
         in_sync=in_sync(desired, applied),
+        effect=effect(row),
         deleted_at=row.deleted_at,
     )
 

@@ -35,6 +35,7 @@ class InstanceRow:
     history: list[dict[str, Any]] | None
     deleted_at: datetime | None
     applied_settings: list[dict[str, Any]] | None = None
+    machine_status: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -108,12 +109,15 @@ async def keys(s: AsyncSession, ids: Iterable[str] | None = None) -> list[Instan
     return load_all(InstanceKey, await s.execute(q))
 
 
-async def applied(s: AsyncSession) -> list[tuple[str, str | None, str | None, datetime | None]]:
-    """(id, applied state, applied hash, last seen) of every live instance."""
-    q = select(t.c.id, t.c.applied_state, t.c.applied_hash, t.c.last_seen).where(
-        t.c.deleted_at.is_(None)
-    )
-    return [(r[0], r[1], r[2], r[3]) for r in await s.execute(q)]
+async def applied(
+    s: AsyncSession,
+) -> list[tuple[str, str | None, str | None, datetime | None, list[dict[str, Any]] | None]]:
+    """(id, applied state, applied hash, last seen, settings' outcomes) of every live
+    instance."""
+    q = select(
+        t.c.id, t.c.applied_state, t.c.applied_hash, t.c.last_seen, t.c.applied_settings
+    ).where(t.c.deleted_at.is_(None))
+    return [(r[0], r[1], r[2], r[3], r[4]) for r in await s.execute(q)]
 
 
 async def create(
@@ -200,6 +204,7 @@ REPORT_COLUMNS = (
     "history",
     "agent_version",
     "applied_settings",
+    "machine_status",
 )
 
 
@@ -216,6 +221,19 @@ async def record_reports(s: AsyncSession, rows: list[dict[str, Any]]) -> None:
     # In key order: concurrent batches (other replicas) then lock rows in the same order.
     params = [{"iid": r["iid"], **{f"v_{k}": r[k] for k in REPORT_COLUMNS}} for r in rows]
     await s.execute(q, sorted(params, key=lambda p: str(p["iid"])))
+
+
+async def record_status(
+    s: AsyncSession, instance_id: str, status: dict[str, Any], now: datetime
+) -> bool:
+    """Store what the agent reports of its machine (and that it was seen); False when the
+    instance is gone."""
+    result = await s.execute(
+        update(t)
+        .where(t.c.id == instance_id, t.c.deleted_at.is_(None))
+        .values(machine_status=status, last_seen=now)
+    )
+    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
 
 async def touch(s: AsyncSession, seen: Mapping[str, datetime]) -> None:

@@ -94,6 +94,8 @@ instances = Table(
     Column("deleted_at", UTCDateTime, nullable=True),
     # What became of each setting of the applied persona, as the agent reported it.
     Column("applied_settings", JSONText, nullable=True),
+    # The machine's customizations, drift, rule states and recent actions, as reported.
+    Column("machine_status", JSONText, nullable=True),
 )
 
 bindings = Table(

@@ -1,6 +1,8 @@
 """The dashboard's fleet page (every instance, desired against applied, with filters and
 the fleet's distribution by persona and state) and instance page (its activations,
-history, the settings not in effect, why it runs what it runs, its telemetry plots).
+history, how much of its persona is in effect and the settings that are not, what its
+agent reports of the machine — customizations, drift, rule states, recent actions —, why it
+runs what it runs, its telemetry plots).
 
 Each page calls the same route functions the API serves (:mod:`mien.server.api.instances`,
 :mod:`mien.server.api.activations`), with the same role check, so the dashboard and the
@@ -15,8 +17,10 @@ from fastapi import APIRouter, Path, Query, Request, Response
 
 from mien.protocol import Instance
 from mien.protocol.outcomes import Outcome
+from mien.protocol.status import fully_in_sync
 from mien.server.api import activations as activations_api
 from mien.server.api import instances as instances_api
+from mien.server.api import status as status_api
 from mien.server.api.deps import INSTANCE_RE, get_state
 from mien.server.errors import ApiError
 from mien.server.ui import lease_pages, metric_pages
@@ -26,7 +30,16 @@ from mien.server.ui.svg import bar_chart
 
 router = APIRouter(route_class=UiRoute, include_in_schema=False)
 
-STATES = ("in-sync", "out-of-sync", "applied", "applying", "failed", "never", "offline")
+STATES = (
+    "in-sync",
+    "partly-in-effect",
+    "out-of-sync",
+    "applied",
+    "applying",
+    "failed",
+    "never",
+    "offline",
+)
 PAGE = 500
 
 
@@ -39,11 +52,23 @@ def health(inst: Instance) -> str:
     return inst.applied.state
 
 
+def sync(inst: Instance) -> tuple[str, str]:
+    """The Sync column: (css class, text). "in sync" only when the desired content is
+    applied and every setting is in effect; else how much is."""
+    if fully_in_sync(inst.in_sync, inst.effect):
+        return "ok", "in sync"
+    if inst.in_sync:
+        return "warn", inst.effect.summary
+    return "warn", "not in sync"
+
+
 def matches_state(inst: Instance, wanted: str) -> bool:
     if wanted == "in-sync":
-        return inst.in_sync
+        return fully_in_sync(inst.in_sync, inst.effect)
+    if wanted == "partly-in-effect":
+        return inst.in_sync and not fully_in_sync(inst.in_sync, inst.effect)
     if wanted == "out-of-sync":
-        return not inst.in_sync
+        return not fully_in_sync(inst.in_sync, inst.effect)
     if wanted == "offline":
         return not inst.connected
     return health(inst) == wanted
@@ -77,7 +102,8 @@ async def fleet(
     items = [i for i in listing.items if not state_ or matches_state(i, state_)]
     summary = await instances_api.fleet_summary(state, session.principal)
     by_state = [
-        ("in sync", summary.in_sync),
+        ("in sync", summary.in_sync - summary.partly_in_effect),
+        ("partly in effect", summary.partly_in_effect),
         ("applied", summary.applied),
         ("applying", summary.applying),
         ("failed", summary.failed),
@@ -94,6 +120,7 @@ async def fleet(
         states=STATES,
         filters={"tag": tags, "persona": persona or "", "state": state_ or ""},
         health=health,
+        sync=sync,
         persona_chart=bar_chart(
             sorted(summary.by_persona.items()), title="instances per desired persona"
         ),
@@ -118,12 +145,15 @@ async def instance(
     activations = await activations_api.list_activations(
         state, who, instance=instance_id, persona=None, status=None, before=None, limit=20
     )
+    status = await status_api.get_status(instance_id, state, who)
     not_in_effect = [s for s in inst.applied.settings if s.status != Outcome.APPLIED]
     return page(
         session,
         "instance.html",
         inst=inst,
         health=health(inst),
+        sync=sync(inst),
+        machine=status.machine,
         explain=effective.explain,
         history=list(reversed(history.items))[:50],
         activations=activations.items,
