@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from mien.rules.fastpath import Fallback, Missing, compile_fast, label
-from mien.spec.conditions import compile_condition
+from mien.spec.conditions import FLEET_MAPS, NUMBERS, compile_condition
 
 Truth = Literal["true", "false", "unknown"]
 
@@ -35,22 +35,42 @@ class Decision:
 TRUE = Decision("true")
 FALSE = Decision("false")
 
-_READS = re.compile(r"\b(metrics|events|baseline|anomaly|priority|trust|persona|data|now)\b")
-_KEYED = re.compile(
-    r"\b(?P<var>metrics|events|baseline|anomaly|priority|trust)\s*"
-    r"(?:\.\s*(?P<dot>[A-Za-z_]\w*)|\[\s*(?:\"(?P<dq>[^\"\\]*)\"|'(?P<sq>[^'\\]*)')\s*\])"
-)
+_KEY = r"(?:\.\s*(?P<dot>[A-Za-z_]\w*)|\[\s*(?:\"(?P<dq>[^\"\\]*)\"|'(?P<sq>[^'\\]*)')\s*\])"
+
+
+class _Kind:
+    """The variables of one kind of condition, as the pattern matching needs them:
+    ``maps`` read by key, ``other`` maps only CEL reads, ``scalars`` numbers, ``fast``
+    the maps the fast path may evaluate."""
+
+    def __init__(
+        self, maps: tuple[str, ...], other: tuple[str, ...], scalars: tuple[str, ...]
+    ) -> None:
+        self.scalars = scalars
+        self.fast = tuple(m for m in maps if m != "trust")
+        self.reads = re.compile(r"\b(" + "|".join((*maps, *other, *scalars)) + r")\b")
+        self.keyed = re.compile(r"\b(?P<var>" + "|".join(maps) + r")\s*" + _KEY)
+
+
+_KINDS = {
+    "persona": _Kind(
+        ("metrics", "events", "baseline", "anomaly", "priority", "trust"),
+        ("persona", "data"),
+        ("now",),
+    ),
+    "fleet": _Kind(FLEET_MAPS, (), ("count", "now")),
+}
 _MISSING = object()
 
 
-def _reads(source: str) -> tuple[tuple[tuple[str, str], ...], tuple[str, ...]]:
+def _reads(source: str, kind: _Kind) -> tuple[tuple[tuple[str, str], ...], tuple[str, ...]]:
     """What a condition reads: (variable, key) pairs where a map is only ever read at
     constant keys (``metrics.x``, ``metrics["x"]``), and the variables read whole."""
     keyed = [
         (m.group("var"), m.group("dot") or m.group("dq") or m.group("sq") or "")
-        for m in _KEYED.finditer(source)
+        for m in kind.keyed.finditer(source)
     ]
-    whole = {v for v in _READS.findall(_KEYED.sub(" ", source)) if v != "now"}
+    whole = {v for v in kind.reads.findall(kind.keyed.sub(" ", source)) if v not in NUMBERS}
     return (
         tuple(dict.fromkeys((v, k) for v, k in keyed if v not in whole)),
         tuple(sorted(whole)),
@@ -99,7 +119,9 @@ class Condition:
         "_fast",
         "_guards",
         "_keys",
+        "_kind",
         "_now",
+        "_numbers",
         "_program",
         "_vars",
         "keyset",
@@ -107,15 +129,19 @@ class Condition:
         "source",
     )
 
-    def __init__(self, source: str) -> None:
+    def __init__(self, source: str, kind: str = "persona") -> None:
+        """Compile ``source`` in the environment of ``kind``: ``persona`` (a persona's
+        rules) or ``fleet`` (the orchestrator's rules over aggregates)."""
         self.source = source
-        self._program: Any = compile_condition(source)  # raises ConditionError
-        fast = compile_fast(source)
+        self._program: Any = compile_condition(source, kind)  # raises ConditionError
+        self._kind = k = _KINDS[kind]
+        fast = compile_fast(source, k.fast, k.scalars)
         self._fast = fast[0] if fast else None
-        keys, whole = _reads(source)
+        keys, whole = _reads(source, k)
         self._keys: tuple[tuple[str, str], ...] = fast[1] if fast else keys
         self._vars: tuple[str, ...] = () if fast else whole  # maps read whole
-        self._now = bool(re.search(r"\bnow\b", source))
+        self._numbers = tuple(n for n in k.scalars if re.search(rf"\b{n}\b", source))
+        self._now = "now" in self._numbers
         self._cache: tuple[Any, Decision] | None = None
         self.last: Decision | None = None  # the last decision made
         self.keyset = frozenset(self._keys)
@@ -124,7 +150,8 @@ class Condition:
         self._guards: tuple[bool, list[Any]] | None = None
         split = None if fast else _split_top(source)
         if split is not None:
-            guards = [g[0] for g in map(compile_fast, split[1]) if g is not None]
+            parts = (compile_fast(part, k.fast, k.scalars) for part in split[1])
+            guards = [g[0] for g in parts if g is not None]
             if guards:
                 self._guards = (split[0] == "||", guards)
 
@@ -150,8 +177,10 @@ class Condition:
     def without_shortcuts(self) -> None:
         """Decide every time with CEL alone, reading whole maps (for comparisons)."""
         self._fast, self._guards, self._keys, self.keyset = None, None, (), frozenset()
-        self._vars = tuple(dict.fromkeys(v for v in _READS.findall(self.source) if v != "now"))
+        found = self._kind.reads.findall(self.source)
+        self._vars = tuple(dict.fromkeys(v for v in found if v not in NUMBERS))
         self._now = True
+        self._numbers = tuple(dict.fromkeys(("now", *self._numbers)))
 
     def reads(self) -> tuple[tuple[str, str], ...]:
         """The (variable, key) pairs the condition reads at constant keys."""
@@ -162,8 +191,8 @@ class Condition:
         fingerprint: Any = [_get(scope, var, key) for var, key in self._keys]
         if self._vars:
             fingerprint.extend(scope.get(var) for var in self._vars)
-        if self._now:
-            fingerprint.append(scope.get("now"))
+        if self._numbers:
+            fingerprint.extend(scope.get(n) for n in self._numbers)
         cached = self._cache
         if cached is not None and cached[0] == fingerprint:
             return cached[1]
@@ -210,8 +239,8 @@ class Condition:
                     if isinstance(value, Mapping)
                     else {}
                 )
-        if self._now:
-            data["now"] = float(scope.get("now") or 0.0)
+        for n in self._numbers:
+            data[n] = float(scope.get(n) or 0.0)
         try:
             value = self._program.eval(data=data)
         except Exception as exc:  # the runtime's own failure: shown, never raised

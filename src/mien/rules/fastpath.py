@@ -64,8 +64,14 @@ def _tokens(text: str) -> list[tuple[str, str]] | None:
 
 
 class _Parser:
-    def __init__(self, tokens: list[tuple[str, str]]) -> None:
+    def __init__(
+        self,
+        tokens: list[tuple[str, str]],
+        maps: tuple[str, ...] = VARIABLES,
+        scalars: tuple[str, ...] = ("now",),
+    ) -> None:
         self.t = tokens
+        self.maps, self.scalars = maps, scalars
         self.i = 0
         self.reads: list[tuple[str, str]] = []
         # Nodes that give a constant, and nodes that read one key (kept alive with them,
@@ -145,14 +151,14 @@ class _Parser:
         if value in ("true", "false"):
             flag = value == "true"
             return lambda scope: flag
-        if value == "now":
-            return lambda scope: scope["now"]
+        if value in self.scalars:
+            return lambda scope: scope[value]
         if value == "has":
             self.take("(")
             var, key = self.ref(self.take()[1])
             self.take(")")
             return _has(var, key)
-        if value in VARIABLES:
+        if value in self.maps:
             var, key = self.ref(value)
             node = _get(var, key)
             self.refs[id(node)] = (node, (var, key))
@@ -160,7 +166,7 @@ class _Parser:
         raise SyntaxError(value)
 
     def ref(self, var: str) -> tuple[str, str]:
-        if var not in VARIABLES:
+        if var not in self.maps:
             raise SyntaxError(var)
         if self.peek() == ".":
             self.take()
@@ -178,13 +184,16 @@ class _Parser:
         return var, key
 
 
-def compile_fast(source: str) -> tuple[Node, tuple[tuple[str, str], ...]] | None:
+def compile_fast(
+    source: str, maps: tuple[str, ...] = VARIABLES, scalars: tuple[str, ...] = ("now",)
+) -> tuple[Node, tuple[tuple[str, str], ...]] | None:
     """The condition as a Python function and the (variable, key) pairs it reads, or None
-    when it is outside the subset."""
+    when it is outside the subset. ``maps`` and ``scalars`` name the variables it may read
+    (a fleet rule's differ from a persona rule's)."""
     tokens = _tokens(source)
     if not tokens:
         return None
-    parser = _Parser(tokens)
+    parser = _Parser(tokens, maps, scalars)
     try:
         node = parser.expr()
     except SyntaxError:
