@@ -77,6 +77,7 @@ COMMAND_MODULES: dict[str, str] = {
     "app": "fleet.apps",
     "group": "fleet.groups",
     "policy": "fleet.policy",
+    "fleet-rule": "fleet.fleet_rules",
     "rules": "language.rules",
 }
 

@@ -76,6 +76,11 @@ class Settings(BaseModel):
     sources_interval: float = Field(1.0, gt=0)
     """How often the replica looks for fleet-wide data sources due for a poll (each is
     polled at its own ``every``; this is only how soon a due one is noticed)."""
+    orchestrator_interval: float = Field(5.0, gt=0)
+    """How often the replica holding the orchestrator's lease evaluates the fleet rules."""
+    orchestrator_lease_ttl: float = Field(6.0, ge=1)
+    """How long the orchestrator's lease lasts unless renewed (every third of it): the
+    longest a dead leader's replica keeps the others from evaluating."""
     cache_refresh_interval: float = Field(300.0, gt=0)
     """A full reload of the per-replica cache, a safety net under LISTEN/NOTIFY."""
     token_cache_ttl: float = Field(900.0, ge=0)

@@ -24,6 +24,7 @@ from mien.server.enrollment import EnrollmentWriter
 from mien.server.fleet import Fleet
 from mien.server.metrics import Metrics
 from mien.server.notify import Change, LocalNotifier, Notifier, PostgresNotifier
+from mien.server.orchestrator.loop import Orchestrator
 from mien.server.reports import ReportWriter
 from mien.server.settings import Settings
 from mien.server.sources import FleetSources
@@ -63,6 +64,10 @@ class ServerState:
         self.enrollments = EnrollmentWriter(self)
         self.admissions = AdmissionWriter(self)
         self.sources = FleetSources(self.db, self.fleet, self.clock, self.replica)
+        # Fleet rules; its `submit` is the provider queue's, set by whoever builds that.
+        self.orchestrator = Orchestrator(
+            self, interval=settings.orchestrator_interval, ttl=settings.orchestrator_lease_ttl
+        )
 
     # --- life cycle ------------------------------------------------------------------
 
@@ -96,6 +101,7 @@ class ServerState:
             asyncio.create_task(
                 self._every(s.sources_interval, self.sources.sweep), name="mien-sources"
             ),
+            asyncio.create_task(self.orchestrator.run(), name="mien-orchestrator"),
         ]
 
     def begin_shutdown(self) -> None:
@@ -122,6 +128,7 @@ class ServerState:
         await self.enrollments.stop()
         await self.admissions.stop()
         self.sources.close()
+        await self.orchestrator.stop()
         try:
             await self.flush_seen(everything=True)
         except Exception as exc:

@@ -102,10 +102,10 @@ def compile_condition(source: str, kind: str = "persona") -> Any:
         program = environment(kind).compile(source)
     except RuntimeError as exc:
         raise _translate(str(exc), KINDS[kind]) from None
-    kind = program.return_type()
-    if kind not in (cel.Type.BOOL, cel.Type.DYN):
+    returns = program.return_type()
+    if returns not in (cel.Type.BOOL, cel.Type.DYN):
         raise ConditionError(
-            f"condition must be true or false, but this expression gives {kind.name().lower()}",
+            f"condition must be true or false, but this expression gives {returns.name().lower()}",
             1,
             1,
         )

@@ -22,6 +22,7 @@ def routers() -> list[APIRouter]:
         commands,
         defaults,
         effectiveness,
+        fleet_rules,
         instances,
         personas,
         policy,
@@ -51,4 +52,5 @@ def routers() -> list[APIRouter]:
         policy.router,
         sources.router,
         status.router,
+        fleet_rules.router,
     ]

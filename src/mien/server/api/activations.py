@@ -4,23 +4,18 @@ and reading them back."""
 
 from __future__ import annotations
 
-import uuid
 from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response
 
 from mien.protocol import Activation, ActivationStatus, ErrorBody, Page
-from mien.server import resolve
+from mien.server import activation
 from mien.server.api.body import CheckedRoute
 from mien.server.api.deps import INSTANCE_RE, NAME_RE, UUID_RE, Limit, Operator, State, Viewer
 from mien.server.errors import ApiError, not_found
-from mien.server.fleet import Member
 from mien.server.reports import activation_model
-from mien.server.resolve import ActivationRef, PersonaDoc
 from mien.server.store import activations as q
-from mien.server.store import instances as instances_q
-from mien.server.store import personas as personas_q
 
 router = APIRouter(
     route_class=CheckedRoute,
@@ -49,64 +44,11 @@ async def activate(
         int | None, Query(ge=1, le=2**31 - 1, description="default: the latest")
     ] = None,
 ) -> Activation:
-    activation_id = str(uuid.uuid4())
     async with state.transaction() as tx:
-        s = tx.session
-        instance = await instances_q.get(s, instance_id, lock=True)
-        if instance is None:
-            raise not_found(f"instance {instance_id!r}")
-        persona = await personas_q.get(s, persona_name)
-        if persona is None:
-            raise not_found(f"persona {persona_name!r}")
-        pinned = version or persona.latest_version
-        stored = await personas_q.get_version(s, persona_name, pinned)
-        if stored is None:
-            raise not_found(f"version {pinned} of persona {persona_name!r}")
-        # What the instance will be asked to run, so the record says which hash it wants.
-        fleet = state.fleet
-        ref = ActivationRef(activation_id, persona_name, pinned)
-        choice = fleet.choice(Member(instance.tags, ref))
-        effective = resolve.compose_choice(
-            choice,
-            fleet.personas,
-            fleet.bindings,
-            {
-                (persona_name, pinned): PersonaDoc(
-                    persona_name, pinned, stored.content_hash, stored.document
-                )
-            },
+        row = await activation.activate(
+            tx, state.fleet, instance_id, persona_name, version, who.actor
         )
-        if effective.error:
-            raise ApiError(
-                422,
-                "unresolvable",
-                f"cannot activate {persona_name!r} v{pinned}: {effective.error}",
-            )
-        effective, _capped = fleet.with_policy(effective, dict(instance.tags))
-        superseded = await q.close_open(s, instance_id, "superseded", tx.now)
-        row = await q.create(
-            s,
-            activation_id=activation_id,
-            instance_id=instance_id,
-            persona=persona_name,
-            version=pinned,
-            desired_hash=effective.hash,
-            actor=who.actor,
-            now=tx.now,
-        )
-        await instances_q.set_activation(s, instance_id, activation_id)
-        tx.audit(
-            who.actor,
-            "activation.create",
-            instance_id=instance_id,
-            persona=persona_name,
-            activation_id=activation_id,
-            version=pinned,
-            desired_hash=effective.hash,
-            superseded=superseded,
-        )
-        tx.changed("instance", instance_id)
-    response.headers["Location"] = f"/api/v1/activations/{activation_id}"
+    response.headers["Location"] = f"/api/v1/activations/{row.id}"
     return activation_model(row)
 
 
@@ -120,20 +62,7 @@ async def clear_activation(
     instance_id: Annotated[str, Path(pattern=INSTANCE_RE)], state: State, who: Operator
 ) -> Response:
     async with state.transaction() as tx:
-        instance = await instances_q.get(tx.session, instance_id, lock=True)
-        if instance is None:
-            raise not_found(f"instance {instance_id!r}")
-        if instance.activation_id is not None:
-            cancelled = await q.close_open(tx.session, instance_id, "cancelled", tx.now)
-            await instances_q.set_activation(tx.session, instance_id, None)
-            tx.audit(
-                who.actor,
-                "activation.clear",
-                instance_id=instance_id,
-                activation_id=instance.activation_id,
-                cancelled=cancelled,
-            )
-            tx.changed("instance", instance_id)
+        await activation.clear(tx, instance_id, who.actor)
     return Response(status_code=204)
 
 

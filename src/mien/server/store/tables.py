@@ -299,7 +299,8 @@ metric_rollups = Table(
     Index(None, "step", "bucket"),
 )
 
-# The newest value of the few metrics exported as fleet gauges on /metrics.
+# The newest value of each metric per instance (at most MAX_LATEST names each): the fleet
+# gauges on /metrics and the orchestrator's aggregates read it.
 metric_latest = Table(
     "metric_latest",
     metadata,
@@ -354,4 +355,66 @@ fleet_sources = Table(
     Column("last_modified", Text),
     Column("failures", Integer, nullable=False),
     Column("last_error", Text),
+)
+
+# The newest phase of each machine rule per instance, from the agents' adapt.rule.* events
+# (the orchestrator's firing / firing_fraction read it; bounded per instance at ingest).
+instance_rule_phases = Table(
+    "instance_rule_phases",
+    metadata,
+    Column("instance_id", String(INSTANCE_ID), primary_key=True),
+    Column("rule", String(200), primary_key=True),
+    Column("phase", String(20), nullable=False),
+    Column("ts", Float, nullable=False),
+)
+
+# --- the orchestrator (mien.server.orchestrator) ---------------------------------------
+
+# Every version of every fleet rule document; the newest without deleted_at is in force.
+fleet_rules = Table(
+    "fleet_rules",
+    metadata,
+    Column("name", String(NAME), primary_key=True),
+    Column("version", Integer, primary_key=True, autoincrement=False),
+    Column("document", JSONText, nullable=False),
+    Column("source", Text, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("created_by", String(ACTOR), nullable=False),
+    Column("deleted_at", UTCDateTime, nullable=True),
+)
+
+# Each fleet rule's state machine (mien.rules.RuleState as JSON), written by the leader.
+fleet_rule_states = Table(
+    "fleet_rule_states",
+    metadata,
+    Column("name", String(NAME), primary_key=True),
+    Column("state", Text, nullable=False),
+    Column("note", Text, nullable=False),
+    Column("seen", JSONText, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+
+# What fleet rules did, once per (rule, firing, action): the key makes a replayed
+# transition a no-op; `undo` is what resolving reverts; status pending → done (a provider
+# request is pending until handed to the queue).
+fleet_rule_actions = Table(
+    "fleet_rule_actions",
+    metadata,
+    Column("key", String(400), primary_key=True),
+    Column("rule", String(NAME), nullable=False, index=True),
+    Column("kind", String(40), nullable=False),
+    Column("at", Float, nullable=False),
+    Column("status", String(20), nullable=False, index=True),
+    Column("detail", JSONText, nullable=False),
+    Column("undo", JSONText, nullable=True),
+)
+
+# Which replica evaluates fleet rules, until when (renewed every few seconds).
+orchestrator_lease = Table(
+    "orchestrator_lease",
+    metadata,
+    Column("name", String(NAME), primary_key=True),
+    Column("holder", String(64), nullable=False),
+    Column("expires_at", Float, nullable=False),
+    Column("acquired_at", Float, nullable=False),
 )

@@ -1,8 +1,12 @@
 """Queries of fleet telemetry: storing an agent's batch once, pruning by age, reading a
-metric series and a page of events, and the newest values behind the fleet gauges.
+metric series and a page of events, and the newest values behind the fleet gauges and the
+orchestrator's aggregates.
 
-Used by the telemetry routes (:mod:`mien.server.api.telemetry`), the replica's prune task
-and ``/metrics``. The arithmetic is in :mod:`mien.server.telemetry`.
+Used by the telemetry routes (:mod:`mien.server.api.telemetry`), the replica's prune task,
+``/metrics`` and the orchestrator (:mod:`mien.server.orchestrator.aggregates`). The
+arithmetic is in :mod:`mien.server.telemetry`. The newest value of every metric (and the
+newest phase of every machine rule) is kept per instance, at most :data:`MAX_LATEST` names
+each, so that aggregating over a fleet reads one small row per instance and metric.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mien.protocol.telemetry import TelemetryBatch
 from mien.server.store.tables import (
+    instance_rule_phases,
     instances,
     metric_latest,
     metric_rollups,
@@ -26,6 +31,10 @@ from mien.server.store.tables import (
 from mien.server.telemetry import FLEET_GAUGES, HOUR, MINUTE, STEPS, Agg, Retention, rollup
 
 CHUNK = 2000  # rows per INSERT statement (under SQLite's bound-parameter limit)
+MAX_LATEST = 256
+"""Most metric names (and, separately, machine-rule names) whose newest value is kept per
+instance; an agent inventing names beyond it does not grow the table."""
+RULE_EVENT = "adapt.rule."
 
 
 def _insert(session: AsyncSession, table: Any) -> Any:
@@ -74,6 +83,7 @@ async def ingest(
     for step in STEPS:
         await _merge_rollups(session, instance_id, step, rollup(triples, step))
     await _latest(session, instance_id, triples)
+    await _rule_phases(session, instance_id, batch)
 
     known_events = await _known(
         session, telemetry_events, instance_id, [e.seq for e in batch.events]
@@ -164,11 +174,12 @@ async def _latest(
 ) -> None:
     newest: dict[str, tuple[float, float]] = {}
     for name, ts, value in triples:
-        if name in FLEET_GAUGES and (name not in newest or ts >= newest[name][0]):
+        if name not in newest or ts >= newest[name][0]:
             newest[name] = (ts, value)
     if not newest:
         return
     t = metric_latest
+    await _bound(session, t, t.c.name, instance_id, newest)
     stmt = _insert(session, t)
     new = stmt.excluded
     stmt = stmt.on_conflict_do_update(
@@ -185,6 +196,91 @@ async def _latest(
             for n, (ts, v) in newest.items()
         ],
     )
+
+
+async def _bound(
+    session: AsyncSession, table: Any, column: Any, instance_id: str, newest: dict[str, Any]
+) -> None:
+    """Drop from ``newest`` the names that would take the instance past MAX_LATEST."""
+    existing = {
+        str(r[0])
+        for r in await session.execute(select(column).where(table.c.instance_id == instance_id))
+    }
+    room = MAX_LATEST - len(existing)
+    for name in [n for n in newest if n not in existing]:
+        if room > 0:
+            room -= 1
+        else:
+            del newest[name]
+
+
+async def _rule_phases(session: AsyncSession, instance_id: str, batch: TelemetryBatch) -> None:
+    newest: dict[str, tuple[float, str]] = {}
+    for e in batch.events:
+        rule = e.detail.get("rule")
+        if not e.kind.startswith(RULE_EVENT) or not isinstance(rule, str) or len(rule) > 200:
+            continue
+        phase = e.kind[len(RULE_EVENT) :][:20]
+        if rule not in newest or e.ts >= newest[rule][0]:
+            newest[rule] = (e.ts, phase)
+    if not newest:
+        return
+    t = instance_rule_phases
+    await _bound(session, t, t.c.rule, instance_id, newest)
+    if not newest:
+        return
+    stmt = _insert(session, t)
+    new = stmt.excluded
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[t.c.instance_id, t.c.rule],
+        set_={
+            "phase": _newer(t.c.ts, new["ts"], t.c.phase, new["phase"]),
+            "ts": _newer(t.c.ts, new["ts"], t.c.ts, new["ts"]),
+        },
+    )
+    await session.execute(
+        stmt,
+        [
+            {"instance_id": instance_id, "rule": r, "ts": ts, "phase": phase}
+            for r, (ts, phase) in newest.items()
+        ],
+    )
+
+
+async def latest_values(
+    session: AsyncSession, names: Sequence[str], fresh_after: float
+) -> dict[str, dict[str, float]]:
+    """Metric name → instance id → its newest value, for values newer than
+    ``fresh_after`` (the orchestrator's aggregates)."""
+    out: dict[str, dict[str, float]] = {n: {} for n in names}
+    if not names:
+        return out
+    m = metric_latest
+    query = select(m.c.name, m.c.instance_id, m.c.value).where(
+        m.c.name.in_(list(names)), m.c.ts >= fresh_after
+    )
+    for name, instance_id, value in await session.execute(query):
+        out[name][instance_id] = value
+    return out
+
+
+async def firing_rules(
+    session: AsyncSession, rules: Sequence[str], fresh_after: float
+) -> dict[str, set[str]]:
+    """Machine rule name → the instances whose newest event about it says it is firing
+    (or resolving), not older than ``fresh_after``."""
+    out: dict[str, set[str]] = {r: set() for r in rules}
+    if not rules:
+        return out
+    t = instance_rule_phases
+    query = select(t.c.rule, t.c.instance_id).where(
+        t.c.rule.in_(list(rules)),
+        t.c.phase.in_(("firing", "resolving")),
+        t.c.ts >= fresh_after,
+    )
+    for rule, instance_id in await session.execute(query):
+        out[rule].add(instance_id)
+    return out
 
 
 async def prune(
@@ -208,6 +304,10 @@ async def prune(
         ),
         ("events", delete(telemetry_events).where(telemetry_events.c.ts < now - events)),
         ("latest", delete(metric_latest).where(metric_latest.c.ts < now - keep.raw)),
+        (
+            "rule_phases",
+            delete(instance_rule_phases).where(instance_rule_phases.c.ts < now - events),
+        ),
     ):
         result: Any = await session.execute(stmt)
         done[key] = int(result.rowcount or 0)
@@ -286,7 +386,11 @@ async def fleet_gauges(
     query = (
         select(i.c.applied_persona, m.c.name, func.avg(m.c.value), func.count())
         .select_from(m.join(i, and_(i.c.id == m.c.instance_id, i.c.deleted_at.is_(None))))
-        .where(m.c.ts >= fresh_after, i.c.applied_persona.is_not(None))
+        .where(
+            m.c.ts >= fresh_after,
+            m.c.name.in_(FLEET_GAUGES),
+            i.c.applied_persona.is_not(None),
+        )
         .group_by(i.c.applied_persona, m.c.name)
     )
     return [(str(p), str(n), float(a), int(c)) for p, n, a, c in await session.execute(query)]

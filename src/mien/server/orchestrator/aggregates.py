@@ -1,0 +1,97 @@
+"""The inputs of one evaluation: which instances each fleet rule's selector matches, the
+newest value of the metrics the rules read, and which machine rules are firing where.
+
+Used by :mod:`mien.server.orchestrator.loop`. Members come from the replica's fleet cache
+(tags of every live instance, no database read); values and machine-rule phases are one
+query each over the telemetry store's per-instance newest rows
+(:func:`mien.server.store.telemetry.latest_values`, ``firing_rules``), reading only the
+names the rules mention and only values fresher than each rule's ``fresh`` window. The
+arithmetic is :func:`mien.rules.fleet.scope_of`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mien.rules.fleet import FleetRule, scope_of
+from mien.server.fleet import Member
+from mien.server.orchestrator.documents import FleetRuleDoc
+from mien.server.resolve import selector_matches
+from mien.server.store import telemetry as telemetry_q
+
+
+@dataclass
+class Loaded:
+    """A rule in force, compiled."""
+
+    doc: FleetRuleDoc
+    rule: FleetRule
+    version: int
+
+    def metrics(self) -> set[str]:
+        names = self.rule.metrics()
+        for act in self.doc.then:
+            by = (act.activate and act.activate.by) or (act.call_provider and act.call_provider.by)
+            if by:
+                names.add(by)
+        return names
+
+
+@dataclass
+class Inputs:
+    """What every rule of one evaluation reads."""
+
+    values: dict[float, dict[str, dict[str, float]]] = field(default_factory=dict)
+    """fresh window → metric → instance → newest value."""
+    firing: dict[float, dict[str, set[str]]] = field(default_factory=dict)
+
+
+def members_of(selector: Mapping[str, Any], members: Mapping[str, Member]) -> list[str]:
+    """The live instances whose tags the selector matches (an empty one matches all)."""
+    if not selector:
+        return list(members)
+    return [iid for iid, m in members.items() if selector_matches(selector, m.tags)]
+
+
+async def load(session: AsyncSession, rules: Sequence[Loaded], now: float) -> Inputs:
+    """One read per fresh window of the values and phases the rules name."""
+    windows: dict[float, tuple[set[str], set[str]]] = {}
+    for r in rules:
+        metrics, machine = windows.setdefault(r.doc.fresh.seconds, (set(), set()))
+        metrics.update(r.metrics())
+        machine.update(r.rule.machine_rules())
+    out = Inputs()
+    for window, (metrics, machine) in windows.items():
+        after = now - window
+        out.values[window] = await telemetry_q.latest_values(session, sorted(metrics), after)
+        out.firing[window] = await telemetry_q.firing_rules(session, sorted(machine), after)
+    return out
+
+
+def scope(r: Loaded, members: Sequence[str], inputs: Inputs) -> dict[str, Any]:
+    window = r.doc.fresh.seconds
+    values = inputs.values.get(window, {})
+    firing = inputs.firing.get(window, {})
+    wanted = r.rule.metrics()
+    return scope_of(
+        members,
+        {m: v for m, v in values.items() if m in wanted},
+        {k: v for k, v in firing.items() if k in r.rule.machine_rules()},
+    )
+
+
+def shown(r: Loaded, scope: Mapping[str, Any]) -> dict[str, Any]:
+    """The values the rule's conditions read, for ``mien fleet-rule show``."""
+    out: dict[str, Any] = {"count": scope.get("count", 0)}
+    for cond in (r.rule.compiled.when, r.rule.compiled.clear):
+        if cond is None:
+            continue
+        for var, key in cond.reads():
+            value = scope.get(var, {}).get(key)
+            if value is not None:
+                out[f"{var}.{key}"] = value
+    return out
