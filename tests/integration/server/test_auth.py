@@ -76,6 +76,12 @@ ROLES: dict[tuple[str, str], set[str]] = {
     # Fleet status: the agent reports its own machine's status; people read it.
     ("GET", "/api/v1/instances/{instance_id}/status"): {"viewer", "self"},
     ("PUT", "/api/v1/instances/{instance_id}/status"): {"self"},
+    # The orchestrator: operators push and delete fleet rules; viewers read them.
+    ("POST", "/api/v1/fleet-rules"): {"operator"},
+    ("GET", "/api/v1/fleet-rules"): {"viewer"},
+    ("GET", "/api/v1/fleet-rules/{name}"): {"viewer"},
+    ("DELETE", "/api/v1/fleet-rules/{name}"): {"operator"},
+    ("GET", "/api/v1/orchestrator"): {"viewer"},
     # The broker: people ask for leases (a lease's holder or an admin acts on it, which an
     # unknown lease id cannot show: 404); groups and hosts are the operators'.
     ("POST", "/api/v1/broker/leases"): {"viewer", "user"},

@@ -33,7 +33,11 @@ then:
   - bind: {persona: burst, priority: 50}
 """
 
-PERSONA = {"name": "burst", "description": "more of everything", "environment_variables": {"BURST": "1"}}
+PERSONA = {
+    "name": "burst",
+    "description": "more of everything",
+    "environment_variables": {"BURST": "1"},
+}
 
 
 @pytest.fixture
@@ -180,6 +184,7 @@ def test_a_rule_that_does_not_compile_is_refused_with_its_line(
             orch.admin_token,
         ],
         capture_output=True,
+        check=False,
         text=True,
         timeout=60,
     )
@@ -194,7 +199,9 @@ def test_cli_push_list_show_delete(orch: ServerProcess, tmp_path: Path) -> None:
     conn = ["--server", orch.url, "--token", orch.admin_token]
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([*base, *args, *conn], capture_output=True, text=True, timeout=60)
+        return subprocess.run(
+            [*base, *args, *conn], capture_output=True, text=True, timeout=60, check=False
+        )
 
     pushed = run("push", str(path))
     assert pushed.returncode == 0, pushed.stderr
