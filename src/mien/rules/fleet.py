@@ -140,12 +140,16 @@ def scope_of(
     absent from the maps (so a condition reading it is unknown, and the rule stays as it
     is), and so is every metric when nothing matches.
     """
-    ids = set(members)
+    ids = members if isinstance(members, set | frozenset) else set(members)
     out: dict[str, Any] = {name: {} for name in ("avg", "min", "max", "sum", "reporting")}
     for name in PERCENTILES:
         out[name] = {}
     for metric, per_instance in values.items():
-        got = sorted(v for i, v in per_instance.items() if i in ids)
+        if len(ids) < len(per_instance):
+            got = [per_instance[i] for i in ids if i in per_instance]
+        else:
+            got = [v for i, v in per_instance.items() if i in ids]
+        got.sort()
         if not got:
             continue
         total = math.fsum(got)

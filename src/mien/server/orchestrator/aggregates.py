@@ -51,10 +51,30 @@ class Inputs:
 
 
 def members_of(selector: Mapping[str, Any], members: Mapping[str, Member]) -> list[str]:
-    """The live instances whose tags the selector matches (an empty one matches all)."""
+    """The live instances whose tags the selector matches (an empty one matches all),
+    with :func:`mien.server.resolve.selector_matches`'s semantics."""
     if not selector:
         return list(members)
+    if len(selector) == 1:  # the common case, in one comparison an instance
+        ((key, wanted),) = selector.items()
+        if isinstance(wanted, str) and wanted != "*":
+            return [iid for iid, m in members.items() if m.tags.get(key) == wanted]
     return [iid for iid, m in members.items() if selector_matches(selector, m.tags)]
+
+
+class Selections:
+    """:func:`members_of` once per distinct selector in one evaluation."""
+
+    def __init__(self, members: Mapping[str, Member]) -> None:
+        self.members = members
+        self._memo: dict[str, list[str]] = {}
+
+    def __call__(self, selector: Mapping[str, Any]) -> list[str]:
+        key = repr(sorted(selector.items()))
+        got = self._memo.get(key)
+        if got is None:
+            got = self._memo[key] = members_of(selector, self.members)
+        return got
 
 
 async def load(session: AsyncSession, rules: Sequence[Loaded], now: float) -> Inputs:

@@ -29,7 +29,7 @@ from mien.rules.fleet import FleetRule
 from mien.rules.state import RuleState
 from mien.server.fleet import Fleet
 from mien.server.orchestrator import actions
-from mien.server.orchestrator.aggregates import Loaded, load, members_of, scope, shown
+from mien.server.orchestrator.aggregates import Loaded, Selections, load, scope, shown
 from mien.server.orchestrator.documents import load_stored
 from mien.server.providers.base import ProviderRequest
 from mien.server.store import fleet_rules as q
@@ -131,7 +131,7 @@ class Orchestrator:
             rules = [self._rule(r) for r in rows]
             inputs = await load(s, rules, now)
         out = Evaluation(rules=len(rules))
-        members = self.host.fleet.members
+        select = Selections(self.host.fleet.members)
         async with self.host.transaction() as tx:
             if not await lease_q.renew(tx.session, LEASE, self.host.replica, now, self.ttl):
                 raise LostLease
@@ -140,7 +140,7 @@ class Orchestrator:
                 name = r.doc.name
                 row = states.pop(name, None)
                 prev = RuleState.from_json(row.state) if row is not None else None
-                matching = members_of(r.doc.selector, members)
+                matching = select(r.doc.selector)
                 sc = scope(r, matching, inputs)
                 step = r.rule.step(sc, prev, now)
                 for t in step.transitions:

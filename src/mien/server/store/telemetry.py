@@ -259,7 +259,7 @@ async def latest_values(
     query = select(m.c.name, m.c.instance_id, m.c.value).where(
         m.c.name.in_(list(names)), m.c.ts >= fresh_after
     )
-    for name, instance_id, value in await session.execute(query):
+    for name, instance_id, value in (await session.execute(query)).all():
         out[name][instance_id] = value
     return out
 
