@@ -267,3 +267,45 @@ def test_roles(orch: ServerProcess) -> None:
     status = api(orch, "GET", "/orchestrator", viewer).json()
     wait_until(lambda: api(orch, "GET", "/orchestrator", viewer).json()["leader"], what="a leader")
     assert status["replica"]
+
+
+def test_a_failed_action_is_journalled_and_deleting_the_rule_undoes_the_rest(
+    orch: ServerProcess,
+) -> None:
+    with orch.client() as admin:
+        agents = fleet(orch, admin)
+    rule = """\
+name: half-done
+selector: {role: web}
+when: reporting.cpu_percent >= 1
+then:
+  - bind: {persona: ghost}
+  - set_tags: {seen: "yes"}
+"""
+    assert api(orch, "POST", "/fleet-rules", content=rule).status_code == 201
+    agents["web-1"].send(5.0)
+
+    def journalled() -> list[dict[str, Any]]:
+        return [
+            a
+            for a in api(orch, "GET", "/fleet-rules/half-done").json()["actions"]
+            if not a["key"].endswith("/undo")
+        ]
+
+    actions = wait_until(lambda: len(journalled()) == 2 and journalled(), what="both actions")
+    by_kind = {a["kind"]: a for a in actions}
+    assert by_kind["bind"]["status"] == "failed"
+    assert "ghost" in by_kind["bind"]["detail"]["error"]
+    assert by_kind["set_tags"]["status"] == "done"
+    assert "fleet-half-done" not in bindings(orch)
+    with orch.client() as admin:
+        assert admin.get_instance("web-2").tags["seen"] == "yes"  # every matching one
+    assert api(orch, "DELETE", "/fleet-rules/half-done").status_code == 204
+
+    def untagged() -> bool:
+        with orch.client() as admin:
+            return all("seen" not in admin.get_instance(i).tags for i in ("web-1", "web-2"))
+
+    wait_until(untagged, what="the tags undone after the delete")
+    assert api(orch, "GET", "/fleet-rules/half-done").status_code == 404
+    assert len(audit(orch, "fleet_rule.delete")) == 1
