@@ -4,7 +4,7 @@ newest value of the metrics the rules read, and which machine rules are firing w
 Used by :mod:`mien.server.orchestrator.loop`. Members come from the replica's fleet cache
 (tags of every live instance, no database read); values and machine-rule phases are one
 query each over the telemetry store's per-instance newest rows
-(:func:`mien.server.store.telemetry.latest_values`, ``firing_rules``), reading only the
+(:func:`mien.server.store.latest.latest_values`, ``firing_rules``), reading only the
 names the rules mention and only values fresher than each rule's ``fresh`` window. The
 arithmetic is :func:`mien.rules.fleet.scope_of`.
 """
@@ -21,7 +21,7 @@ from mien.rules.fleet import FleetRule, scope_of
 from mien.server.fleet import Member
 from mien.server.orchestrator.documents import FleetRuleDoc
 from mien.server.resolve import selector_matches
-from mien.server.store import telemetry as telemetry_q
+from mien.server.store import latest as latest_q
 
 
 @dataclass
@@ -87,8 +87,8 @@ async def load(session: AsyncSession, rules: Sequence[Loaded], now: float) -> In
     out = Inputs()
     for window, (metrics, machine) in windows.items():
         after = now - window
-        out.values[window] = await telemetry_q.latest_values(session, sorted(metrics), after)
-        out.firing[window] = await telemetry_q.firing_rules(session, sorted(machine), after)
+        out.values[window] = await latest_q.latest_values(session, sorted(metrics), after)
+        out.firing[window] = await latest_q.firing_rules(session, sorted(machine), after)
     return out
 
 

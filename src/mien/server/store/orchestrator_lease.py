@@ -12,9 +12,9 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import case, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from mien.server.store import upsert
 from mien.server.store.tables import orchestrator_lease as t
 
 
@@ -31,12 +31,10 @@ async def claim(s: AsyncSession, name: str, holder: str, now: float, ttl: float)
     )
     if result.rowcount == 1:
         return True
-    dialect = s.get_bind().dialect.name
-    insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(t)
     result = await s.execute(
-        insert.values(
-            name=name, holder=holder, expires_at=now + ttl, acquired_at=now
-        ).on_conflict_do_nothing(index_elements=[t.c.name])
+        upsert.insert(s, t)
+        .values(name=name, holder=holder, expires_at=now + ttl, acquired_at=now)
+        .on_conflict_do_nothing(index_elements=[t.c.name])
     )
     return bool(result.rowcount == 1)
 

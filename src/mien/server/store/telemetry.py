@@ -1,12 +1,9 @@
 """Queries of fleet telemetry: storing an agent's batch once, pruning by age, reading a
-metric series and a page of events, and the newest values behind the fleet gauges and the
-orchestrator's aggregates.
+metric series and a page of events, and the newest values behind the fleet gauges.
 
-Used by the telemetry routes (:mod:`mien.server.api.telemetry`), the replica's prune task,
-``/metrics`` and the orchestrator (:mod:`mien.server.orchestrator.aggregates`). The
-arithmetic is in :mod:`mien.server.telemetry`. The newest value of every metric (and the
-newest phase of every machine rule) is kept per instance, at most :data:`MAX_LATEST` names
-each, so that aggregating over a fleet reads one small row per instance and metric.
+Used by the telemetry routes (:mod:`mien.server.api.telemetry`), the replica's prune task
+and ``/metrics``. The arithmetic is in :mod:`mien.server.telemetry`; the newest value per
+instance of every metric and machine rule is :mod:`mien.server.store.latest`'s.
 """
 
 from __future__ import annotations
@@ -16,10 +13,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import and_, delete, func, or_, select, text, tuple_
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mien.protocol.telemetry import TelemetryBatch
+from mien.server.store import latest
 from mien.server.store.tables import (
     instance_rule_phases,
     instances,
@@ -28,18 +25,10 @@ from mien.server.store.tables import (
     metric_samples,
     telemetry_events,
 )
+from mien.server.store.upsert import insert, newer
 from mien.server.telemetry import FLEET_GAUGES, HOUR, MINUTE, STEPS, Agg, Retention, rollup
 
 CHUNK = 2000  # rows per INSERT statement (under SQLite's bound-parameter limit)
-MAX_LATEST = 256
-"""Most metric names (and, separately, machine-rule names) whose newest value is kept per
-instance; an agent inventing names beyond it does not grow the table."""
-RULE_EVENT = "adapt.rule."
-
-
-def _insert(session: AsyncSession, table: Any) -> Any:
-    dialect = session.get_bind().dialect.name
-    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
 
 
 async def _lock_instance(session: AsyncSession, instance_id: str) -> None:
@@ -82,8 +71,8 @@ async def ingest(
     triples = [(s.name, s.ts, s.value) for s in samples]
     for step in STEPS:
         await _merge_rollups(session, instance_id, step, rollup(triples, step))
-    await _latest(session, instance_id, triples)
-    await _rule_phases(session, instance_id, batch)
+    await latest.record_values(session, instance_id, triples)
+    await latest.record_rule_phases(session, instance_id, batch)
 
     known_events = await _known(
         session, telemetry_events, instance_id, [e.seq for e in batch.events]
@@ -138,7 +127,7 @@ async def _merge_rollups(
         }
         for (name, start), a in aggs.items()
     ]
-    stmt = _insert(session, t)
+    stmt = insert(session, t)
     new = stmt.excluded
     stmt = stmt.on_conflict_do_update(
         index_elements=[t.c.instance_id, t.c.name, t.c.step, t.c.bucket],
@@ -151,8 +140,8 @@ async def _merge_rollups(
             "max": func.max(t.c.max, new["max"])
             if _sqlite(session)
             else func.greatest(t.c.max, new["max"]),
-            "last": _newer(t.c.last_ts, new["last_ts"], t.c.last, new["last"]),
-            "last_ts": _newer(t.c.last_ts, new["last_ts"], t.c.last_ts, new["last_ts"]),
+            "last": newer(t.c.last_ts, new["last_ts"], t.c.last, new["last"]),
+            "last_ts": newer(t.c.last_ts, new["last_ts"], t.c.last_ts, new["last_ts"]),
         },
     )
     for start in range(0, len(rows), CHUNK // 2):
@@ -161,126 +150,6 @@ async def _merge_rollups(
 
 def _sqlite(session: AsyncSession) -> bool:
     return session.get_bind().dialect.name == "sqlite"
-
-
-def _newer(old_ts: Any, new_ts: Any, old: Any, new: Any) -> Any:
-    from sqlalchemy import case
-
-    return case((new_ts >= old_ts, new), else_=old)
-
-
-async def _latest(
-    session: AsyncSession, instance_id: str, triples: list[tuple[str, float, float]]
-) -> None:
-    newest: dict[str, tuple[float, float]] = {}
-    for name, ts, value in triples:
-        if name not in newest or ts >= newest[name][0]:
-            newest[name] = (ts, value)
-    if not newest:
-        return
-    t = metric_latest
-    await _bound(session, t, t.c.name, instance_id, newest)
-    stmt = _insert(session, t)
-    new = stmt.excluded
-    stmt = stmt.on_conflict_do_update(
-        index_elements=[t.c.instance_id, t.c.name],
-        set_={
-            "value": _newer(t.c.ts, new["ts"], t.c.value, new["value"]),
-            "ts": _newer(t.c.ts, new["ts"], t.c.ts, new["ts"]),
-        },
-    )
-    await session.execute(
-        stmt,
-        [
-            {"instance_id": instance_id, "name": n, "ts": ts, "value": v}
-            for n, (ts, v) in newest.items()
-        ],
-    )
-
-
-async def _bound(
-    session: AsyncSession, table: Any, column: Any, instance_id: str, newest: dict[str, Any]
-) -> None:
-    """Drop from ``newest`` the names that would take the instance past MAX_LATEST."""
-    existing = {
-        str(r[0])
-        for r in await session.execute(select(column).where(table.c.instance_id == instance_id))
-    }
-    room = MAX_LATEST - len(existing)
-    for name in [n for n in newest if n not in existing]:
-        if room > 0:
-            room -= 1
-        else:
-            del newest[name]
-
-
-async def _rule_phases(session: AsyncSession, instance_id: str, batch: TelemetryBatch) -> None:
-    newest: dict[str, tuple[float, str]] = {}
-    for e in batch.events:
-        rule = e.detail.get("rule")
-        if not e.kind.startswith(RULE_EVENT) or not isinstance(rule, str) or len(rule) > 200:
-            continue
-        phase = e.kind[len(RULE_EVENT) :][:20]
-        if rule not in newest or e.ts >= newest[rule][0]:
-            newest[rule] = (e.ts, phase)
-    if not newest:
-        return
-    t = instance_rule_phases
-    await _bound(session, t, t.c.rule, instance_id, newest)
-    if not newest:
-        return
-    stmt = _insert(session, t)
-    new = stmt.excluded
-    stmt = stmt.on_conflict_do_update(
-        index_elements=[t.c.instance_id, t.c.rule],
-        set_={
-            "phase": _newer(t.c.ts, new["ts"], t.c.phase, new["phase"]),
-            "ts": _newer(t.c.ts, new["ts"], t.c.ts, new["ts"]),
-        },
-    )
-    await session.execute(
-        stmt,
-        [
-            {"instance_id": instance_id, "rule": r, "ts": ts, "phase": phase}
-            for r, (ts, phase) in newest.items()
-        ],
-    )
-
-
-async def latest_values(
-    session: AsyncSession, names: Sequence[str], fresh_after: float
-) -> dict[str, dict[str, float]]:
-    """Metric name → instance id → its newest value, for values newer than
-    ``fresh_after`` (the orchestrator's aggregates)."""
-    out: dict[str, dict[str, float]] = {n: {} for n in names}
-    if not names:
-        return out
-    m = metric_latest
-    query = select(m.c.name, m.c.instance_id, m.c.value).where(
-        m.c.name.in_(list(names)), m.c.ts >= fresh_after
-    )
-    for name, instance_id, value in (await session.execute(query)).all():
-        out[name][instance_id] = value
-    return out
-
-
-async def firing_rules(
-    session: AsyncSession, rules: Sequence[str], fresh_after: float
-) -> dict[str, set[str]]:
-    """Machine rule name → the instances whose newest event about it says it is firing
-    (or resolving), not older than ``fresh_after``."""
-    out: dict[str, set[str]] = {r: set() for r in rules}
-    if not rules:
-        return out
-    t = instance_rule_phases
-    query = select(t.c.rule, t.c.instance_id).where(
-        t.c.rule.in_(list(rules)),
-        t.c.phase.in_(("firing", "resolving")),
-        t.c.ts >= fresh_after,
-    )
-    for rule, instance_id in await session.execute(query):
-        out[rule].add(instance_id)
-    return out
 
 
 async def prune(
