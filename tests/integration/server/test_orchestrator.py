@@ -274,6 +274,7 @@ def test_a_failed_action_is_journalled_and_deleting_the_rule_undoes_the_rest(
 ) -> None:
     with orch.client() as admin:
         agents = fleet(orch, admin)
+        admin.create_binding("base", {"role": "db"}, "burst", priority=7)
     rule = """\
 name: half-done
 selector: {role: web}
@@ -281,6 +282,7 @@ when: reporting.cpu_percent >= 1
 then:
   - bind: {persona: ghost}
   - set_tags: {seen: "yes"}
+  - unbind: {binding: base}
 """
     assert api(orch, "POST", "/fleet-rules", content=rule).status_code == 201
     agents["web-1"].send(5.0)
@@ -292,12 +294,13 @@ then:
             if not a["key"].endswith("/undo")
         ]
 
-    actions = wait_until(lambda: len(journalled()) == 2 and journalled(), what="both actions")
+    actions = wait_until(lambda: len(journalled()) == 3 and journalled(), what="the actions")
     by_kind = {a["kind"]: a for a in actions}
     assert by_kind["bind"]["status"] == "failed"
     assert "ghost" in by_kind["bind"]["detail"]["error"]
     assert by_kind["set_tags"]["status"] == "done"
     assert "fleet-half-done" not in bindings(orch)
+    assert "base" not in bindings(orch)  # unbound while the rule fires
     with orch.client() as admin:
         assert admin.get_instance("web-2").tags["seen"] == "yes"  # every matching one
     assert api(orch, "DELETE", "/fleet-rules/half-done").status_code == 204
@@ -307,5 +310,7 @@ then:
             return all("seen" not in admin.get_instance(i).tags for i in ("web-1", "web-2"))
 
     wait_until(untagged, what="the tags undone after the delete")
+    base = wait_until(lambda: bindings(orch).get("base"), what="the binding restored")
+    assert (base["selector"], base["persona"], base["priority"]) == ({"role": "db"}, "burst", 7)
     assert api(orch, "GET", "/fleet-rules/half-done").status_code == 404
     assert len(audit(orch, "fleet_rule.delete")) == 1
