@@ -2,8 +2,8 @@
 (keyed, for idempotency and undo), the lease of the replica that evaluates them, and the
 newest phase of each machine rule per instance.
 
-Revision ID: 0005_orchestrator
-Revises: 0004_telemetry
+Revision ID: 0007_orchestrator
+Revises: 0006_fleet_sources
 Create Date: 2026-12-02
 """
 
@@ -12,8 +12,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0005_orchestrator"
-down_revision = "0004_telemetry"
+revision = "0007_orchestrator"
+down_revision = "0006_fleet_sources"
 branch_labels = None
 depends_on = None
 
