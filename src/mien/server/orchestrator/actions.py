@@ -216,6 +216,7 @@ async def _undo(
             description=r.get("description"),
             actor=actor,
             now=tx.now,
+            mode=r.get("mode", "replace"),
         )
         if row is None:
             return {"binding": r["name"], "note": "a binding of that name exists again: kept"}
@@ -270,5 +271,6 @@ def _binding(row: bindings_q.BindingRow) -> dict[str, Any]:
         "persona": row.persona,
         "override": row.override,
         "priority": row.priority,
+        "mode": row.mode,
         "version": row.version,
     }

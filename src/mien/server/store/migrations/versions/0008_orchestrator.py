@@ -2,8 +2,8 @@
 (keyed, for idempotency and undo), the lease of the replica that evaluates them, and the
 newest phase of each machine rule per instance.
 
-Revision ID: 0007_orchestrator
-Revises: 0006_fleet_sources
+Revision ID: 0008_orchestrator
+Revises: 0007_binding_mode
 Create Date: 2026-12-02
 """
 
@@ -12,8 +12,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0007_orchestrator"
-down_revision = "0006_fleet_sources"
+revision = "0008_orchestrator"
+down_revision = "0007_binding_mode"
 branch_labels = None
 depends_on = None
 
