@@ -2,8 +2,8 @@
 (keyed, for idempotency and undo), the lease of the replica that evaluates them, and the
 newest phase of each machine rule per instance.
 
-Revision ID: 0008_orchestrator
-Revises: 0007_binding_mode
+Revision ID: 0009_orchestrator
+Revises: 0008_machine_status
 Create Date: 2026-12-02
 """
 
@@ -12,8 +12,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0008_orchestrator"
-down_revision = "0007_binding_mode"
+revision = "0009_orchestrator"
+down_revision = "0008_machine_status"
 branch_labels = None
 depends_on = None
 
