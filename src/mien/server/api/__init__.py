@@ -26,6 +26,7 @@ def routers() -> list[APIRouter]:
         personas,
         policy,
         sources,
+        providers,
         switching,
         telemetry,
         tokens,
@@ -49,4 +50,5 @@ def routers() -> list[APIRouter]:
         telemetry.router,
         policy.router,
         sources.router,
+        providers.router,
     ]

@@ -1,0 +1,54 @@
+"""May the server call a provider about an instance: the checks, in order, each returning
+why not (a sentence) or None. Pure; used by the provider queue when a request is submitted.
+
+A provider call resizes or reconfigures a machine from outside, so it is judged as the
+``resource_scaling`` risk: the instance's persona must grant the level the request needs
+(``scale`` needs ``medium``), and the fleet may cap that further (:func:`fleet_trust_cap`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from mien.rules import trust
+from mien.server.providers.base import RISK
+from mien.server.resolve import selector_matches
+
+
+def served(
+    selector: Mapping[str, str | list[str]], tags: Mapping[str, str], name: str
+) -> str | None:
+    if selector_matches(selector, tags):
+        return None
+    return f"provider {name!r} does not serve this instance (its selector {dict(selector)} does not match the instance's tags)"
+
+
+def persona_trust(persona: str | None, trust_levels: Mapping[str, str], needed: str) -> str | None:
+    if persona is None:
+        return "the instance has no persona, so nothing grants resource_scaling trust"
+    why = trust.refusal(trust_levels, RISK, needed)
+    return None if why is None else f"persona {persona!r} {why}"
+
+
+def fleet_trust_cap(tags: Mapping[str, str], needed: str) -> str | None:
+    """The fleet policy's cap on ``resource_scaling`` for an instance with ``tags``: why
+    the fleet refuses ``needed``, or None. The one place the cap is checked; with no fleet
+    policy in this server, nothing is capped beyond the persona's own trust levels."""
+    return None
+
+
+def refusal(
+    *,
+    name: str,
+    selector: Mapping[str, str | list[str]],
+    tags: Mapping[str, str],
+    persona: str | None,
+    trust_levels: Mapping[str, str],
+    needed: str,
+) -> str | None:
+    """The first reason a call is refused, or None when it may go ahead."""
+    return (
+        served(selector, tags, name)
+        or persona_trust(persona, trust_levels, needed)
+        or fleet_trust_cap(tags, needed)
+    )
