@@ -92,14 +92,12 @@ class LibvirtProvider:
             return ProviderOutcome(False, f"{self.uri}: {exc}", retry=True)
         try:
             dom = conn.lookupByName(name)
-            live = bool(dom.isActive())
-            flags = libvirt.VIR_DOMAIN_AFFECT_CONFIG
-            if live:
-                flags = (
-                    libvirt.VIR_DOMAIN_AFFECT_LIVE | libvirt.VIR_DOMAIN_AFFECT_CONFIG
-                    if dom.isPersistent()
-                    else libvirt.VIR_DOMAIN_AFFECT_LIVE
-                )
+            # One flag per call: some drivers refuse LIVE and CONFIG together.
+            flags = []
+            if dom.isActive():
+                flags.append(libvirt.VIR_DOMAIN_AFFECT_LIVE)
+            if dom.isPersistent():
+                flags.append(libvirt.VIR_DOMAIN_AFFECT_CONFIG)
             _state, _max_kib, mem_kib, cpus, _ = dom.info()
             params = request.params
             if params.get("cpus") is not None:
@@ -107,13 +105,15 @@ class LibvirtProvider:
                 if wanted < 1:
                     return ProviderOutcome(False, f"domain {name}: {wanted} vCPUs is not a size")
                 if wanted != cpus:
-                    dom.setVcpusFlags(wanted, flags)
+                    for flag in flags:
+                        dom.setVcpusFlags(wanted, flag)
             if params.get("memory_mib") is not None:
                 wanted = target(params["memory_mib"], int(mem_kib) // 1024)
                 if wanted < 1:
                     return ProviderOutcome(False, f"domain {name}: {wanted} MiB is not a size")
                 if wanted * 1024 != mem_kib:
-                    dom.setMemoryFlags(wanted * 1024, flags)
+                    for flag in flags:
+                        dom.setMemoryFlags(wanted * 1024, flag)
             _state, _max_kib, mem_kib, cpus, _ = dom.info()
         except libvirt.libvirtError as exc:
             code = exc.get_error_code()
