@@ -77,6 +77,7 @@ COMMAND_MODULES: dict[str, str] = {
     "app": "fleet.apps",
     "group": "fleet.groups",
     "policy": "fleet.policy",
+    "provider": "fleet.providers",
     "rules": "language.rules",
 }
 

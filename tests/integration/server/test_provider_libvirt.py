@@ -106,7 +106,7 @@ async def _scenario(data: Path) -> dict[str, Any]:
             )
 
             async def settled() -> Any:
-                calls = await ok("GET", "/instances/vm-1/provider-calls", headers=admin)
+                calls = (await ok("GET", "/instances/vm-1/provider-calls", headers=admin))["items"]
                 done = [c for c in calls if c["status"] in ("succeeded", "failed")]
                 return calls if len(done) == len(calls) == 2 else None
 
@@ -127,7 +127,7 @@ async def _scenario(data: Path) -> dict[str, Any]:
             )
 
             async def resized() -> Any:
-                calls = await ok("GET", "/instances/vm-1/provider-calls", headers=admin)
+                calls = (await ok("GET", "/instances/vm-1/provider-calls", headers=admin))["items"]
                 return [
                     c
                     for c in calls
@@ -165,7 +165,7 @@ async def _scenario(data: Path) -> dict[str, Any]:
             )
 
             async def failed() -> Any:
-                calls = await ok("GET", "/instances/vm-1/provider-calls", headers=admin)
+                calls = (await ok("GET", "/instances/vm-1/provider-calls", headers=admin))["items"]
                 return [c for c in calls if c["status"] == "failed"]
 
             out["failed"] = (await _until(failed, "the unknown domain to fail"))[0]

@@ -10,6 +10,9 @@ from __future__ import annotations
 import gzip
 import http.server
 import json
+import os
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -109,6 +112,18 @@ def api(server: ServerProcess, method: str, path: str, **kw: Any) -> httpx.Respo
     return httpx.request(method, f"{server.url}/api/v1{path}", headers=headers, timeout=30, **kw)
 
 
+def mien(server: ServerProcess, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "MIEN_SERVER": server.url, "MIEN_TOKEN": server.admin_token}
+    return subprocess.run(
+        [sys.executable, "-m", "mien.cli.main", *args],
+        capture_output=True,
+        text=True,
+        env={**env, "COLUMNS": "250"},
+        timeout=120,
+        check=False,
+    )
+
+
 def persona(name: str, trust: str | None, **extra: Any) -> dict[str, Any]:
     doc: dict[str, Any] = {"name": name, "description": "providers test", **extra}
     if trust is not None:
@@ -173,7 +188,7 @@ def scale_event(server: ServerProcess, token: str, seq: int = 1, cpu: Any = 4) -
 def calls(server: ServerProcess, instance: str) -> list[dict[str, Any]]:
     answer = api(server, "GET", f"/instances/{instance}/provider-calls")
     assert answer.status_code == 200, answer.text
-    return list(answer.json())
+    return list(answer.json()["items"])
 
 
 def audit_actions(server: ServerProcess) -> list[str]:
@@ -227,7 +242,9 @@ def test_a_receiver_that_is_down_is_failing_and_a_restarted_server_finishes_the_
         assert scale_event(server, token, cpu="+1").status_code == 200
         failing = wait_until(
             lambda: [
-                c for c in calls(server, instance) if c["status"] == "failing" and c["attempts"] >= 2
+                c
+                for c in calls(server, instance)
+                if c["status"] == "failing" and c["attempts"] >= 2
             ],
             what="the call to be failing",
         )[0]
@@ -263,6 +280,12 @@ def test_a_persona_without_resource_scaling_trust_is_refused_and_shown(
     time.sleep(0.5)
     assert receiver.seen == []
     assert "provider.refused" in audit_actions(fast_server)
+    shown = mien(fast_server, "instance", "show", instance)
+    assert shown.returncode == 0, shown.stderr
+    assert "provider calls" in shown.stdout and "refused" in shown.stdout
+    assert "needs resource_scaling trust medium" in shown.stdout
+    data = json.loads(mien(fast_server, "instance", "show", instance, "-o", "json").stdout)
+    assert data["provider_calls"][0]["status"] == "refused"
 
 
 def test_an_instance_no_provider_serves_is_refused_not_dropped(
@@ -312,7 +335,7 @@ def test_declarations_are_checked_and_the_secret_is_never_returned(
     assert no_secret.status_code == 422 and "secret" in no_secret.json()["detail"]
     unknown = api(fast_server, "PUT", "/providers/hooks", json={"driver": "cloud"})
     assert unknown.status_code == 422
-    assert api(fast_server, "GET", "/providers").json() == []
+    assert api(fast_server, "GET", "/providers").json()["items"] == []
 
     good = api(
         fast_server,
@@ -338,3 +361,30 @@ def test_declarations_are_checked_and_the_secret_is_never_returned(
     missing = api(fast_server, "GET", "/instances/vm-nope/provider-calls")
     assert missing.status_code == 404
 
+
+def test_the_cli_pushes_lists_and_shows_providers(
+    fast_server: ServerProcess, tmp_path: Path
+) -> None:
+    doc = tmp_path / "hooks.yaml"
+    doc.write_text(
+        "name: hooks\ndriver: webhook\nselector: {role: web}\n"
+        "config: {url: 'http://127.0.0.1:9/resize', timeout: 3}\n"
+    )
+    key = tmp_path / "hooks.key"
+    key.write_text(SECRET + "\n")
+    pushed = mien(fast_server, "provider", "push", str(doc), "--secret-file", str(key))
+    assert pushed.returncode == 0, pushed.stderr
+    assert "provider hooks v1 (webhook)" in pushed.stderr
+    listed = mien(fast_server, "provider", "list")
+    assert "hooks" in listed.stdout and "role=web" in listed.stdout
+    shown = mien(fast_server, "provider", "show", "hooks")
+    assert "config.url" in shown.stdout and "set" in shown.stdout
+    assert SECRET not in shown.stdout + listed.stdout
+
+    doc.write_text("name: hooks\ndriver: [webhook\n")
+    broken = mien(fast_server, "provider", "push", str(doc))
+    assert broken.returncode == 2 and f"{doc}:3" in broken.stderr, broken.stderr
+    doc.write_text("name: hooks\ndriver: webhook\nconfig: {url: 'gopher://x'}\n")
+    refused = mien(fast_server, "provider", "push", str(doc))
+    assert refused.returncode != 0 and "config.url" in refused.stderr, refused.stderr
+    assert "Traceback" not in broken.stderr + refused.stderr

@@ -193,19 +193,29 @@ def show_cmd(
     *,
     conn: Connection,
 ) -> None:
-    """Show one instance: desired and applied persona side by side, recent activations and
-    the persona history its agent reported.
+    """Show one instance: desired and applied persona side by side, recent activations,
+    the persona history its agent reported and the provider calls made for it.
 
     Example:
 
       mien instance show vm-0042
     """
+    from mien.client import providers as provider_ops
+
     with cc.client(conn) as api:
         inst = api.find_instance(instance_id)
         activations = api.list_activations(instance=inst.id, limit=limit)
         history = api.instance_history(inst.id)
+        calls = api.send(provider_ops.instance_calls(inst.id, limit)).items
     if output is OutputFormat.json:
-        cc.dump({"instance": inst, "activations": activations, "history": history})
+        cc.dump(
+            {
+                "instance": inst,
+                "activations": activations,
+                "history": history,
+                "provider_calls": calls,
+            }
+        )
         return
     out = console()
     seen = "connected" if inst.connected else "offline"
@@ -272,6 +282,10 @@ def show_cmd(
             ],
             title=f"history (last {len(recent)} of {len(history)}, as the agent reported)",
         )
+    if calls:
+        from mien.cli.fleet.providers import provider_calls_table
+
+        provider_calls_table(calls)
 
 
 def side_by_side(inst: Instance) -> list[list[Any]]:

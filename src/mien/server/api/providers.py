@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Response
 from pydantic import ValidationError
 
-from mien.protocol import ErrorBody, Problem
+from mien.protocol import ErrorBody, Page, Problem
 from mien.protocol.providers import ProviderCall, ProviderView
 from mien.server.api.body import CheckedRoute
 from mien.server.api.deps import INSTANCE_RE, NAME_RE, Admin, Limit, State, Viewer
@@ -63,10 +63,10 @@ def call_view(row: q.CallRow) -> ProviderCall:
     )
 
 
-@router.get("/providers", response_model=list[ProviderView], summary="Declared providers")
-async def list_providers(state: State, who: Viewer) -> list[ProviderView]:
+@router.get("/providers", response_model=Page[ProviderView], summary="Declared providers")
+async def list_providers(state: State, who: Viewer) -> Page[ProviderView]:
     async with state.db.read() as s:
-        return [view(r) for r in await q.list_all(s)]
+        return Page(items=[view(r) for r in await q.list_all(s)])
 
 
 @router.get(
@@ -157,7 +157,7 @@ async def delete_provider(state: State, who: Admin, name: Name) -> Response:
 
 @router.get(
     "/instances/{instance_id}/provider-calls",
-    response_model=list[ProviderCall],
+    response_model=Page[ProviderCall],
     responses={404: {"model": ErrorBody}},
     summary="Provider calls for an instance, newest first, with their outcome",
 )
@@ -166,9 +166,9 @@ async def instance_provider_calls(
     who: Viewer,
     instance_id: Annotated[str, Path(pattern=INSTANCE_RE)],
     limit: Limit = 100,
-) -> list[ProviderCall]:
+) -> Page[ProviderCall]:
     async with state.db.read() as s:
         if await instances_q.get(s, instance_id) is None:
             raise not_found(f"instance {instance_id!r}")
         rows = await q.for_instance(s, instance_id, limit)
-    return [call_view(r) for r in rows]
+    return Page(items=[call_view(r) for r in rows])
