@@ -388,3 +388,31 @@ def test_the_cli_pushes_lists_and_shows_providers(
     refused = mien(fast_server, "provider", "push", str(doc))
     assert refused.returncode != 0 and "config.url" in refused.stderr, refused.stderr
     assert "Traceback" not in broken.stderr + refused.stderr
+
+
+def test_a_size_the_agent_reports_is_not_asked_for_again(
+    fast_server: ServerProcess, receiver: Receiver
+) -> None:
+    instance, token = fleet(fast_server, persona("big", "medium"), receiver.url)
+
+    def report(cpus: float, mib: float, seq: int) -> None:
+        samples = [
+            {"seq": seq, "ts": time.time(), "name": "cpu_count", "value": cpus},
+            {"seq": seq + 1, "ts": time.time(), "name": "memory_total_mib", "value": mib},
+        ]
+        sent = httpx.post(
+            f"{fast_server.url}/api/v1/agent/telemetry",
+            json={"samples": samples},
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=30,
+        )
+        assert sent.status_code == 200, sent.text
+
+    report(2, 2048, 1)
+    doc = persona("big", "medium", resource_requirements={"cpu": 2, "memory": "2GiB"})
+    assert api(fast_server, "PUT", "/personas/big", json=doc).status_code == 200
+    time.sleep(1.5)  # several reconcile rounds: the instance already has that size
+    assert calls(fast_server, instance) == [] and receiver.seen == []
+    report(1, 2048, 3)  # the machine shrank
+    wait_until(lambda: receiver.acted, what="the resize to reach the receiver")
+    assert receiver.seen[0]["body"]["params"] == {"cpus": 2, "memory_mib": 2048}
