@@ -388,6 +388,9 @@ def test_the_cli_pushes_lists_and_shows_providers(
     refused = mien(fast_server, "provider", "push", str(doc))
     assert refused.returncode != 0 and "config.url" in refused.stderr, refused.stderr
     assert "Traceback" not in broken.stderr + refused.stderr
+    removed = mien(fast_server, "provider", "remove", "hooks")
+    assert removed.returncode == 0 and "provider hooks removed" in removed.stderr
+    assert "no providers" in mien(fast_server, "provider", "list").stderr
 
 
 def test_a_size_the_agent_reports_is_not_asked_for_again(
