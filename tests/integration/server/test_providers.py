@@ -224,6 +224,13 @@ def test_a_scale_request_is_signed_retried_after_a_500_and_acted_on_once(
     time.sleep(1.0)  # several poll intervals: a resend would have happened by now
     assert len(receiver.seen) == 2
     assert len(calls(fast_server, instance)) == 1
+
+    # A request that cannot be sent as it is: refused, shown, never sent.
+    assert scale_event(fast_server, token, seq=2, cpu="lots").status_code == 200
+    bad = next(c for c in calls(fast_server, instance) if c["idempotency_key"].endswith(":2"))
+    assert bad["status"] == "refused" and bad["params"] == {"cpu": "lots"}
+    assert bad["last_error"] == "a resize takes cpus and/or memory_mib, not cpu"
+    assert len(receiver.seen) == 2
     actions = audit_actions(fast_server)
     for wanted in ("provider.declare", "provider.requested", "provider.failing"):
         assert wanted in actions

@@ -108,6 +108,8 @@ TRUST_CASES: list[tuple[dict[str, Any], str | None]] = [
 @pytest.mark.parametrize(("case", "why"), TRUST_CASES)
 def test_the_gate_says_why_a_call_is_refused(case: dict[str, Any], why: str | None) -> None:
     found = gate.refusal(
+        kind="resize",
+        params={"cpus": 2},
         name="hv",
         selector={"role": "web"},
         tags=case["tags"],
@@ -185,3 +187,25 @@ def test_a_persona_size_is_asked_when_it_differs_once_per_target() -> None:
 )
 def test_libvirt_targets_resolve_relative_steps(value: Any, current: int, result: int) -> None:
     assert target(value, current) == result
+
+
+@pytest.mark.parametrize(
+    ("params", "why"),
+    [
+        ({"cpus": 2, "memory_mib": "+1024"}, None),
+        ({"cpus": "-1"}, None),
+        ({}, "a resize names neither cpus nor memory_mib"),
+        ({"cpu": "lots"}, "a resize takes cpus and/or memory_mib, not cpu"),
+        ({"cpus": 0}, "cpus: 0 is neither a whole number (1 or more) nor a step like '+1'"),
+        ({"cpus": True}, "cpus: True is neither a whole number (1 or more) nor a step like '+1'"),
+        (
+            {"memory_mib": "1GiB"},
+            "memory_mib: '1GiB' is neither a whole number (1 or more) nor a step like '+1'",
+        ),
+    ],
+)
+def test_a_malformed_resize_is_refused_before_it_is_sent(
+    params: dict[str, Any], why: str | None
+) -> None:
+    assert gate.malformed("resize", params) == why
+    assert gate.malformed("call", params) is None

@@ -8,11 +8,37 @@ A provider call resizes or reconfigures a machine from outside, so it is judged 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
+from typing import Any
 
 from mien.rules import trust
 from mien.server.providers.base import RISK
 from mien.server.resolve import selector_matches
+
+_STEP = re.compile(r"^[+-]\d+$")
+RESIZE_KEYS = ("cpus", "memory_mib")
+
+
+def malformed(kind: str, params: Mapping[str, Any]) -> str | None:
+    """Why a request cannot be sent as it is: a ``resize`` takes ``cpus`` and/or
+    ``memory_mib``, each a whole number of at least 1 or a step such as ``"+1"``."""
+    if kind != "resize":
+        return None
+    unknown = sorted(set(params) - set(RESIZE_KEYS))
+    if unknown:
+        return f"a resize takes cpus and/or memory_mib, not {', '.join(unknown)}"
+    if not any(params.get(k) is not None for k in RESIZE_KEYS):
+        return "a resize names neither cpus nor memory_mib"
+    for key in RESIZE_KEYS:
+        value = params.get(key)
+        if value is None:
+            continue
+        step = isinstance(value, str) and _STEP.match(value.strip())
+        whole = isinstance(value, int) and not isinstance(value, bool) and value >= 1
+        if not (step or whole):
+            return f"{key}: {value!r} is neither a whole number (1 or more) nor a step like '+1'"
+    return None
 
 
 def served(
@@ -39,6 +65,8 @@ def fleet_trust_cap(tags: Mapping[str, str], needed: str) -> str | None:
 
 def refusal(
     *,
+    kind: str,
+    params: Mapping[str, Any],
     name: str,
     selector: Mapping[str, str | list[str]],
     tags: Mapping[str, str],
@@ -48,7 +76,8 @@ def refusal(
 ) -> str | None:
     """The first reason a call is refused, or None when it may go ahead."""
     return (
-        served(selector, tags, name)
+        malformed(kind, params)
+        or served(selector, tags, name)
         or persona_trust(persona, trust_levels, needed)
         or fleet_trust_cap(tags, needed)
     )

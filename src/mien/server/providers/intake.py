@@ -50,7 +50,9 @@ def scale_params(params: Mapping[str, Any]) -> dict[str, Any]:
     if memory is not None:
         step = _relative(memory)
         if step:
-            out["memory_mib"] = f"{'+' if float(step) >= 0 else '-'}{abs(float(step)) * 1024:g}"
+            out["memory_mib"] = (
+                f"{'+' if float(step) >= 0 else '-'}{round(abs(float(step)) * 1024)}"
+            )
         else:
             out["memory_mib"] = Size.parse(memory).bytes // MIB
     if not out:
@@ -72,8 +74,9 @@ def scale_requests(
         raw: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
         try:
             params = scale_params(raw)
-        except ValueError as exc:
-            params = {"invalid": str(exc), **{k: str(v) for k, v in raw.items()}}
+        except ValueError:
+            # Stored as asked and refused by the gate, so the operator sees what came.
+            params = {str(k): v for k, v in raw.items()}
         out.append(
             ProviderRequest(
                 provider=provider or NO_PROVIDER,

@@ -98,6 +98,8 @@ class ProviderQueue:
             why = f"instance {request.instance_id!r} is not enrolled"
         else:
             why = gate.refusal(
+                kind=request.kind,
+                params=request.params,
                 name=declared.name,
                 selector=declared.selector,
                 tags=subject.tags,
