@@ -24,8 +24,9 @@ class WebhookConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     url: Annotated[str, Field(max_length=2000)]
-    timeout: Annotated[float, Field(gt=0, le=120)] = 10.0
-    """Seconds one attempt may take (connect, send, answer)."""
+    timeout: Annotated[float, Field(gt=0, le=90)] = 10.0
+    """Seconds one attempt may take (connect, send, answer); at most 90, so an attempt
+    always ends within its claim on the call (:class:`mien.server.providers.queue.Timing`)."""
 
     @field_validator("url")
     @classmethod
@@ -45,7 +46,7 @@ class LibvirtConfig(BaseModel):
         default_factory=dict
     )
     """Instance id → domain name, for instances whose domain is not named like them."""
-    timeout: Annotated[float, Field(gt=0, le=600)] = 30.0
+    timeout: Annotated[float, Field(gt=0, le=90)] = 30.0
 
 
 CONFIGS: dict[str, type[BaseModel]] = {"webhook": WebhookConfig, "libvirt": LibvirtConfig}
