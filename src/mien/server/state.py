@@ -24,6 +24,7 @@ from mien.server.enrollment import EnrollmentWriter
 from mien.server.fleet import Fleet
 from mien.server.metrics import Metrics
 from mien.server.notify import Change, LocalNotifier, Notifier, PostgresNotifier
+from mien.server.providers.base import RISK
 from mien.server.providers.queue import ProviderQueue, Subject, Timing
 from mien.server.reports import ReportWriter
 from mien.server.settings import Settings
@@ -248,8 +249,13 @@ class ServerState:
         if member is None or desired is None:
             return None
         document = desired.effective.data or {}
-        trust = document.get("trust_levels") or {}
-        return Subject(dict(member.tags), desired.payload.get("persona"), dict(trust))
+        trust = dict(document.get("trust_levels") or {})  # as capped by the fleet policy
+        cap = None
+        for capped in desired.capped:
+            trust[capped.risk] = capped.granted  # the persona's own level
+            if capped.risk == RISK:
+                cap = (capped.allowed, capped.entry)
+        return Subject(dict(member.tags), desired.payload.get("persona"), trust, cap)
 
     async def reconcile_sizes(self) -> None:
         from mien.server.providers.sizes import reconcile

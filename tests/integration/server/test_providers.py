@@ -436,3 +436,19 @@ def test_a_size_the_agent_reports_is_not_asked_for_again(
     report(1, 2048, 3)  # the machine shrank
     wait_until(lambda: receiver.acted, what="the resize to reach the receiver")
     assert receiver.seen[0]["body"]["params"] == {"cpus": 2, "memory_mib": 2048}
+
+
+def test_the_fleet_policy_caps_a_call_the_persona_would_allow(
+    fast_server: ServerProcess, receiver: Receiver
+) -> None:
+    instance, token = fleet(fast_server, persona("scaler", "high"), receiver.url)
+    policy = {"trust": [{"selector": {"role": "web"}, "max": {"resource_scaling": "low"}}]}
+    pushed = api(fast_server, "PUT", "/policy", json=policy)
+    assert pushed.status_code in (200, 201), pushed.text
+    assert scale_event(fast_server, token).status_code == 200
+    (call,) = calls(fast_server, instance)
+    assert call["status"] == "refused"
+    assert call["last_error"].startswith("the fleet policy (trust[0]")
+    assert call["last_error"].endswith("caps resource_scaling at low, the call needs medium")
+    time.sleep(0.5)
+    assert receiver.seen == []

@@ -209,3 +209,21 @@ def test_a_malformed_resize_is_refused_before_it_is_sent(
 ) -> None:
     assert gate.malformed("resize", params) == why
     assert gate.malformed("call", params) is None
+
+
+def test_the_fleet_policy_cap_refuses_beyond_it() -> None:
+    common: dict[str, Any] = {
+        "kind": "resize",
+        "params": {"cpus": 2},
+        "name": "hv",
+        "selector": {},
+        "tags": {"env": "prod"},
+        "persona": "p",
+        "trust_levels": {"resource_scaling": "high"},
+        "needed": "medium",
+    }
+    assert gate.refusal(**common, cap=None) is None
+    assert gate.refusal(**common, cap=("medium", "trust[0] (env=prod)")) is None
+    assert gate.refusal(**common, cap=("low", "trust[0] (env=prod)")) == (
+        "the fleet policy (trust[0] (env=prod)) caps resource_scaling at low, the call needs medium"
+    )

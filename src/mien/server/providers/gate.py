@@ -3,7 +3,8 @@ why not (a sentence) or None. Pure; used by the provider queue when a request is
 
 A provider call resizes or reconfigures a machine from outside, so it is judged as the
 ``resource_scaling`` risk: the instance's persona must grant the level the request needs
-(``scale`` needs ``medium``), and the fleet may cap that further (:func:`fleet_trust_cap`).
+(``scale`` needs ``medium``), and the fleet policy may cap that further
+(:func:`fleet_trust_cap`).
 """
 
 from __future__ import annotations
@@ -56,11 +57,16 @@ def persona_trust(persona: str | None, trust_levels: Mapping[str, str], needed: 
     return None if why is None else f"persona {persona!r} {why}"
 
 
-def fleet_trust_cap(tags: Mapping[str, str], needed: str) -> str | None:
-    """The fleet policy's cap on ``resource_scaling`` for an instance with ``tags``: why
-    the fleet refuses ``needed``, or None. The one place the cap is checked; with no fleet
-    policy in this server, nothing is capped beyond the persona's own trust levels."""
-    return None
+def fleet_trust_cap(cap: tuple[str, str] | None, needed: str) -> str | None:
+    """The fleet policy's cap on ``resource_scaling`` for the instance — ``(allowed,
+    entry)`` as :mod:`mien.server.policy` computed it, None when the policy caps nothing
+    there: why the fleet refuses ``needed``, or None. The one place the cap is checked."""
+    if cap is None:
+        return None
+    allowed, entry = cap
+    if trust.allowed({RISK: allowed}, RISK, needed):
+        return None
+    return f"the fleet policy ({entry}) caps resource_scaling at {allowed}, the call needs {needed}"
 
 
 def refusal(
@@ -73,11 +79,13 @@ def refusal(
     persona: str | None,
     trust_levels: Mapping[str, str],
     needed: str,
+    cap: tuple[str, str] | None = None,
 ) -> str | None:
-    """The first reason a call is refused, or None when it may go ahead."""
+    """The first reason a call is refused, or None when it may go ahead. ``trust_levels``
+    are the persona's own; ``cap`` the fleet policy's on ``resource_scaling``."""
     return (
         malformed(kind, params)
         or served(selector, tags, name)
         or persona_trust(persona, trust_levels, needed)
-        or fleet_trust_cap(tags, needed)
+        or fleet_trust_cap(cap, needed)
     )

@@ -45,6 +45,9 @@ class Subject:
     tags: dict[str, str]
     persona: str | None
     trust_levels: dict[str, str] = field(default_factory=dict)
+    """The persona's own levels (before the fleet policy's caps)."""
+    cap: tuple[str, str] | None = None
+    """The fleet policy's cap on ``resource_scaling``: (allowed level, policy entry)."""
 
 
 @dataclass(frozen=True)
@@ -106,6 +109,7 @@ class ProviderQueue:
                 persona=subject.persona,
                 trust_levels=subject.trust_levels,
                 needed=request.needed,
+                cap=subject.cap,
             )
         row, new = await q.add_call(
             tx.session,

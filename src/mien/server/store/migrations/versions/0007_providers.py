@@ -1,8 +1,8 @@
 """Providers: the operator's declarations (driver, tag selector, settings, secret) and the
 durable queue of provider calls, one row per idempotency key.
 
-Revision ID: 0005_providers
-Revises: 0004_telemetry
+Revision ID: 0007_providers
+Revises: 0006_fleet_sources
 Create Date: 2026-12-02
 """
 
@@ -11,8 +11,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0005_providers"
-down_revision = "0004_telemetry"
+revision = "0007_providers"
+down_revision = "0006_fleet_sources"
 branch_labels = None
 depends_on = None
 
