@@ -1,8 +1,8 @@
 """Providers: the operator's declarations (driver, tag selector, settings, secret) and the
 durable queue of provider calls, one row per idempotency key.
 
-Revision ID: 0007_providers
-Revises: 0006_fleet_sources
+Revision ID: 0008_providers
+Revises: 0007_binding_mode
 Create Date: 2026-12-02
 """
 
@@ -11,8 +11,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0007_providers"
-down_revision = "0006_fleet_sources"
+revision = "0008_providers"
+down_revision = "0007_binding_mode"
 branch_labels = None
 depends_on = None
 
