@@ -78,6 +78,7 @@ COMMAND_MODULES: dict[str, str] = {
     "group": "fleet.groups",
     "policy": "fleet.policy",
     "fleet-rule": "fleet.fleet_rules",
+    "provider": "fleet.providers",
     "rules": "language.rules",
 }
 

@@ -81,6 +81,17 @@ class Settings(BaseModel):
     orchestrator_lease_ttl: float = Field(6.0, ge=1)
     """How long the orchestrator's lease lasts unless renewed (every third of it): the
     longest a dead leader's replica keeps the others from evaluating."""
+    provider_poll_interval: float = Field(1.0, gt=0)
+    """How often the queue of provider calls is looked at for calls due (a new call is
+    attempted at once)."""
+    provider_retry_base: float = Field(5.0, gt=0)
+    """Seconds before the first retry of a failed provider call; doubled each time."""
+    provider_retry_cap: float = Field(600.0, gt=0)
+    """The longest wait between two attempts of a provider call."""
+    provider_max_attempts: int = Field(12, ge=1)
+    """Attempts of a provider call before it is given up as failed."""
+    provider_reconcile_interval: float = Field(30.0, gt=0)
+    """How often instances are compared with their persona's resource_requirements."""
     cache_refresh_interval: float = Field(300.0, gt=0)
     """A full reload of the per-replica cache, a safety net under LISTEN/NOTIFY."""
     token_cache_ttl: float = Field(900.0, ge=0)

@@ -25,6 +25,8 @@ from mien.server.fleet import Fleet
 from mien.server.metrics import Metrics
 from mien.server.notify import Change, LocalNotifier, Notifier, PostgresNotifier
 from mien.server.orchestrator.loop import Orchestrator
+from mien.server.providers.base import RISK
+from mien.server.providers.queue import ProviderQueue, Subject, Timing
 from mien.server.reports import ReportWriter
 from mien.server.settings import Settings
 from mien.server.sources import FleetSources
@@ -64,10 +66,24 @@ class ServerState:
         self.enrollments = EnrollmentWriter(self)
         self.admissions = AdmissionWriter(self)
         self.sources = FleetSources(self.db, self.fleet, self.clock, self.replica)
-        # Fleet rules; its `submit` is the provider queue's, set by whoever builds that.
+        self.providers = ProviderQueue(
+            self.db,
+            self.transaction,
+            self.clock,
+            self.provider_subject,
+            Timing(
+                poll=settings.provider_poll_interval,
+                retry_base=settings.provider_retry_base,
+                retry_cap=settings.provider_retry_cap,
+                max_attempts=settings.provider_max_attempts,
+            ),
+        )
+        # Fleet rules: their provider requests go to the same queue as the agents' scale
+        # requests (gated, audited and retried there).
         self.orchestrator = Orchestrator(
             self, interval=settings.orchestrator_interval, ttl=settings.orchestrator_lease_ttl
         )
+        self.orchestrator.submit = self.providers.submit
 
     # --- life cycle ------------------------------------------------------------------
 
@@ -102,6 +118,11 @@ class ServerState:
                 self._every(s.sources_interval, self.sources.sweep), name="mien-sources"
             ),
             asyncio.create_task(self.orchestrator.run(), name="mien-orchestrator"),
+            asyncio.create_task(self.providers.run(), name="mien-providers"),
+            asyncio.create_task(
+                self._every(s.provider_reconcile_interval, self.reconcile_sizes),
+                name="mien-provider-sizes",
+            ),
         ]
 
     def begin_shutdown(self) -> None:
@@ -129,6 +150,7 @@ class ServerState:
         await self.admissions.stop()
         self.sources.close()
         await self.orchestrator.stop()
+        self.providers.close()
         try:
             await self.flush_seen(everything=True)
         except Exception as exc:
@@ -228,6 +250,39 @@ class ServerState:
             await telemetry_q.prune(
                 session, self.clock().timestamp(), keep, s.telemetry_event_retention
             )
+
+    def provider_subject(self, instance_id: str) -> Subject | None:
+        """An instance's tags and effective persona, as the provider gate judges them."""
+        member = self.fleet.members.get(instance_id)
+        desired = self.fleet.desired(instance_id)
+        if member is None or desired is None:
+            return None
+        document = desired.effective.data or {}
+        trust = dict(document.get("trust_levels") or {})  # as capped by the fleet policy
+        cap = None
+        for capped in desired.capped:
+            trust[capped.risk] = capped.granted  # the persona's own level
+            if capped.risk == RISK:
+                cap = (capped.allowed, capped.entry)
+        return Subject(dict(member.tags), desired.payload.get("persona"), trust, cap)
+
+    async def reconcile_sizes(self) -> None:
+        from mien.server.providers.sizes import reconcile
+
+        items = []
+        for instance_id, member in list(self.fleet.members.items()):
+            desired = self.fleet.desired(instance_id)
+            if desired is not None and desired.effective.data:
+                items.append(
+                    (
+                        instance_id,
+                        member.tags,
+                        desired.payload.get("persona"),
+                        desired.effective.version,
+                        desired.effective.data,
+                    )
+                )
+        await reconcile(self.providers, items)
 
     async def refresh(self) -> None:
         await self.fleet.load_all(self.clock())

@@ -82,6 +82,11 @@ ROLES: dict[tuple[str, str], set[str]] = {
     ("GET", "/api/v1/fleet-rules/{name}"): {"viewer"},
     ("DELETE", "/api/v1/fleet-rules/{name}"): {"operator"},
     ("GET", "/api/v1/orchestrator"): {"viewer"},
+    ("GET", "/api/v1/providers"): {"viewer"},
+    ("GET", "/api/v1/providers/{name}"): {"viewer"},
+    ("PUT", "/api/v1/providers/{name}"): {"admin"},
+    ("DELETE", "/api/v1/providers/{name}"): {"admin"},
+    ("GET", "/api/v1/instances/{instance_id}/provider-calls"): {"viewer"},
     # The broker: people ask for leases (a lease's holder or an admin acts on it, which an
     # unknown lease id cannot show: 404); groups and hosts are the operators'.
     ("POST", "/api/v1/broker/leases"): {"viewer", "user"},

@@ -204,20 +204,30 @@ def show_cmd(
 ) -> None:
     """Show one instance: desired and applied persona side by side, how much of it is in
     effect (the settings that are not, and why), the customizations, drift, rule states and
-    recent automated actions its agent reported, recent activations and its persona history.
+    recent automated actions its agent reported, recent activations, its persona history and
+    the provider calls made for it.
 
     Example:
 
       mien instance show vm-0042
     """
+    from mien.client import providers as provider_ops
+
     with cc.client(conn) as api:
         inst = api.find_instance(instance_id)
         activations = api.list_activations(instance=inst.id, limit=limit)
         history = api.instance_history(inst.id)
         status = api.instance_status(inst.id)
+        calls = api.send(provider_ops.instance_calls(inst.id, limit)).items
     if output is OutputFormat.json:
         cc.dump(
-            {"instance": inst, "status": status, "activations": activations, "history": history}
+            {
+                "instance": inst,
+                "status": status,
+                "activations": activations,
+                "history": history,
+                "provider_calls": calls,
+            }
         )
         return
     out = console()
@@ -286,6 +296,10 @@ def show_cmd(
             ],
             title=f"history (last {len(recent)} of {len(history)}, as the agent reported)",
         )
+    if calls:
+        from mien.cli.fleet.providers import provider_calls_table
+
+        provider_calls_table(calls)
 
 
 def side_by_side(inst: Instance) -> list[list[Any]]:

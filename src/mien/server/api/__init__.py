@@ -26,6 +26,7 @@ def routers() -> list[APIRouter]:
         instances,
         personas,
         policy,
+        providers,
         sources,
         status,
         switching,
@@ -53,4 +54,5 @@ def routers() -> list[APIRouter]:
         sources.router,
         status.router,
         fleet_rules.router,
+        providers.router,
     ]

@@ -39,9 +39,13 @@ from mien.server.api.deps import (
     get_state,
 )
 from mien.server.errors import ApiError, not_found
+from mien.server.providers.intake import SCALE_EVENT, provider_for, scale_requests
+from mien.server.state import ServerState
 from mien.server.store import instances as instances_q
+from mien.server.store import providers as providers_q
 from mien.server.store import telemetry as q
 from mien.server.telemetry import Retention, choose, parse_duration, points
+from mien.server.tx import Tx
 
 EXPANSION = 16
 """A compressed batch may expand to this many times the body limit, no more."""
@@ -108,9 +112,24 @@ async def post_telemetry(batch: TelemetryBatch, state: State, who: Agent) -> Tel
             f"this agent token belongs to instance {who.instance_id!r}; it may send only "
             "that instance's telemetry",
         )
-    async with state.db.write() as session:
-        samples, events, dups = await q.ingest(session, who.instance_id, batch, time.time())
+    if not any(e.kind == SCALE_EVENT for e in batch.events):
+        async with state.db.write() as session:
+            samples, events, dups = await q.ingest(session, who.instance_id, batch, time.time())
+        return TelemetryAck(samples=samples, events=events, duplicates=dups)
+    # Scale requests: stored with the batch, in one transaction, as provider calls.
+    async with state.transaction() as tx:
+        samples, events, dups = await q.ingest(tx.session, who.instance_id, batch, time.time())
+        await scale_intake(state, tx, who.instance_id, batch)
     return TelemetryAck(samples=samples, events=events, duplicates=dups)
+
+
+async def scale_intake(state: ServerState, tx: Tx, instance_id: str, batch: TelemetryBatch) -> None:
+    """Submit a resize for each ``scale`` event of ``batch`` to the instance's provider."""
+    members = state.fleet.members.get(instance_id)
+    providers = [(r.name, r.selector) for r in await providers_q.list_all(tx.session)]
+    name = provider_for(providers, members.tags if members else {})
+    for request in scale_requests(instance_id, batch.events, name):
+        await state.providers.submit_in(tx, request)
 
 
 def _duration(value: str | None, name: str, default: float | None) -> float | None:

@@ -15,14 +15,18 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 Kind = Literal["resize", "call"]
+RISK = "resource_scaling"
+"""The risk category every provider call is judged under."""
 
 
 @dataclass(frozen=True)
 class ProviderRequest:
     """What to ask a provider for, about one instance.
 
-    ``resize`` carries ``cpus`` and/or ``memory_mib`` in ``params``; ``call`` carries
-    whatever the fleet rule gave (a webhook receiver interprets it).
+    ``resize`` carries ``cpus`` and/or ``memory_mib`` in ``params``: a whole number, or a
+    relative step as a string (``"+1"``, ``"-1024"``) that the driver resolves against the
+    current size; ``call`` carries whatever the fleet rule gave (a webhook receiver
+    interprets it).
     """
 
     provider: str
@@ -33,6 +37,9 @@ class ProviderRequest:
     """Who asked and why, for the audit record and the instance's page."""
     idempotency_key: str
     """The same key for every attempt of one request."""
+    needed: str = "medium"
+    """The ``resource_scaling`` trust level the instance's persona must grant (``scale``
+    needs ``medium``, see :mod:`mien.spec.actions`)."""
 
 
 @dataclass(frozen=True)

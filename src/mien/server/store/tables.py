@@ -418,3 +418,48 @@ orchestrator_lease = Table(
     Column("expires_at", Float, nullable=False),
     Column("acquired_at", Float, nullable=False),
 )
+
+# --- providers (mien.server.providers) -------------------------------------------------
+
+# What the operator declared: a driver, the instances it serves (a tag selector), the
+# driver's settings and its secret (never returned by the API).
+providers = Table(
+    "providers",
+    metadata,
+    Column("name", String(NAME), primary_key=True),
+    Column("driver", String(32), nullable=False),
+    Column("selector", JSONText, nullable=False),
+    Column("config", JSONText, nullable=False),
+    Column("secret", Text, nullable=True),
+    Column("description", Text, nullable=True),
+    Column("version", Integer, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("created_by", String(ACTOR), nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("updated_by", String(ACTOR), nullable=False),
+)
+
+# The durable queue of provider calls: one row per idempotency key, attempted until it
+# succeeds or fails for good. ``claimed_until``: a replica is attempting it until then.
+provider_calls = Table(
+    "provider_calls",
+    metadata,
+    Column("id", String(UUID), primary_key=True),
+    Column("idempotency_key", String(200), nullable=False, unique=True),
+    Column("provider", String(NAME), nullable=False),
+    Column("instance_id", String(INSTANCE_ID), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("params", JSONText, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("last_error", Text, nullable=True),
+    Column("result", JSONText, nullable=True),
+    Column("next_attempt_at", UTCDateTime, nullable=True),
+    Column("claimed_until", UTCDateTime, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("finished_at", UTCDateTime, nullable=True),
+    Index(None, "instance_id", "created_at"),
+    Index(None, "status", "next_attempt_at"),
+)
