@@ -3,7 +3,7 @@ that dies between recording them and handing them over.
 
 In-process, on a real SQLite database: two replicas' states share it; the queue is a small
 real one defined here (it keeps each request once by idempotency key and counts every
-submit), standing where the server's provider queue is wired in.
+submit), standing in for the server's provider queue so the hand-over can be counted.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from mien.server.state import ServerState
 from mien.server.store import fleet_rules as rules_q
 from mien.server.store import instances as instances_q
 from mien.server.store import migrate
+from mien.server.store import providers as providers_q
 from mien.server.store import telemetry as telemetry_q
 
 RULE = b"""\
@@ -81,8 +82,9 @@ async def scenario(tmp_path: Path) -> None:
         await state.fleet.load_all(state.clock())
 
     queue = Queue()
-    # Replica a leads, fires, records the request and dies before handing it over (no
-    # queue is wired in it, which stops at the same point).
+    # Replica a leads, fires, records the request and dies before handing it over (its
+    # queue unwired, which stops at the same point).
+    a.orchestrator.submit = None
     done = await a.orchestrator.tick()
     assert done is not None and done.fired == ["resize-worst"]
     async with a.db.read() as s:
@@ -115,3 +117,45 @@ async def scenario(tmp_path: Path) -> None:
 
 def test_a_provider_request_is_handed_over_once_across_a_dead_leader(tmp_path: Path) -> None:
     asyncio.run(scenario(tmp_path))
+
+
+async def wired(tmp_path: Path) -> None:
+    """The server's own wiring: the leader hands the request to the provider queue, which
+    stores it once under its key and gates it (no provider serves this instance here, so
+    it is kept as refused, never dropped)."""
+    now = [1_800_000_000.0]
+    a = replica(tmp_path, now)
+    await migrate.upgrade(a.db)
+    async with a.transaction() as tx:
+        await instances_q.create(
+            tx.session,
+            "web-1",
+            hostname=None,
+            tags={"role": "web"},
+            agent_version=None,
+            actor="test",
+            now=tx.now,
+        )
+        batch = TelemetryBatch.model_validate(
+            {"samples": [{"seq": 1, "ts": now[0], "name": "cpu_percent", "value": 90.0}]}
+        )
+        await telemetry_q.ingest(tx.session, "web-1", batch, now[0])
+        parsed = parse(RULE, "resize-worst.yaml")
+        await rules_q.add_version(
+            tx.session, "resize-worst", parsed.data, parsed.text, "test", tx.now
+        )
+    await a.fleet.load_all(a.clock())
+    done = await a.orchestrator.tick()
+    assert done is not None and done.fired == ["resize-worst"]
+    async with a.db.read() as s:
+        assert await rules_q.pending(s) == []
+        calls = await providers_q.for_instance(s, "web-1")
+    assert len(calls) == 1, calls
+    call = calls[0]
+    assert (call.kind, call.params, call.status) == ("resize", {"cpus": 4}, "refused")
+    assert "resize-worst" in call.reason
+    await a.db.dispose()
+
+
+def test_the_server_hands_fleet_rule_requests_to_its_provider_queue(tmp_path: Path) -> None:
+    asyncio.run(wired(tmp_path))
