@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, TypeVar
+from urllib.parse import quote
 
 import httpx
 from pydantic import BaseModel, ValidationError
@@ -196,6 +197,16 @@ def build(cls: type[B], data: Mapping[str, Any]) -> B:
             message = str(error["msg"]).replace("Input should be ", "must be ", 1)
             problems.append(f"{path}: {message}")
         raise errors.BadRequest("; ".join(problems), code="invalid_request") from None
+
+
+def segment(value: str) -> str:
+    """``value`` as one path segment (a name with ``/`` or ``%`` stays one segment)."""
+    return quote(value, safe="")
+
+
+def as_json(m: Any) -> Any:
+    """A request model as the JSON body it is sent as."""
+    return m.model_dump(mode="json", exclude_none=False)
 
 
 def nothing(_response: httpx.Response) -> None:

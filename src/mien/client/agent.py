@@ -36,9 +36,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Unpack
 
-from mien.client import ops
+from mien.client import agent_ops, ops
 from mien.client._http import Session
-from mien.client.ops import ReportFields
+from mien.client.agent_ops import ReportFields
 from mien.protocol import DesiredState, Enrollment, Instance, ReportAck
 from mien.protocol.telemetry import TelemetryAck
 
@@ -59,7 +59,7 @@ class AgentClient(Session):
     ) -> Enrollment:
         """Trade an enrollment token for this instance's id and token (store it 0600)."""
         return self.send(
-            ops.enroll(
+            agent_ops.enroll(
                 enroll_token,
                 tags=tags,
                 hostname=hostname,
@@ -71,11 +71,11 @@ class AgentClient(Session):
     def desired(self, known: str | None = None, wait: float = 30.0) -> DesiredState | None:
         """Long-poll: the desired state once it differs from ``known`` (or commands wait);
         ``None`` when ``wait`` seconds pass with nothing new."""
-        return self.send(ops.desired(known, wait))
+        return self.send(agent_ops.desired(known, wait))
 
     def report(self, state: str, **fields: Unpack[ReportFields]) -> ReportAck:
         """``applying``, ``applied`` or ``failed`` (with ``error``)."""
-        return self.send(ops.report(state, **fields))
+        return self.send(agent_ops.report(state, **fields))
 
     def command_result(
         self,
@@ -88,27 +88,27 @@ class AgentClient(Session):
         error: str | None = None,
     ) -> None:
         self.send(
-            ops.command_result(
+            agent_ops.command_result(
                 command_id, exit_status, stdout, stderr, refused=refused, error=error
             )
         )
 
     def heartbeat(self, agent_version: str | None = None) -> None:
-        self.send(ops.heartbeat(agent_version))
+        self.send(agent_ops.heartbeat(agent_version))
 
     def telemetry(self, body: bytes) -> TelemetryAck:
         """Send one gzip-compressed telemetry batch (:mod:`mien.agent.adapt.upload`)."""
-        return self.send(ops.post_telemetry(body))
+        return self.send(agent_ops.post_telemetry(body))
 
-    def source(self, key: str, etag: str | None = None) -> ops.SourceAnswer:
+    def source(self, key: str, etag: str | None = None) -> agent_ops.SourceAnswer:
         """The server's copy of the fleet-wide source ``key`` (:mod:`mien.protocol.sources`):
         ``(copy, etag, fetched_at)``, the copy None when ``etag`` is still current (304)."""
-        return self.send(ops.agent_source(key, etag))
+        return self.send(agent_ops.agent_source(key, etag))
 
     def put_status(self, instance_id: str, status: Mapping[str, Any]) -> None:
         """Report the machine's status (customizations, drift, rules, actions) between
         reports, when it changed."""
-        self.send(ops.put_status(instance_id, status))
+        self.send(agent_ops.put_status(instance_id, status))
 
     def instance(self, instance_id: str) -> Instance:
         """This instance's record (an agent may read only its own)."""

@@ -6,9 +6,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import TypeVar
-from urllib.parse import quote
 
-from mien.client._http import API, Call, model
+from mien.client._http import API, Call, model, segment
 from mien.client.errors import BadRequest
 from mien.protocol.effectiveness import Effectiveness
 
@@ -27,7 +26,7 @@ def persona_effectiveness(
         "compare": ",".join(str(v) for v in compare) if compare else None,
         "since": since,
     }
-    path = f"{API}/personas/{quote(name, safe='')}/effectiveness"
+    path = f"{API}/personas/{segment(name)}/effectiveness"
     return Call("GET", path, model(Effectiveness), params=params)
 
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mien.client._http import API, Call, document_body, model, nothing
-from mien.client.ops import _p
+from mien.client._http import API, Call, document_body, model, nothing, segment
 from mien.protocol import Page
 from mien.protocol.fleet_rules import FleetRule, FleetRuleDetail, OrchestratorStatus
 
@@ -28,11 +27,11 @@ def list_rules() -> Call[Page[FleetRule]]:
 
 
 def get(name: str) -> Call[FleetRuleDetail]:
-    return Call("GET", f"{API}/fleet-rules/{_p(name)}", model(FleetRuleDetail))
+    return Call("GET", f"{API}/fleet-rules/{segment(name)}", model(FleetRuleDetail))
 
 
 def delete(name: str) -> Call[None]:
-    return Call("DELETE", f"{API}/fleet-rules/{_p(name)}", nothing)
+    return Call("DELETE", f"{API}/fleet-rules/{segment(name)}", nothing)
 
 
 def status() -> Call[OrchestratorStatus]:

@@ -5,9 +5,8 @@ and the calls made for an instance. Each is a :class:`~mien.client._http.Call`, 
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import quote
 
-from mien.client._http import API, Call, model, nothing
+from mien.client._http import API, Call, model, nothing, segment
 from mien.protocol import Page
 from mien.protocol.providers import ProviderCall, ProviderView
 
@@ -17,19 +16,17 @@ def list_providers() -> Call[Page[ProviderView]]:
 
 
 def get_provider(name: str) -> Call[ProviderView]:
-    return Call("GET", f"{API}/providers/{quote(name, safe='')}", model(ProviderView))
+    return Call("GET", f"{API}/providers/{segment(name)}", model(ProviderView))
 
 
 def put_provider(name: str, document: dict[str, Any]) -> Call[ProviderView]:
-    return Call(
-        "PUT", f"{API}/providers/{quote(name, safe='')}", model(ProviderView), json=document
-    )
+    return Call("PUT", f"{API}/providers/{segment(name)}", model(ProviderView), json=document)
 
 
 def delete_provider(name: str) -> Call[None]:
-    return Call("DELETE", f"{API}/providers/{quote(name, safe='')}", nothing)
+    return Call("DELETE", f"{API}/providers/{segment(name)}", nothing)
 
 
 def instance_calls(instance_id: str, limit: int = 100) -> Call[Page[ProviderCall]]:
-    path = f"{API}/instances/{quote(instance_id, safe='')}/provider-calls"
+    path = f"{API}/instances/{segment(instance_id)}/provider-calls"
     return Call("GET", path, model(Page[ProviderCall]), params={"limit": limit})

@@ -7,8 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from mien.client._http import API, Call, build, model
-from mien.client.ops import _json, _p
+from mien.client._http import API, Call, as_json, build, model, segment
 from mien.protocol import Activation
 from mien.protocol.switching import Candidates, PersonaDocument, SwitchRequest
 
@@ -20,7 +19,7 @@ def _who(user: str, groups: Sequence[str]) -> list[tuple[str, str]]:
 def switchable(instance_id: str, user: str, groups: Sequence[str]) -> Call[Candidates]:
     return Call(
         "GET",
-        f"{API}/instances/{_p(instance_id)}/switchable",
+        f"{API}/instances/{segment(instance_id)}/switchable",
         model(Candidates),
         params=_who(user, groups),
     )
@@ -31,7 +30,7 @@ def document(
 ) -> Call[PersonaDocument]:
     return Call(
         "GET",
-        f"{API}/instances/{_p(instance_id)}/switchable/{_p(persona)}",
+        f"{API}/instances/{segment(instance_id)}/switchable/{segment(persona)}",
         model(PersonaDocument),
         params=_who(user, groups),
     )
@@ -46,7 +45,7 @@ def request_switch(
     )
     return Call(
         "POST",
-        f"{API}/instances/{_p(instance_id)}/activations",
+        f"{API}/instances/{segment(instance_id)}/activations",
         model(Activation),
-        json=_json(body),
+        json=as_json(body),
     )

@@ -27,9 +27,9 @@ from typing import Any
 
 import httpx
 
-from mien.client import Client, RetryableError, backoff, ops
+from mien.client import Client, RetryableError, agent_ops, backoff
 from mien.client._http import AsyncSession
-from mien.client.ops import ReportFields
+from mien.client.agent_ops import ReportFields
 from mien.protocol import DesiredState
 
 HERE = Path(__file__).resolve()
@@ -166,14 +166,14 @@ class SimAgent:
         self, enroll_token: str, tags: dict[str, str] | None = None, **kw: Any
     ) -> None:
         async with AsyncSession(self.server) as api:
-            enrolled = await api.send(ops.enroll(enroll_token, tags=tags, **kw))
+            enrolled = await api.send(agent_ops.enroll(enroll_token, tags=tags, **kw))
         self.token, self.instance_id = enrolled.token, enrolled.instance_id
 
     async def run(self, stop: asyncio.Event) -> None:
         attempt = 0
         async with AsyncSession(self.server, self.token) as api:
             while not stop.is_set():
-                poll = asyncio.ensure_future(api.send(ops.desired(self.known, self.wait)))
+                poll = asyncio.ensure_future(api.send(agent_ops.desired(self.known, self.wait)))
                 stopped = asyncio.ensure_future(stop.wait())
                 done, _ = await asyncio.wait({poll, stopped}, return_when=asyncio.FIRST_COMPLETED)
                 if poll not in done:
@@ -200,7 +200,7 @@ class SimAgent:
             status, out, err, refused = await self.execute(
                 command.command, command.args, command.timeout
             )
-            await api.send(ops.command_result(command.id, status, out, err, refused=refused))
+            await api.send(agent_ops.command_result(command.id, status, out, err, refused=refused))
         if desired.document is not None and (
             self.applied is None or self.applied.hash != desired.hash
         ):
@@ -212,17 +212,17 @@ class SimAgent:
                 version=running.version if running else None,
                 hash=running.hash if running else None,
             )
-            await api.send(ops.report("applying", **still))
+            await api.send(agent_ops.report("applying", **still))
             error = self.fail_with(desired.document) if self.fail_with else None
             if error:
-                await api.send(ops.report("failed", **still, error=error))
+                await api.send(agent_ops.report("failed", **still, error=error))
             else:
                 self.applied = desired
                 self.history.append(
                     {"persona": desired.persona, "hash": desired.hash, "action": "activate"}
                 )
                 await api.send(
-                    ops.report(
+                    agent_ops.report(
                         "applied",
                         activation_id=desired.activation_id,
                         persona=desired.persona,
@@ -234,7 +234,7 @@ class SimAgent:
         elif desired.document is not None and desired.activation_id:
             assert self.applied is not None
             await api.send(
-                ops.report(
+                agent_ops.report(
                     "applied",
                     activation_id=desired.activation_id,
                     persona=desired.persona,

@@ -9,7 +9,16 @@ import time
 import pytest
 from server_harness import AgentFleet, ServerProcess, SimAgent, wait_until
 
-from mien.client import AgentClient, Client, Forbidden, InvalidDocument, NotFound, Unauthorized, ops
+from mien.client import (
+    AgentClient,
+    Client,
+    Forbidden,
+    InvalidDocument,
+    NotFound,
+    Unauthorized,
+    agent_ops,
+    ops,
+)
 from mien.client._http import AsyncSession
 
 WEB = {
@@ -198,10 +207,10 @@ def test_long_poll_returns_at_once_on_change(server: ServerProcess, admin: Clien
 
     async def poll() -> tuple[float, object]:
         async with AsyncSession(server.url, enrolled.token) as api:
-            first = await api.send(ops.desired(None, wait=0))
+            first = await api.send(agent_ops.desired(None, wait=0))
             assert first is not None and first.document is None
             started = time.monotonic()
-            answer = await api.send(ops.desired(first.state, wait=30))
+            answer = await api.send(agent_ops.desired(first.state, wait=30))
             return time.monotonic() - started, answer
 
     async def scenario() -> tuple[float, object]:

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from server_harness import ServerProcess, wait_until
 
-from mien.client import AgentClient, Client, Unauthorized, Unavailable, ops
+from mien.client import AgentClient, Client, Unauthorized, Unavailable, agent_ops
 from mien.client._http import AsyncSession
 
 WEB = {"name": "web", "environment_variables": {"ROLE": "web"}}
@@ -44,9 +44,9 @@ def enroll(
 async def parked_poll(server: ServerProcess, token: str, change) -> float:  # type: ignore[no-untyped-def]
     """Park a long-poll on ``server``, run ``change``; seconds until the poll answers."""
     async with AsyncSession(server.url, token) as api:
-        first = await api.send(ops.desired(None, wait=0))
+        first = await api.send(agent_ops.desired(None, wait=0))
         assert first is not None
-        poll = asyncio.ensure_future(api.send(ops.desired(first.state, wait=30)))
+        poll = asyncio.ensure_future(api.send(agent_ops.desired(first.state, wait=30)))
         with Client(server.url) as observer:
             await asyncio.to_thread(wait_until, lambda: observer.health().waiting_agents == 1)
         started = time.monotonic()
@@ -117,9 +117,11 @@ def test_sigterm_answers_parked_long_polls_and_exits_0(tmp_path: Path, db_url: s
     async def scenario() -> list[object]:
         clients = [AsyncSession(server.url, t) for t in tokens]
         try:
-            firsts = await asyncio.gather(*(c.send(ops.desired(None, wait=0)) for c in clients))
+            firsts = await asyncio.gather(
+                *(c.send(agent_ops.desired(None, wait=0)) for c in clients)
+            )
             polls = [
-                asyncio.ensure_future(c.send(ops.desired(f.state, wait=60)))  # type: ignore[union-attr]
+                asyncio.ensure_future(c.send(agent_ops.desired(f.state, wait=60)))  # type: ignore[union-attr]
                 for c, f in zip(clients, firsts, strict=True)
             ]
             with server.client() as observer:
