@@ -8,7 +8,8 @@ names, and only for granted domains. :mod:`mien.rules.domains` re-exports it for
 
 Units: ``*_percent`` and ``api_error_rate`` are percentages (0–100), ``*_bps`` bytes per
 second, ``*_ms`` milliseconds, ``*_per_min`` counts per minute, ``process_up:NAME`` is 1 or
-0, the rest are plain counts.
+0, ``memory_total_mib`` is the machine's memory in MiB (with ``cpu_count``, its size: what
+the server compares with a persona's ``resource_requirements``), the rest are plain counts.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ DOMAINS: dict[str, tuple[str, ...]] = {
         "load_5m",
         "memory_percent",
         "swap_percent",
+        "cpu_count",
+        "memory_total_mib",
         "disk_percent:<mount>",
         "net_rx_bps",
         "net_tx_bps",

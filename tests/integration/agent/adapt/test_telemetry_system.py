@@ -230,3 +230,17 @@ def test_each_domain_alone_gives_only_its_metrics(tmp_path: Path, domain: str) -
         t.close()
     assert {domain_of(m) for m in r.metrics} <= {domain}
     assert r.errors == {}
+
+
+def test_the_machine_size_is_sampled(tmp_path: Path) -> None:
+    """cpu_count and memory_total_mib: what the server compares with a persona's
+    resource_requirements to ask a provider for a resize."""
+    import os
+
+    import psutil
+
+    t = Telemetry(Persona.model_validate({"learning_domains": ["metrics"]}), tmp_path)
+    r = t.sample(0.0)
+    t.close()
+    assert r.metrics["cpu_count"] == len(os.sched_getaffinity(0))
+    assert r.metrics["memory_total_mib"] == psutil.virtual_memory().total / 2**20

@@ -55,7 +55,12 @@ class MetricsCollector(Collector):
             m["cpu_percent"] = max(0.0, min(100.0, 100.0 * busy / (total - self._cpu[0])))
         self._cpu = (total, idle)
         m["load_1m"], m["load_5m"], _ = os.getloadavg()
-        m["memory_percent"] = psutil.virtual_memory().percent
+        memory = psutil.virtual_memory()
+        m["memory_percent"] = memory.percent
+        # The machine's size, which the server compares with its persona's
+        # resource_requirements (and a provider changes): the CPUs this process may use.
+        m["cpu_count"] = float(len(os.sched_getaffinity(0)) or psutil.cpu_count() or 1)
+        m["memory_total_mib"] = memory.total / 2**20
         m["swap_percent"] = psutil.swap_memory().percent
         for part in psutil.disk_partitions(all=False):
             if part.fstype in _SKIP_FS or f"disk_percent:{part.mountpoint}" in m:
