@@ -299,6 +299,18 @@ def test_the_fleet_learns_from_its_machines(tmp_path: Path) -> None:
         (rps,) = [s for s in json.loads(series.stdout)["series"] if s["name"] == "api_rps"]
         assert rps["points"] and rps["max"] > 20 and rps["min"] == 0, rps
 
+        # Five fires, but no action's 60 s after-window has passed yet: no number.
+        early = run_mien("persona", "effectiveness", "webapp", "--output", "json", env=env)
+        assert early.returncode == 0, early.stderr
+        (rule,) = json.loads(early.stdout)["versions"][0]["rules"]
+        assert rule["fires"] >= 5 and rule["insufficient"] is None, rule
+        assert rule["metric"]["change"] is None, rule
+        assert rule["metric"]["insufficient"].startswith("insufficient data: "), rule
+        assert (
+            "applied action(s) with samples on both sides, 5 needed"
+            in (rule["metric"]["insufficient"])
+        )
+
         # Each scale request reached the webhook, signed with the provider's secret.
         def delivered() -> list[dict[str, Any]]:
             got = receiver.requests()
@@ -377,6 +389,7 @@ def test_the_fleet_learns_from_its_machines(tmp_path: Path) -> None:
         assert metric["metric"] == "api_rps" and metric["measured"] >= 5, metric
         assert metric["before"] is not None and metric["after"] is not None
         assert metric["change"] is not None
+        print(f"effectiveness of busy: {json.dumps(rule)}")
         table = run_mien("persona", "effectiveness", "webapp", env=env)
         assert table.returncode == 0 and "busy" in table.stdout, table.stderr
         print(f"wall time: {time.monotonic() - started:.1f} s")
