@@ -24,6 +24,7 @@ import json
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -86,6 +87,8 @@ driver: libvirt
 selector: {role: web}
 config: {uri: "test:///default", domains: {INSTANCE: test}}
 """
+
+ROLES = {"web-1": "web", "web-2": "web", "batch-1": "batch"}
 
 SECRET = "a-long-enough-webhook-secret"
 
@@ -211,7 +214,7 @@ def test_the_fleet_learns_from_its_machines(tmp_path: Path) -> None:
     started = time.monotonic()
     server = ServerProcess(tmp_path / "server", env=SERVER_ENV).start()
     env = {"MIEN_SERVER": server.url, "MIEN_TOKEN": server.admin_token}
-    roots = {name: machine(tmp_path, name) for name in ("web-1", "web-2", "batch-1")}
+    roots = {name: machine(tmp_path, name) for name in ROLES}
     agents: list[AgentProcess] = []
     loads: list[Requests] = []
     admin = Client(server.url, server.admin_token)
@@ -221,10 +224,18 @@ def test_the_fleet_learns_from_its_machines(tmp_path: Path) -> None:
             (tmp_path / f"{name}.yaml").write_text(text)
             admin.create_persona(tmp_path / f"{name}.yaml")
         admin.create_binding("apps", {"role": ["web", "batch"]}, "webapp", priority=10)
-        ids = {
-            name: enroll(server, admin, root, f"role={'batch' if 'batch' in name else 'web'}")
-            for name, root in roots.items()
-        }
+
+        def start(name: str) -> str:
+            instance = enroll(server, admin, roots[name], f"role={ROLES[name]}")
+            agents.append(
+                AgentProcess(
+                    roots[name], tmp_path / f"{name}.log", "--interval", "1", "--send-every", "1"
+                )
+            )
+            return instance
+
+        with ThreadPoolExecutor(3) as pool:  # the three machines enrolled and started at once
+            ids = dict(zip(roots, pool.map(start, roots), strict=True))
         # Providers: a webhook for the batch machine, libvirt's test driver for web-1.
         (tmp_path / "hooks.yaml").write_text(WEBHOOK.replace("URL", receiver.url))
         (tmp_path / "hooks.key").write_text(SECRET)
@@ -241,17 +252,11 @@ def test_the_fleet_learns_from_its_machines(tmp_path: Path) -> None:
         def provider_calls(name: str) -> list[ProviderCall]:
             return admin.send(calls.instance_calls(ids[name])).items
 
-        for name, root in roots.items():
-            agents.append(
-                AgentProcess(root, tmp_path / f"{name}.log", "--interval", "1", "--send-every", "1")
-            )
-
         def on(name: str, persona: str) -> bool:
             active = admin.active_persona(ids[name])
             return bool(active.applied and active.applied.persona == persona and active.in_sync)
 
-        for name in roots:
-            until(lambda n=name: on(n, "webapp"), 60, f"{name} to apply webapp")  # type: ignore[misc]
+        until(lambda: on("batch-1", "webapp"), 60, "batch-1 to apply webapp")
 
         # Bursts on the batch machine: `busy` fires at the first busy sample and clears at
         # the first quiet one. Five times, watching the agent's own log of transitions.
@@ -331,6 +336,8 @@ def test_the_fleet_learns_from_its_machines(tmp_path: Path) -> None:
         assert done[0].result == {"status": 200, "answer": {"accepted": True}}
 
         # The web tier: load on one web machine lifts the tier's average over 15 req/s.
+        for name in ("web-1", "web-2"):
+            until(lambda n=name: on(n, "webapp"), 60, f"{name} to apply webapp")  # type: ignore[misc]
         (tmp_path / "web-hot.yaml").write_text(FLEET_RULE)
         pushed = run_mien("fleet-rule", "push", tmp_path / "web-hot.yaml", env=env)
         assert pushed.returncode == 0, pushed.stderr
@@ -338,19 +345,25 @@ def test_the_fleet_learns_from_its_machines(tmp_path: Path) -> None:
         loads.append(web)
 
         def bound() -> list[str]:
+            return [b.name for b in admin.list_bindings()]
+
+        def listed() -> list[dict[str, Any]]:
             done = run_mien("bind", "list", "--output", "json", env=env)
-            if done.returncode != 0:
-                return []
-            return [b["name"] for b in json.loads(done.stdout)]
+            assert done.returncode == 0, done.stderr
+            return [b for b in json.loads(done.stdout) if b["name"] == "fleet-web-hot"]
 
         with web.running():
             until(lambda: "fleet-web-hot" in bound(), 30, "the fleet rule's binding")
+            (binding,) = listed()
+            assert binding["persona"] == "burst" and binding["priority"] == 50, binding
+            assert binding["selector"] == {"role": "web"}, binding
             for name in ("web-1", "web-2"):
                 until(lambda n=name: on(n, "burst"), 30, f"{name} to apply burst")  # type: ignore[misc]
                 conf = roots[name] / "etc/environment.d/50-mien.conf"
                 assert "MIEN_MODE=burst" in conf.read_text().replace('"', "")
             assert on("batch-1", "webapp")  # not role=web
         until(lambda: "fleet-web-hot" not in bound(), 30, "the binding to go when it clears")
+        assert listed() == []
         for name in ("web-1", "web-2"):
             until(lambda n=name: on(n, "webapp"), 30, f"{name} back on webapp")  # type: ignore[misc]
         shown = run_mien("fleet-rule", "show", "web-hot", env=env)
@@ -373,16 +386,16 @@ def test_the_fleet_learns_from_its_machines(tmp_path: Path) -> None:
 
         # Effectiveness: the five fires and their scale requests, and the rate before and
         # after each, once the window after the fifth (60 s) has passed.
-        def effect() -> dict[str, Any] | None:
-            done = run_mien("persona", "effectiveness", "webapp", "--output", "json", env=env)
-            if done.returncode != 0:
-                return None
-            answer = json.loads(done.stdout)
-            (version,) = answer["versions"]
-            (rule,) = [r for r in version["rules"] if r["rule"] == "busy"]
-            return rule if rule["metric"]["insufficient"] is None else None
+        def measured() -> bool:
+            (version,) = admin.persona_effectiveness("webapp").versions
+            (rule,) = [r for r in version.rules if r.rule == "busy"]
+            return rule.metric.insufficient is None
 
-        rule = until(effect, 100, "effectiveness with samples after five actions")
+        until(measured, 100, "effectiveness with samples after five actions")
+        done = run_mien("persona", "effectiveness", "webapp", "--output", "json", env=env)
+        assert done.returncode == 0, done.stderr
+        (version,) = json.loads(done.stdout)["versions"]
+        (rule,) = [r for r in version["rules"] if r["rule"] == "busy"]
         assert rule["fires"] >= 5 and rule["insufficient"] is None, rule
         assert rule["actions"]["applied"] >= 5, rule
         metric = rule["metric"]
