@@ -8,11 +8,21 @@ rate is high. Requests written to that log are the load:
 - bursts on the batch machine make ``busy`` fire and clear five times; the server shows
   each transition (``mien instance events``) and the rate's series (``mien instance
   metrics``), and ``mien persona effectiveness`` counts the fires and the scale requests and
-  gives the rate's median before and after them — real numbers, not "insufficient data";
+  gives the rate's median before and after them — "insufficient data" until the 60 s
+  after the fifth have passed, real numbers then;
+- each of those scale requests reaches the batch machine's provider, a webhook receiver on
+  loopback that checks its HMAC signature as docs/providers.md tells receivers to;
 - load on one web machine lifts the web tier's average: the fleet rule ``web-hot`` (pushed
   with ``mien fleet-rule push``) binds the ``burst`` persona to ``role=web``, both web
   agents apply it, and when the load stops the binding goes and they return to
-  ``webapp``.
+  ``webapp``; that machine's own ``busy`` fired too, and its provider, libvirt's test
+  driver (``test:///default``, whose domains live in the server process), resized the
+  domain ``test`` from 2 vCPUs to 1 — read back there by the provider, as its call's
+  result.
+
+Without libvirt-python the libvirt provider is not declared, and the test skips at the end
+saying so, after everything else passed. Wall time about 90 s: the 60 s window after the
+fifth action is the floor.
 """
 
 from __future__ import annotations
