@@ -33,6 +33,7 @@ sys.path.insert(0, str(REPO / "src"))
 
 from mien.server.orchestrator.aggregates import Selections, load, scope  # noqa: E402
 from mien.server.orchestrator.documents import parse  # noqa: E402
+from mien.server.orchestrator.newest import Newest  # noqa: E402
 from mien.server.settings import Settings  # noqa: E402
 from mien.server.state import ServerState  # noqa: E402
 from mien.server.store import fleet_rules as rules_q  # noqa: E402
@@ -109,7 +110,10 @@ async def main(n: int, runs: int, share: float) -> None:
         await build(state, n, now)
         orch = state.orchestrator
         assert await orch.tick() is not None, "no lease"
-        whole, cpu, reads, steps = [], [], [], []
+        whole, cpu, reads, steps, rows = [], [], [], [], []
+        mirror = Newest(resync=3600)  # the leader's copy, kept alike to time its read alone
+        async with state.db.read() as s:
+            await load(s, mirror, [orch._rule(r) for r in await rules_q.current(s)], now)
         rng = random.Random(11)
         for _ in range(runs):
             await report(state, n, share, rng)
@@ -120,8 +124,9 @@ async def main(n: int, runs: int, share: float) -> None:
             async with state.db.read() as s:
                 rules = [orch._rule(r) for r in await rules_q.current(s)]
                 t0 = time.perf_counter()
-                inputs = await load(s, rules, time.time())
+                inputs = await load(s, mirror, rules, time.time())
                 reads.append(time.perf_counter() - t0)
+                rows.append(mirror.read)
             t0 = time.perf_counter()
             select = Selections(state.fleet.members)
             for r in rules:
@@ -137,7 +142,7 @@ async def main(n: int, runs: int, share: float) -> None:
     print(f"  between evaluations {int(n * share):,} instances send new values")
     print(f"  whole evaluation:      {ms(whole)}   target < 100 ms")
     print(f"    its CPU time:        {ms(cpu)}   (all threads of this process)")
-    print(f"  read newest values:    {ms(reads)}")
+    print(f"  read newest values:    {ms(reads)}   ({statistics.median(rows):,.0f} rows changed)")
     print(f"  aggregate + CEL step:  {ms(steps)}")
     verdict = "meets" if statistics.median(whole) < 0.1 else "MISSES"
     print(f"  wall time {verdict} the target (medians; a loaded machine shows in wall time)")

@@ -81,7 +81,10 @@ class ServerState:
         # Fleet rules: their provider requests go to the same queue as the agents' scale
         # requests (gated, audited and retried there).
         self.orchestrator = Orchestrator(
-            self, interval=settings.orchestrator_interval, ttl=settings.orchestrator_lease_ttl
+            self,
+            interval=settings.orchestrator_interval,
+            ttl=settings.orchestrator_lease_ttl,
+            resync=settings.cache_refresh_interval,
         )
         self.orchestrator.submit = self.providers.submit
 

@@ -2,11 +2,10 @@
 newest value of the metrics the rules read, and which machine rules are firing where.
 
 Used by :mod:`mien.server.orchestrator.loop`. Members come from the replica's fleet cache
-(tags of every live instance, no database read); values and machine-rule phases are one
-query each over the telemetry store's per-instance newest rows
-(:func:`mien.server.store.latest.latest_values`, ``firing_rules``), reading only the
-names the rules mention and only values fresher than each rule's ``fresh`` window. The
-arithmetic is :func:`mien.rules.fleet.scope_of`.
+(tags of every live instance, no database read); values and machine-rule phases from the
+leader's copy of the newest rows (:class:`mien.server.orchestrator.newest.Newest`, which
+reads only what changed), only the names the rules mention and only values fresher than
+each rule's ``fresh`` window. The arithmetic is :func:`mien.rules.fleet.scope_of`.
 """
 
 from __future__ import annotations
@@ -20,8 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mien.rules.fleet import FleetRule, scope_of
 from mien.server.fleet import Member
 from mien.server.orchestrator.documents import FleetRuleDoc
+from mien.server.orchestrator.newest import Newest
 from mien.server.resolve import selector_matches
-from mien.server.store import latest as latest_q
 
 
 @dataclass
@@ -77,18 +76,27 @@ class Selections:
         return got
 
 
-async def load(session: AsyncSession, rules: Sequence[Loaded], now: float) -> Inputs:
-    """One read per fresh window of the values and phases the rules name."""
+async def load(
+    session: AsyncSession, newest: Newest, rules: Sequence[Loaded], now: float
+) -> Inputs:
+    """Bring ``newest`` up to date with what the rules name, then take per fresh window
+    the values and phases fresh enough."""
     windows: dict[float, tuple[set[str], set[str]]] = {}
     for r in rules:
         metrics, machine = windows.setdefault(r.doc.fresh.seconds, (set(), set()))
         metrics.update(r.metrics())
         machine.update(r.rule.machine_rules())
+    await newest.refresh(
+        session,
+        {m for metrics, _ in windows.values() for m in metrics},
+        {r for _, machine in windows.values() for r in machine},
+        now,
+    )
     out = Inputs()
     for window, (metrics, machine) in windows.items():
         after = now - window
-        out.values[window] = await latest_q.latest_values(session, sorted(metrics), after)
-        out.firing[window] = await latest_q.firing_rules(session, sorted(machine), after)
+        out.values[window] = newest.values_after(metrics, after)
+        out.firing[window] = newest.firing_after(machine, after)
     return out
 
 

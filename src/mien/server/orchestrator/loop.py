@@ -31,6 +31,7 @@ from mien.server.fleet import Fleet
 from mien.server.orchestrator import actions
 from mien.server.orchestrator.aggregates import Loaded, Selections, load, scope, shown
 from mien.server.orchestrator.documents import load_stored
+from mien.server.orchestrator.newest import Newest
 from mien.server.providers.base import ProviderRequest
 from mien.server.store import fleet_rules as q
 from mien.server.store import orchestrator_lease as lease_q
@@ -70,7 +71,13 @@ class Evaluation:
 
 class Orchestrator:
     def __init__(
-        self, host: Host, *, interval: float, ttl: float, submit: Submit | None = None
+        self,
+        host: Host,
+        *,
+        interval: float,
+        ttl: float,
+        submit: Submit | None = None,
+        resync: float = 300.0,
     ) -> None:
         self.host = host
         self.interval = interval
@@ -78,6 +85,8 @@ class Orchestrator:
         self.submit = submit
         """The provider queue's ``submit`` coroutine; None: requests wait, pending."""
         self.leader = False
+        self.newest = Newest(resync)
+        """The newest values the rules read; read whole every ``resync`` seconds."""
         self._compiled: dict[tuple[str, int], Loaded] = {}
         self._next = 0.0
         self._warned = False
@@ -112,6 +121,7 @@ class Orchestrator:
             log.info("orchestrator: replica %s evaluates fleet rules", self.host.replica)
         self.leader = leader
         if not leader:
+            self.newest.clear()
             return None
         done = None
         if now >= self._next:
@@ -120,6 +130,7 @@ class Orchestrator:
                 done = await self.evaluate(now)
             except LostLease:
                 self.leader = False
+                self.newest.clear()
                 return None
         await self.flush()
         return done
@@ -129,7 +140,7 @@ class Orchestrator:
         async with self.host.db.read() as s:
             rows = await q.current(s)
             rules = [self._rule(r) for r in rows]
-            inputs = await load(s, rules, now)
+            inputs = await load(s, self.newest, rules, now)
         out = Evaluation(rules=len(rules))
         select = Selections(self.host.fleet.members)
         async with self.host.transaction() as tx:

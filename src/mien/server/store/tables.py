@@ -300,7 +300,8 @@ metric_rollups = Table(
 )
 
 # The newest value of each metric per instance (at most MAX_LATEST names each): the fleet
-# gauges on /metrics and the orchestrator's aggregates read it.
+# gauges on /metrics and the orchestrator's aggregates read it. txn: which transaction
+# changed the row last (mien.server.store.latest), so the orchestrator reads only changes.
 metric_latest = Table(
     "metric_latest",
     metadata,
@@ -308,6 +309,7 @@ metric_latest = Table(
     Column("name", String(200), primary_key=True),
     Column("ts", Float, nullable=False),
     Column("value", Float, nullable=False),
+    Column("txn", BigInteger, nullable=False, server_default="0", index=True),
 )
 
 # Events the agents sent (seq > 0) and the server's notes about them (seq < 0).
@@ -366,6 +368,7 @@ instance_rule_phases = Table(
     Column("rule", String(200), primary_key=True),
     Column("phase", String(20), nullable=False),
     Column("ts", Float, nullable=False),
+    Column("txn", BigInteger, nullable=False, server_default="0", index=True),
 )
 
 # --- the orchestrator (mien.server.orchestrator) ---------------------------------------
