@@ -2,7 +2,7 @@
 orchestrator's leader reads only the rows changed since its last evaluation.
 
 Revision ID: 0011_latest_changes
-Revises: 0009_orchestrator
+Revises: 0010_providers
 Create Date: 2026-12-02
 """
 
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0011_latest_changes"
-down_revision = "0009_orchestrator"
+down_revision = "0010_providers"
 branch_labels = None
 depends_on = None
 
