@@ -65,6 +65,19 @@ class Metrics:
             ["persona", "metric"],
             registry=self.registry,
         )
+        self.fleet_metric_by_tag = Gauge(
+            "mien_fleet_metric_by_tag",
+            "Average of the newest value each instance reported (within the last 5 "
+            "minutes), by the value of one tag (the keys of the metrics_tag_keys setting)",
+            ["tag", "value", "metric"],
+            registry=self.registry,
+        )
+        self.fleet_metric_by_tag_instances = Gauge(
+            "mien_fleet_metric_by_tag_instances",
+            "Instances behind each mien_fleet_metric_by_tag average",
+            ["tag", "value", "metric"],
+            registry=self.registry,
+        )
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

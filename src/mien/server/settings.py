@@ -48,6 +48,10 @@ class Settings(BaseModel):
     longpoll_max_wait: float = Field(60.0, ge=0)
     """The most an agent (or an operator waiting on a command) may ask to wait."""
     heartbeat_flush_interval: float = Field(30.0, gt=0)
+    metrics_tag_keys: str = Field("role,zone", max_length=500)
+    """Comma-separated tag keys whose values label the fleet gauges on ``/metrics``
+    (``mien_fleet_metric_by_tag``); each key exports at most 50 values, the rest as
+    ``(other)``, so the label sets stay bounded. Empty: no gauges by tag."""
     """How often last-seen times held in memory are written to the database."""
     connected_after: float = Field(120.0, gt=0)
     """An instance not seen for longer than this is reported as not connected."""
@@ -122,6 +126,10 @@ class Settings(BaseModel):
     @property
     def admin_token_path(self) -> Path:
         return self.admin_token_file or self.data_dir / "admin.token"
+
+    @property
+    def tag_keys(self) -> tuple[str, ...]:
+        return tuple(k.strip() for k in self.metrics_tag_keys.split(",") if k.strip())
 
     @property
     def is_sqlite(self) -> bool:

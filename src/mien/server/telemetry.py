@@ -11,7 +11,7 @@ prunes. Used by the store, the telemetry routes and the unit tests.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 MINUTE, HOUR = 60, 3600
@@ -32,6 +32,41 @@ FLEET_GAUGES = (
 )
 """The metrics exported on ``/metrics`` as fleet gauges (per persona): a fixed list, so the
 label sets stay bounded whatever names agents send."""
+
+TAG_VALUES = 50
+"""Most values of one tag key exported as gauge labels; the rest count as ``OTHER``."""
+OTHER = "(other)"
+
+
+def by_tag(
+    rows: Iterable[tuple[str, str, float]],
+    tags_of: Mapping[str, Mapping[str, str]],
+    keys: Sequence[str],
+    limit: int = TAG_VALUES,
+) -> list[tuple[str, str, str, float, int]]:
+    """``(key, value, metric, average, instances)`` of the newest values ``rows``
+    (``(instance, metric, value)``), grouped by each key's tag value. The ``limit`` values
+    with most instances keep their own label; the others are pooled as :data:`OTHER`, so a
+    tag with a value per machine cannot make the label set grow with the fleet."""
+    out: list[tuple[str, str, str, float, int]] = []
+    rows = list(rows)
+    for key in keys:
+        members: dict[str, int] = {}
+        for tags in tags_of.values():
+            if key in tags:
+                members[tags[key]] = members.get(tags[key], 0) + 1
+        kept = set(sorted(members, key=lambda v: (-members[v], v))[:limit])
+        sums: dict[tuple[str, str], list[float]] = {}
+        for instance, metric, value in rows:
+            tag = tags_of.get(instance, {}).get(key)
+            if tag is None:
+                continue
+            group = sums.setdefault((tag if tag in kept else OTHER, metric), [0.0, 0])
+            group[0] += value
+            group[1] += 1
+        for (tag, metric), (total, count) in sorted(sums.items()):
+            out.append((key, tag, metric, total / count, int(count)))
+    return out
 
 
 @dataclass

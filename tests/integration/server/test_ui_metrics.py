@@ -154,6 +154,10 @@ def test_the_fleet_page_plots_a_metric_by_persona(plotted: Plotted) -> None:
     # The same averages /metrics exports.
     scrape = httpx.get(f"{plotted.server.url}/metrics").text
     assert 'mien_fleet_metric{metric="memory_percent",persona="watched"} 61.5' in scrape
+    # And by tag (the instances are tagged zone=plot; zone is a default metrics_tag_keys).
+    assert (
+        'mien_fleet_metric_by_tag{metric="memory_percent",tag="zone",value="plot"} 61.5' in scrape
+    )
     bad = _page(plotted, plotted.viewer, "/ui/?metric=" + SCRIPT)
     assert bad.status_code == 422 and "query.metric: one of cpu_percent" in bad.text
     assert_escaped(bad.text)

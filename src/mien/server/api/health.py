@@ -68,6 +68,20 @@ async def _fleet_gauges(state: State) -> None:
     for persona, metric, average, count in rows:
         m.fleet_metric.labels(persona, metric).set(average)
         m.fleet_metric_instances.labels(persona, metric).set(count)
+    m.fleet_metric_by_tag.clear()
+    m.fleet_metric_by_tag_instances.clear()
+    keys = state.settings.tag_keys
+    if not keys:
+        return
+    from mien.server.store import telemetry as telemetry_q
+    from mien.server.telemetry import by_tag
+
+    async with state.db.read() as s:
+        latest = await telemetry_q.fleet_latest(s, time.time() - FRESH)
+    tags = {iid: member.tags for iid, member in state.fleet.members.items()}
+    for key, value, metric, average, count in by_tag(latest, tags, keys):
+        m.fleet_metric_by_tag.labels(key, value, metric).set(average)
+        m.fleet_metric_by_tag_instances.labels(key, value, metric).set(count)
 
 
 @router.get("/metrics", response_class=Response, responses={200: {"content": {CONTENT_TYPE: {}}}})

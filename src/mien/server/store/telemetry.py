@@ -263,3 +263,18 @@ async def fleet_gauges(
         .group_by(i.c.applied_persona, m.c.name)
     )
     return [(str(p), str(n), float(a), int(c)) for p, n, a, c in await session.execute(query)]
+
+
+async def fleet_latest(
+    session: AsyncSession, fresh_after: float
+) -> Sequence[tuple[str, str, float]]:
+    """``(instance, metric, value)``: each live instance's newest value of each
+    :data:`FLEET_GAUGES` metric, when newer than ``fresh_after`` (the gauges by tag group
+    these by the instances' tags, which the fleet cache holds)."""
+    m, i = metric_latest, instances
+    query = (
+        select(m.c.instance_id, m.c.name, m.c.value)
+        .select_from(m.join(i, and_(i.c.id == m.c.instance_id, i.c.deleted_at.is_(None))))
+        .where(m.c.ts >= fresh_after, m.c.name.in_(FLEET_GAUGES))
+    )
+    return [(str(iid), str(n), float(v)) for iid, n, v in await session.execute(query)]
