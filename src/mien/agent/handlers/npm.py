@@ -33,7 +33,7 @@ from mien.agent.handlers.base import (
     Operation,
 )
 from mien.agent.handlers.programs import child_env, run_in_root
-from mien.agent.handlers.support import NPM_DIR, text_of
+from mien.agent.handlers.support import NPM_DIR, remove_tree, stale_persona_dirs, text_of
 from mien.protocol.outcomes import Outcome
 from mien.spec.models import Package, Persona
 
@@ -88,13 +88,6 @@ def _npm(ctx: Context) -> str:
     return found
 
 
-def _rmtree(path: Path) -> None:
-    if path.is_symlink() or path.is_file():
-        path.unlink()
-    elif path.exists():
-        shutil.rmtree(path)
-
-
 class NpmHandler(BaseHandler):
     name: ClassVar[str] = "packages_npm"
     settings: ClassVar[tuple[str, ...]] = (SETTING,)
@@ -104,21 +97,17 @@ class NpmHandler(BaseHandler):
         result = HandlerPlan()
         specs = sorted({npm_spec(p) for p in persona.required_applications if p.manager == "npm"})
         prefix = f"{NPM_DIR}/{ctx.persona_name}"
-        root_dir = ctx.host_path(NPM_DIR)
-        if root_dir.is_dir():
-            for entry in sorted(root_dir.iterdir()):
-                if entry.name.startswith(".") or not (entry / MARKER).is_file():
-                    continue
-                if entry.name != ctx.persona_name or not specs:
-                    machine = f"{NPM_DIR}/{entry.name}"
-                    result.operations.append(
-                        Operation(
-                            self.name,
-                            f"npm:remove:{entry.name}",
-                            f"remove the npm prefix {machine} (persona no longer active)",
-                            {"action": "remove", "prefix": machine},
-                        )
-                    )
+        keep = ctx.persona_name if specs else None
+        for name in stale_persona_dirs(ctx, NPM_DIR, MARKER, keep):
+            machine = f"{NPM_DIR}/{name}"
+            result.operations.append(
+                Operation(
+                    self.name,
+                    f"npm:remove:{name}",
+                    f"remove the npm prefix {machine} (persona no longer active)",
+                    {"action": "remove", "prefix": machine},
+                )
+            )
         if not specs:
             return result
         marker = text_of(ctx.read(f"{prefix}/{MARKER}"), f"{prefix}/{MARKER}")
@@ -168,12 +157,12 @@ class NpmHandler(BaseHandler):
 
     def perform(self, ctx: Context, data: Mapping[str, Any]) -> None:
         host, staging, backup = self._paths(ctx, data)
-        _rmtree(backup)  # an earlier apply's backup that was never finished
+        remove_tree(backup)  # an earlier apply's backup that was never finished
         if data["action"] == "remove":
             if host.exists():
                 host.rename(backup)
             return
-        _rmtree(staging)
+        remove_tree(staging)
         staging.mkdir(parents=True)
         specs = [str(s) for s in data["specs"]]
         npm = _npm(ctx)  # now: the apt packages of this apply are installed
@@ -189,7 +178,7 @@ class NpmHandler(BaseHandler):
             timeout=1800,
             what=f"npm install {' '.join(specs)}",
         )
-        _rmtree(staging / ".npm-cache")
+        remove_tree(staging / ".npm-cache")
         marker = {"persona": host.name, "specs": specs}
         (staging / MARKER).write_text(json.dumps(marker, indent=2) + "\n")
         if host.exists():
@@ -198,12 +187,12 @@ class NpmHandler(BaseHandler):
 
     def revert(self, ctx: Context, data: Mapping[str, Any]) -> None:
         host, staging, backup = self._paths(ctx, data)
-        _rmtree(staging)
+        remove_tree(staging)
         if backup.exists():
-            _rmtree(host)
+            remove_tree(host)
             backup.rename(host)
         elif data["action"] == "build" and not data.get("existed"):
-            _rmtree(host)  # it did not exist at plan time: this operation made it
+            remove_tree(host)  # it did not exist at plan time: this operation made it
         for directory in data.get("created_dirs", []):
             path = ctx.host_path(str(directory))
             if path.is_dir() and not any(path.iterdir()):
@@ -211,4 +200,4 @@ class NpmHandler(BaseHandler):
 
     def finish(self, ctx: Context, data: Mapping[str, Any]) -> None:
         _, _, backup = self._paths(ctx, data)
-        _rmtree(backup)
+        remove_tree(backup)

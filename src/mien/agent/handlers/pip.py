@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -34,7 +33,7 @@ from mien.agent.handlers.base import (
     Operation,
 )
 from mien.agent.handlers.programs import child_env, run_in_root
-from mien.agent.handlers.support import VENVS_DIR, text_of
+from mien.agent.handlers.support import VENVS_DIR, remove_tree, stale_persona_dirs, text_of
 from mien.protocol.outcomes import Outcome
 from mien.spec.models import Package, Persona
 
@@ -79,13 +78,6 @@ def _pip_env(ctx_env: Mapping[str, str], persona_pip: Mapping[str, str]) -> dict
     return child_env(ctx_env, None, extra)
 
 
-def _rmtree(path: Path) -> None:
-    if path.is_symlink() or path.is_file():
-        path.unlink()
-    elif path.exists():
-        shutil.rmtree(path)
-
-
 def relocate(venv: Path, old: str, new: str) -> None:
     """Rewrite the paths a venv holds of where it was built (script shebangs, activate
     scripts, pyvenv.cfg) to where it will live."""
@@ -109,21 +101,17 @@ class PipHandler(BaseHandler):
         result = HandlerPlan()
         specs = sorted({pip_spec(p) for p in persona.required_applications if p.manager == "pip"})
         venv = f"{VENVS_DIR}/{ctx.persona_name}"
-        root_dir = ctx.host_path(VENVS_DIR)
-        if root_dir.is_dir():
-            for entry in sorted(root_dir.iterdir()):
-                if entry.name.startswith(".") or not (entry / MARKER).is_file():
-                    continue
-                if entry.name != ctx.persona_name or not specs:
-                    machine = f"{VENVS_DIR}/{entry.name}"
-                    result.operations.append(
-                        Operation(
-                            self.name,
-                            f"pip:remove:{entry.name}",
-                            f"remove the virtualenv {machine} (persona no longer active)",
-                            {"action": "remove", "venv": machine},
-                        )
-                    )
+        keep = ctx.persona_name if specs else None
+        for name in stale_persona_dirs(ctx, VENVS_DIR, MARKER, keep):
+            machine = f"{VENVS_DIR}/{name}"
+            result.operations.append(
+                Operation(
+                    self.name,
+                    f"pip:remove:{name}",
+                    f"remove the virtualenv {machine} (persona no longer active)",
+                    {"action": "remove", "venv": machine},
+                )
+            )
         if not specs:
             return result
         marker = text_of(ctx.read(f"{venv}/{MARKER}"), f"{venv}/{MARKER}")
@@ -175,12 +163,12 @@ class PipHandler(BaseHandler):
 
     def perform(self, ctx: Context, data: Mapping[str, Any]) -> None:
         host, staging, backup = self._paths(ctx, data)
-        _rmtree(backup)  # an earlier apply's backup that was never finished
+        remove_tree(backup)  # an earlier apply's backup that was never finished
         if data["action"] == "remove":
             if host.exists():
                 os.rename(host, backup)
             return
-        _rmtree(staging)
+        remove_tree(staging)
         host.parent.mkdir(parents=True, exist_ok=True)
         python = str(data["python"])
         here, built = Path("/"), staging
@@ -213,12 +201,12 @@ class PipHandler(BaseHandler):
 
     def revert(self, ctx: Context, data: Mapping[str, Any]) -> None:
         host, staging, backup = self._paths(ctx, data)
-        _rmtree(staging)
+        remove_tree(staging)
         if backup.exists():
-            _rmtree(host)
+            remove_tree(host)
             os.rename(backup, host)
         elif data["action"] == "build" and not data.get("existed"):
-            _rmtree(host)  # it did not exist at plan time: this operation made it
+            remove_tree(host)  # it did not exist at plan time: this operation made it
         for directory in data.get("created_dirs", []):
             path = ctx.host_path(str(directory))
             if path.is_dir() and not any(path.iterdir()):
@@ -226,4 +214,4 @@ class PipHandler(BaseHandler):
 
     def finish(self, ctx: Context, data: Mapping[str, Any]) -> None:
         _, _, backup = self._paths(ctx, data)
-        _rmtree(backup)
+        remove_tree(backup)

@@ -9,7 +9,9 @@ Nothing here decides anything: it reads or formats what a handler asked for.
 from __future__ import annotations
 
 import hashlib
+import shutil
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from mien.agent.handlers.base import Context, FileSpec, FileState, HandlerError, ManagedRecord
@@ -92,3 +94,24 @@ def text_of(state: FileState, path: str) -> str | None:
         raise HandlerError(
             f"{path} is not UTF-8 text (byte {exc.start}): mien leaves it alone"
         ) from None
+
+
+def remove_tree(path: Path) -> None:
+    """Remove ``path`` whatever it is (a link is removed, never followed)."""
+    if path.is_symlink() or path.is_file():
+        path.unlink()
+    elif path.exists():
+        shutil.rmtree(path)
+
+
+def stale_persona_dirs(ctx: Context, base: str, marker: str, keep: str | None) -> list[str]:
+    """The per-persona directories mien made under ``base`` (each holding ``marker``) other
+    than ``keep``: what a switch removes (the pip venvs, the npm prefixes)."""
+    root_dir = ctx.host_path(base)
+    if not root_dir.is_dir():
+        return []
+    return [
+        entry.name
+        for entry in sorted(root_dir.iterdir())
+        if not entry.name.startswith(".") and (entry / marker).is_file() and entry.name != keep
+    ]
