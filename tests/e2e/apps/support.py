@@ -150,3 +150,22 @@ def push(server: ServerProcess, tmp_path: Path, document: dict[str, Any]) -> Non
     path.write_text(json.dumps(document))
     pushed = mien(server, server.admin_token, "persona", "push", str(path))
     assert pushed.returncode == 0, pushed.stderr
+
+
+def reporter(name: str) -> dict[str, Any]:
+    """The drivers' shared application persona: an apt program the base root already has
+    (so its layer needs no download), a structured configuration file, a flat setting for
+    the application env file, a memory limit and a storage size."""
+    return {
+        "name": name,
+        "required_applications": [{"name": "perl-base", "manager": "apt"}],
+        "application_configuration": {
+            "reporter": {
+                "path": "/etc/reporter.json",
+                "format": "json",
+                "values": {"title": "weekly", "rows": 10},
+            },
+            "report_bucket": "s3://reports/weekly",
+        },
+        "resource_requirements": {"cpu": 1, "memory": "64MiB", "storage": "64MiB"},
+    }

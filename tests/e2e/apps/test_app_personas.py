@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -28,6 +27,7 @@ from tests.e2e.apps.support import (
     enroll,
     hosts,
     mien,
+    reporter,
     status,
     traces,
     wait_until,
@@ -36,22 +36,8 @@ from tests.support import EXAMPLES, make_machine
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 
-# An apt program the base root already has (so its layer needs no download), a structured
-# configuration file, a read-only host mount (added in the test), a memory limit and no
-# network.
-REPORTER: dict[str, Any] = {
-    "name": "reporter",
-    "required_applications": [{"name": "perl-base", "manager": "apt"}],
-    "application_configuration": {
-        "reporter": {
-            "path": "/etc/reporter.json",
-            "format": "json",
-            "values": {"title": "weekly", "rows": 10},
-        },
-        "report_bucket": "s3://reports/weekly",
-    },
-    "resource_requirements": {"cpu": 1, "memory": "64MiB", "storage": "64MiB"},
-}
+# The shared application persona; the test adds a read-only host mount and no network.
+REPORTER = reporter("reporter")
 
 
 def test_people_get_application_sandboxes_that_hold_their_limits_and_go_away(

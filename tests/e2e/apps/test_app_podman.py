@@ -18,7 +18,6 @@ from __future__ import annotations
 import os
 import subprocess
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -27,6 +26,7 @@ from tests.e2e.apps.support import (
     hosts,
     mien,
     push,
+    reporter,
     sandbox_host,
     status,
     wait_until,
@@ -35,19 +35,7 @@ from tests.terminal import Terminal
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 
-REPORTER: dict[str, Any] = {
-    "name": "reporter-podman",
-    "required_applications": [{"name": "perl-base", "manager": "apt"}],
-    "application_configuration": {
-        "reporter": {
-            "path": "/etc/reporter.json",
-            "format": "json",
-            "values": {"title": "weekly", "rows": 10},
-        },
-        "report_bucket": "s3://reports/weekly",
-    },
-    "resource_requirements": {"cpu": 1, "memory": "64MiB", "storage": "64MiB"},
-}
+REPORTER = reporter("reporter-podman")
 
 
 def podman(runs: Path, *args: str) -> subprocess.CompletedProcess[str]:
