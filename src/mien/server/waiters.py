@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import Callable
 
 
@@ -28,23 +29,37 @@ class Waiters:
 
     async def wait(self, key: str, timeout: float, known: str | None = None) -> bool:
         """Park until woken (``True``) or ``timeout`` seconds pass (``False``)."""
-        if self.closed or timeout <= 0:
-            return self.closed
+        return await self.park(key, timeout, known)
+
+    def park(self, key: str, timeout: float, known: str | None = None) -> asyncio.Future[bool]:
+        """The future :meth:`wait` awaits, for a caller that awaits it itself: a parked
+        long-poll then holds no coroutine frame of this class (ten thousand of them add
+        up). Cancelling the future (the request went away) unparks it like a wake-up."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[bool] = loop.create_future()
+        if self.closed or timeout <= 0:
+            future.set_result(self.closed)
+            return future
         entry = (future, known)
         self._by_key.setdefault(key, []).append(entry)
         timer = loop.call_later(timeout, _settle, future, False)
-        try:
-            return await future
-        finally:
-            timer.cancel()
-            entries = self._by_key.get(key)
-            if entries is not None:
-                with contextlib.suppress(ValueError):
-                    entries.remove(entry)
-                if not entries:
-                    del self._by_key[key]
+        future.add_done_callback(functools.partial(self._forget, key, entry, timer))
+        return future
+
+    def _forget(
+        self,
+        key: str,
+        entry: tuple[asyncio.Future[bool], str | None],
+        timer: asyncio.TimerHandle,
+        _future: asyncio.Future[bool],
+    ) -> None:
+        timer.cancel()
+        entries = self._by_key.get(key)
+        if entries is not None:
+            with contextlib.suppress(ValueError):
+                entries.remove(entry)
+            if not entries:
+                del self._by_key[key]
 
     def wake(self, key: str) -> int:
         woken = 0

@@ -19,10 +19,17 @@ from typing import Any
 
 from mien.server.providers.base import ProviderOutcome, ProviderRequest
 
-try:  # an optional system library: without it the driver says so on every call
-    import libvirt
-except ImportError:  # pragma: no cover - depends on the machine
-    libvirt = None
+
+def _libvirt() -> Any:
+    """libvirt-python, imported on first use (it maps about 11 MiB of shared libraries into
+    every server, most of which never has a libvirt provider), or ``None`` without it: an
+    optional system library, and the driver then says so on every call."""
+    try:
+        import libvirt
+    except ImportError:  # pragma: no cover - depends on the machine
+        return None
+    return libvirt
+
 
 # libvirt errors that mean "this request can never work": no such domain, bad argument.
 _FINAL = ("VIR_ERR_NO_DOMAIN", "VIR_ERR_INVALID_ARG", "VIR_ERR_OPERATION_INVALID")
@@ -51,6 +58,7 @@ class LibvirtProvider:
 
     def connection(self) -> Any:
         """The open connection (opened, or reopened after it died, on first use)."""
+        libvirt = _libvirt()
         if libvirt is None:
             raise RuntimeError("libvirt-python is not installed on the server")
         if self._conn is None or not self._conn.isAlive():
@@ -79,6 +87,7 @@ class LibvirtProvider:
             return self._resize(request)
 
     def _resize(self, request: ProviderRequest) -> ProviderOutcome:
+        libvirt = _libvirt()
         if libvirt is None:
             return ProviderOutcome(False, "libvirt-python is not installed on the server")
         if request.kind != "resize":
