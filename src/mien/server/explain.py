@@ -12,8 +12,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from mien.server.resolve import BindingDoc, Choice, Effective, PersonaDoc, live, selector_matches
-from mien.spec.compose import DELETED, Resolved
 from mien.spec.errors import format_path
+from mien.spec.layers import DELETED, Resolved
 
 
 def binding_reasons(

@@ -41,8 +41,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-from mien.spec.compose import Layer, Resolved, chain_of, compose
+from mien.spec.compose import chain_of, compose
 from mien.spec.errors import PersonaNotFound, SpecError
+from mien.spec.layers import Layer, Resolved
 
 Source = Literal["activation", "binding", "default", "none"]
 Mode = Literal["replace", "add"]
