@@ -38,7 +38,8 @@ from mien.server.settings import Settings  # noqa: E402
 from mien.server.state import ServerState  # noqa: E402
 from mien.server.store import fleet_rules as rules_q  # noqa: E402
 from mien.server.store import latest, migrate  # noqa: E402
-from mien.server.store.tables import instance_rule_phases, instances, metric_latest  # noqa: E402
+from mien.server.store.tables import instances  # noqa: E402
+from mien.server.store.tables_telemetry import instance_rule_phases, metric_latest  # noqa: E402
 
 RULES = [
     b"name: web-hot\nselector: {role: web}\nwhen: avg.cpu_percent > 70.0 && count >= 10\n"

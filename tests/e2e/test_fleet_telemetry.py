@@ -27,7 +27,7 @@ from server_harness import ServerProcess
 
 from mien.client import Client
 from mien.server.store.db import Database
-from mien.server.store.tables import metric_rollups, metric_samples
+from mien.server.store.tables_telemetry import metric_rollups, metric_samples
 
 PERSONA = """\
 name: watched

@@ -26,8 +26,8 @@ from mien.agent.sources import Source
 from mien.agent.state import HistoryEntry, State
 from mien.agent.state_check import NeedsAttention
 from mien.protocol.outcomes import from_stored
-from mien.spec.compose import locking, parse_key
 from mien.spec.errors import SpecError
+from mien.spec.keys import locking, parse_key
 
 __all__ = [
     "ApplyResult",

@@ -27,8 +27,8 @@ from mien.agent.sources import Source
 from mien.agent.state import State
 from mien.agent.transaction import ApplyFailed, CrashPoints, execute
 from mien.spec.catalog import Catalog
-from mien.spec.compose import Resolved
 from mien.spec.errors import SpecError
+from mien.spec.layers import Resolved
 from mien.spec.models import Persona
 
 DEFAULT_PERSONAS_DIR = "etc/mien/personas"

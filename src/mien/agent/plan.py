@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from mien.agent.handlers.base import Captured, FileSpec, FileState, Note, Operation
 from mien.protocol.outcomes import settle
-from mien.spec.compose import Resolved
+from mien.spec.layers import Resolved
 
 Action = Literal["create", "update", "delete", "restore", "mode"]
 

@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from mien.spec.catalog import SUFFIXES, Catalog
-from mien.spec.compose import Layer, Resolved, compose, customization_layer
+from mien.spec.compose import compose, customization_layer
 from mien.spec.document import Document, load_file
+from mien.spec.layers import Layer, Resolved
 
 
 class NoSuchPersona(Exception):

@@ -46,8 +46,8 @@ from mien.protocol.switching import (
 from mien.spec.errors import SpecError
 
 if TYPE_CHECKING:
+    from mien.agent.enrollment import Credentials
     from mien.agent.plan import Plan
-    from mien.agent.sync import Credentials
     from mien.client import AgentClient
 
 

@@ -28,7 +28,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mien.protocol import Noncompliance
 from mien.protocol.outcomes import Outcome, Reason
 from mien.server.store.instances import InstanceRow
-from mien.server.store.tables import commands, telemetry_events
+from mien.server.store.tables import commands
+from mien.server.store.tables_telemetry import telemetry_events
 from mien.spec.policy import DEFAULT_WINDOW
 
 REFUSED_ACTION = "adapt.action.refused"

@@ -30,7 +30,8 @@ an error of the whole desired state, naming both layers: nothing is half-applied
 agent still receives one composed persona.
 
 :func:`choose` is cheap and runs per instance; :func:`compose_choice` is the expensive
-part and runs once per distinct :class:`Choice` (the fleet cache memoises it).
+part and runs once per distinct :class:`Choice` (the fleet cache memoises it). Why the
+outcome is what it is, for the API, is :mod:`mien.server.explain`.
 """
 
 from __future__ import annotations
@@ -40,8 +41,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-from mien.spec.compose import DELETED, Layer, Resolved, chain_of, compose
-from mien.spec.errors import PersonaNotFound, SpecError, format_path
+from mien.spec.compose import chain_of, compose
+from mien.spec.errors import PersonaNotFound, SpecError
+from mien.spec.layers import Layer, Resolved
 
 Source = Literal["activation", "binding", "default", "none"]
 Mode = Literal["replace", "add"]
@@ -159,7 +161,8 @@ def default_persona(personas: Mapping[str, PersonaDoc]) -> str | None:
     return best.name
 
 
-def _live(personas: Mapping[str, PersonaDoc], name: str) -> bool:
+def live(personas: Mapping[str, PersonaDoc], name: str) -> bool:
+    """Whether persona ``name`` is stored and not deleted."""
     doc = personas.get(name)
     return doc is not None and not doc.deleted
 
@@ -176,7 +179,7 @@ def choose(
     persona: str | None = None
     version: int | None = None
     if activation is not None:
-        if _live(personas, activation.persona):
+        if live(personas, activation.persona):
             source, persona, version = "activation", activation.persona, activation.version
         else:
             note = f"activated persona {activation.persona!r} was deleted"
@@ -184,7 +187,7 @@ def choose(
         for binding in matches:
             if binding.mode == "add":
                 continue
-            if _live(personas, binding.persona):
+            if live(personas, binding.persona):
                 source, persona = "binding", binding.persona
                 break
             note = note or f"binding {binding.name!r} names deleted persona {binding.persona!r}"
@@ -214,7 +217,7 @@ def additions(
     seen = {chosen}
     out: list[str] = []
     for b in matches:  # decision order: the highest-ranked binding adds a persona
-        if b.mode == "add" and b.persona not in seen and _live(personas, b.persona):
+        if b.mode == "add" and b.persona not in seen and live(personas, b.persona):
             seen.add(b.persona)
             out.append(b.name)
     return tuple(reversed(out))
@@ -344,87 +347,3 @@ def addition_layer(
     via = f" (extends {' → '.join(reversed(own.chain[:-1]))})" if len(own.chain) > 1 else ""
     label = f"persona {doc.name} v{doc.version}{via}, added by binding {binding.name}"
     return Layer("addition", label, own.data, persona=doc.name)
-
-
-# --- explanation -----------------------------------------------------------------------
-
-
-def binding_reasons(
-    ranked: Sequence[BindingDoc],
-    tags: Mapping[str, str],
-    choice: Choice,
-    personas: Mapping[str, PersonaDoc],
-) -> list[tuple[BindingDoc, bool, bool, str]]:
-    """For each binding: (binding, matched, used, reason)."""
-    out = []
-    for b in ranked:
-        if not selector_matches(b.selector, tags):
-            missing = [k for k in b.selector if k not in tags]
-            why = (
-                f"tag {missing[0]!r} is not set"
-                if missing
-                else "a tag value differs from the selector"
-            )
-            out.append((b, False, False, why))
-        elif not _live(personas, b.persona):
-            out.append((b, True, False, f"persona {b.persona!r} is deleted"))
-        elif b.mode == "add" and b.persona != choice.persona:
-            out.append((b, True, b.name in choice.additions, _add_reason(b, choice, ranked)))
-        elif b.persona != choice.persona:
-            out.append((b, True, False, f"{choice.source} chose {choice.persona!r}"))
-        elif b.mode == "add":
-            extra = "; its override applies" if b.name in choice.overrides else ""
-            out.append((b, True, bool(extra), f"would add the chosen persona itself{extra}"))
-        elif b.name in choice.overrides:
-            out.append((b, True, True, "selects this persona; its override applies"))
-        else:
-            out.append((b, True, True, "selects this persona"))
-    return out
-
-
-def _add_reason(b: BindingDoc, choice: Choice, ranked: Sequence[BindingDoc]) -> str:
-    if choice.persona is None:
-        return "adds to the chosen persona, and none was chosen"
-    if b.name in choice.additions:
-        return f"adds persona {b.persona!r} on top of {choice.persona!r}"
-    by = next(
-        (o.name for o in ranked if o.name in choice.additions and o.persona == b.persona), None
-    )
-    return f"persona {b.persona!r} is already added by binding {by!r}"
-
-
-def decision(choice: Choice, effective: Effective) -> str:
-    """One sentence saying how the persona was chosen."""
-    if choice.persona is None:
-        base = "no activation, no matching binding and no default persona: nothing is desired"
-        return f"{base} ({choice.note})" if choice.note else base
-    version = f" v{effective.version}" if effective.version else ""
-    why = {
-        "activation": f"explicitly activated (activation {choice.activation_id})",
-        "binding": f"selected by binding {choice.bindings[0]!r}"
-        if choice.bindings
-        else "selected by a binding",
-        "default": "it is the default persona and nothing else applies",
-        "none": "",
-    }[choice.source]
-    out = f"{choice.persona}{version}: {why}"
-    if choice.overrides:
-        out += "; overrides from " + ", ".join(choice.overrides)
-    if choice.additions:
-        out += "; personas added by " + ", ".join(choice.additions)
-    if choice.note:
-        out += f" ({choice.note})"
-    if effective.error:
-        out += f"; {effective.error}"
-    return out
-
-
-def key_origins(resolved: Resolved) -> dict[str, list[tuple[str, Any, bool]]]:
-    """For each key set by any layer: (layer label, value, deleted) oldest first."""
-    out: dict[str, list[tuple[str, Any, bool]]] = {}
-    for path, origins in sorted(resolved.trail.items(), key=lambda item: format_path(item[0])):
-        out[format_path(path)] = [
-            (o.layer.label, None if o.value is DELETED else o.value, o.value is DELETED)
-            for o in origins
-        ]
-    return out

@@ -12,9 +12,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from mien.spec.compose import Layer, Resolved, resolve
+from mien.spec.compose import resolve
 from mien.spec.document import Document, load_file
 from mien.spec.errors import PersonaNotFound, Problem, SpecError
+from mien.spec.layers import Layer, Resolved
 
 SUFFIXES = (".yaml", ".yml", ".json")
 

@@ -16,14 +16,16 @@ Maps merge by key, lists replace, ``null`` deletes. Identity (``name``, ``extend
 ``default_persona``) is not inherited; ``locked`` accumulates. Every leaf remembers which
 layer set it and what it overrode (the *trail*), so ``mien explain`` can say why a value is
 what it is.
+
+The layers and the result are defined in :mod:`mien.spec.layers`; the key paths of
+customizations and locks in :mod:`mien.spec.keys`.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from dataclasses import replace
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -31,140 +33,13 @@ from mien.spec import rulecheck
 from mien.spec.addition import ADDED_FIELDS, JOINED_BY_NAME, join
 from mien.spec.canonical import canonical, content_hash
 from mien.spec.document import Document, lint, problems_from
-from mien.spec.errors import FieldPath, PersonaNotFound, Problem, SpecError, format_path
+from mien.spec.errors import FieldPath, PersonaNotFound, Problem, SpecError
+from mien.spec.keys import format_key, locking, parse_key
+from mien.spec.layers import DELETED, Layer, Origin, Resolved
 from mien.spec.models import Persona
 from mien.spec.source import SourceMap
 
-LayerKind = Literal["persona", "overlay", "binding", "addition", "customization"]
 MAX_CHAIN = 16
-DELETED: Any = type("Deleted", (), {"__repr__": lambda self: "<deleted>"})()
-
-
-@dataclass
-class Layer:
-    """One document in a composition, with a label users recognise."""
-
-    kind: LayerKind
-    label: str
-    data: dict[str, Any]
-    where: SourceMap | None = None
-    persona: str | None = None
-
-    @classmethod
-    def of(cls, doc: Document, kind: LayerKind | None = None) -> Layer:
-        chosen: LayerKind = kind or ("overlay" if doc.overlay else "persona")
-        return cls(chosen, doc.source, doc.data, doc.where, doc.name or None)
-
-    def position(self, path: FieldPath) -> str:
-        if self.where is None:
-            return self.label
-        mark = self.where.find(path)
-        return f"{self.label}:{mark.line}:{mark.column}"
-
-    def problem(self, path: FieldPath, message: str) -> Problem:
-        if self.where is None:
-            return Problem(self.label, 0, 0, path, message)
-        return self.where.problem(path, message)
-
-
-@dataclass(frozen=True, slots=True)
-class Origin:
-    """A value a layer set at a path (``DELETED`` when it deleted the key)."""
-
-    layer: Layer
-    path: FieldPath
-    value: Any
-
-    def describe(self) -> str:
-        return self.layer.position(self.path)
-
-
-@dataclass
-class Resolved:
-    """The effective persona and how it came about."""
-
-    persona: Persona
-    data: dict[str, Any]
-    hash: str
-    chain: list[str]
-    layers: list[Layer]
-    trail: dict[FieldPath, list[Origin]]
-    locked_by: dict[str, str]
-    skipped: list[tuple[str, str]] = field(default_factory=list)
-    warnings: list[Problem] = field(default_factory=list)
-
-    @property
-    def name(self) -> str:
-        return self.persona.name or ""
-
-    def explain(self, path: FieldPath) -> tuple[Any, list[Origin]]:
-        """The value at ``path`` and every origin that touched it, oldest first.
-
-        For a map, the origins of its keys; for a key set as part of a larger value (a
-        list, or a map set whole), the origins of that value.
-        """
-        value = lookup(self.data, path)
-        exact = [o for p, origins in self.trail.items() if p[: len(path)] == path for o in origins]
-        if exact:
-            return value, sorted(exact, key=lambda o: self.layers.index(o.layer))
-        for cut in range(len(path) - 1, 0, -1):
-            origins = self.trail.get(path[:cut])
-            if origins:
-                return value, list(origins)
-        return value, []
-
-
-def lookup(data: Any, path: FieldPath) -> Any:
-    """The value at ``path`` in nested data, or ``DELETED`` when there is none."""
-    for part in path:
-        if (isinstance(data, dict) and part in data) or (
-            isinstance(data, list) and isinstance(part, int) and -len(data) <= part < len(data)
-        ):
-            data = data[part]  # type: ignore[index]
-        else:
-            return DELETED
-    return data
-
-
-_KEY_PART = re.compile(r'"((?:[^"\\]|\\.)*)"|([^.]+)')
-
-
-def parse_key(key: str) -> tuple[str, ...]:
-    """``application_configuration.app.values."a.b"`` → its parts. Quote parts with dots."""
-    parts: list[str] = []
-    pos = 0
-    while pos < len(key):
-        m = _KEY_PART.match(key, pos)
-        if not m:
-            raise ValueError(f"{key!r} is not a key path such as os_settings.theme")
-        parts.append(m.group(1).replace('\\"', '"') if m.group(1) is not None else m.group(2))
-        pos = m.end()
-        if pos < len(key):
-            if key[pos] != ".":
-                raise ValueError(f"{key!r}: expected '.' after {parts[-1]!r}")
-            pos += 1
-            if pos == len(key):
-                raise ValueError(f"{key!r} ends with '.'")
-    if not parts:
-        raise ValueError("empty key path")
-    return tuple(parts)
-
-
-def format_key(path: FieldPath) -> str:
-    return ".".join(f'"{p}"' if "." in str(p) else str(p) for p in path)
-
-
-def locking(key: FieldPath, locked_by: Mapping[str, str]) -> tuple[str, str] | None:
-    """The lock (key, persona) that forbids customizing ``key``, if any.
-
-    A lock on ``a.b`` forbids ``a.b``, ``a.b.c`` and ``a`` (which would replace ``a.b``).
-    """
-    for lock, owner in locked_by.items():
-        parts = parse_key(lock)
-        n = min(len(parts), len(key))
-        if tuple(parts[:n]) == tuple(str(p) for p in key[:n]):
-            return lock, owner
-    return None
 
 
 def customization_layer(items: Mapping[str, Any], label: str = "customization") -> Layer:
@@ -410,17 +285,9 @@ def resolve(
 
 
 __all__ = [
-    "DELETED",
-    "Layer",
-    "Origin",
-    "Resolved",
+    "MAX_CHAIN",
     "chain_of",
     "compose",
     "customization_layer",
-    "format_key",
-    "format_path",
-    "locking",
-    "lookup",
-    "parse_key",
     "resolve",
 ]

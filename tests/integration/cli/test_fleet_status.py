@@ -233,8 +233,9 @@ def test_the_agent_sends_its_status_only_when_it_changed(
     server: ServerProcess, admin: Client, tmp_path: Path
 ) -> None:
     from mien.agent.engine import Engine
+    from mien.agent.enrollment import Credentials
     from mien.agent.state import State
-    from mien.agent.sync import Agent, Credentials
+    from mien.agent.sync import Agent
 
     pushed(admin)
     token, desired = enrolled(server, admin, "st-real")

@@ -16,7 +16,7 @@ from mien.server.store import effectiveness as q
 from mien.server.store import migrate
 from mien.server.store import telemetry as telemetry_q
 from mien.server.store.db import Database
-from mien.server.store.tables import metric_samples
+from mien.server.store.tables_telemetry import metric_samples
 
 T0 = 1_800_000_000.0  # on a minute boundary
 

@@ -1,6 +1,7 @@
 """The schema is written twice, in the Alembic migrations (``store/migrations/``) and in
-``store/tables.py`` (what the queries use): Alembic's own autogenerate comparison, run
-against a database the migrations just built, finds no difference on SQLite or PostgreSQL.
+``store/tables*.py`` (what the queries use, gathered by ``store/schema.py``): Alembic's own
+autogenerate comparison, run against a database the migrations just built, finds no
+difference on SQLite or PostgreSQL.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from sqlalchemy import Column, Connection, Index, MetaData, String
 
 from mien.server.store import migrate
 from mien.server.store.db import Database
-from mien.server.store.tables import metadata
+from mien.server.store.schema import metadata
 
 
 def _differences(connection: Connection, target: MetaData) -> list[Any]:
@@ -28,7 +29,7 @@ def _differences(connection: Connection, target: MetaData) -> list[Any]:
 
 def _drifted() -> MetaData:
     """The code's tables with one column, one type and one index more or different: what a
-    change to ``tables.py`` without a migration looks like."""
+    change to the tables without a migration looks like."""
     drifted = MetaData(naming_convention=metadata.naming_convention)
     for table in metadata.sorted_tables:
         table.to_metadata(drifted)

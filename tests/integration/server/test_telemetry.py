@@ -20,7 +20,7 @@ from sqlalchemy import func, select
 
 from mien.client import AgentClient, Client, ClientError
 from mien.server.store.db import Database
-from mien.server.store.tables import metric_rollups, metric_samples, telemetry_events
+from mien.server.store.tables_telemetry import metric_rollups, metric_samples, telemetry_events
 
 
 def enroll(admin: Client, server: ServerProcess, name: str) -> tuple[str, str]:

@@ -6,16 +6,14 @@ from datetime import UTC, datetime
 
 import pytest
 
+from mien.server.explain import binding_reasons, decision, key_origins
 from mien.server.resolve import (
     ActivationRef,
     BindingDoc,
     PersonaDoc,
-    binding_reasons,
     choose,
     compose_choice,
-    decision,
     default_persona,
-    key_origins,
     matching,
     rank,
     selector_matches,

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from mien.server.explain import binding_reasons, decision
 from mien.server.resolve import (
     ActivationRef,
     BindingDoc,
     PersonaDoc,
-    binding_reasons,
     choose,
     compose_choice,
-    decision,
     matching,
     rank,
 )

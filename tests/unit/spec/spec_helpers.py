@@ -10,9 +10,9 @@ from collections.abc import Callable
 
 import pytest
 
-from mien.spec.compose import Layer
 from mien.spec.document import Document, parse_document
 from mien.spec.errors import PersonaNotFound, SpecError
+from mien.spec.layers import Layer
 
 
 def doc(text: str, source: str = "p.yaml", *, overlay: bool = False) -> Document:

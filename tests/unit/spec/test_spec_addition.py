@@ -8,8 +8,9 @@ from typing import Any
 import pytest
 
 from mien.spec.addition import Clash, join
-from mien.spec.compose import Layer, compose, format_path
-from mien.spec.errors import SpecError
+from mien.spec.compose import compose
+from mien.spec.errors import SpecError, format_path
+from mien.spec.layers import Layer
 
 
 def rule(name: str, threshold: float = 90.0) -> dict[str, Any]:

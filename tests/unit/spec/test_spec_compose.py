@@ -4,18 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from mien.spec.compose import (
-    DELETED,
-    MAX_CHAIN,
-    Layer,
-    compose,
-    customization_layer,
-    format_key,
-    locking,
-    parse_key,
-    resolve,
-)
+from mien.spec.compose import MAX_CHAIN, compose, customization_layer, resolve
 from mien.spec.errors import PersonaNotFound, SpecError
+from mien.spec.keys import format_key, locking, parse_key
+from mien.spec.layers import DELETED, Layer
 from tests.unit.spec.spec_helpers import doc, finder
 
 BASE = (

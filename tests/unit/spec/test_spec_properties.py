@@ -17,8 +17,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mien.spec.canonical import canonical, to_json, to_yaml
-from mien.spec.compose import DELETED, Layer, compose, lookup
+from mien.spec.compose import compose
 from mien.spec.document import parse_document
+from mien.spec.layers import DELETED, Layer, lookup
 from mien.spec.models import Persona
 
 SETTINGS = settings(

@@ -77,8 +77,9 @@ def base_of(ledger: Ledger, active_hash: str | None) -> Source | None:
 
 def with_overlays(source: Source, items: Mapping[str, Any]) -> Source:
     """``source`` with the settings ``items`` (``key.path: value``) laid over it."""
-    from mien.spec.compose import Layer, compose, customization_layer
+    from mien.spec.compose import compose, customization_layer
     from mien.spec.errors import SpecError
+    from mien.spec.layers import Layer
 
     if not items:
         return source
@@ -136,7 +137,7 @@ class SetSetting:
     reversible = True
 
     def apply(self, ctx: Ctx, params: Mapping[str, Any]) -> Done:
-        from mien.spec.compose import parse_key
+        from mien.spec.keys import parse_key
 
         key = str(param(params, "key"))
         if params.get("value") is None:

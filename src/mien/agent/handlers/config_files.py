@@ -28,7 +28,7 @@ from mien.agent.handlers.base import (
 )
 from mien.agent.handlers.support import header, owner_of
 from mien.agent.handlers.users import lookup_user
-from mien.spec.compose import format_key
+from mien.spec.keys import format_key
 from mien.spec.models import AppConfig, Persona
 from mien.spec.values import mien_own_dir
 

@@ -37,7 +37,7 @@ from mien.agent.handlers.linedocs import (
 from mien.agent.handlers.linedocs import FormatError as _FormatError
 from mien.agent.handlers.treedocs import TomlDoc
 from mien.agent.handlers.yamldoc import YamlDoc
-from mien.spec.compose import format_key, parse_key
+from mien.spec.keys import format_key, parse_key
 
 KeyPath = tuple[str, ...]
 FormatError = _FormatError  # what every format's reader and writer raise

@@ -26,7 +26,7 @@ from mien.agent.handlers.base import (
 )
 from mien.protocol.outcomes import Outcome
 from mien.spec.canonical import canonical
-from mien.spec.compose import format_key
+from mien.spec.keys import format_key
 from mien.spec.models import Persona
 
 PATH = "/etc/mien/settings.json"

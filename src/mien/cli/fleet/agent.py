@@ -1,7 +1,8 @@
 """``mien agent enroll | run | status``: a machine joining a fleet and following its server.
 
-Thin over :mod:`mien.agent.sync`. ``run`` is the long-running agent (a systemd service or a
-container's main process); it logs one line per event to stderr.
+Thin over :mod:`mien.agent.enrollment` and :mod:`mien.agent.sync`. ``run`` is the
+long-running agent (a systemd service or a container's main process); it logs one line per
+event to stderr.
 """
 
 from __future__ import annotations
@@ -95,7 +96,7 @@ def enroll_cmd(
     ),
 ) -> None:
     """Trade an enrollment token for this machine's own credential (stored 0600)."""
-    from mien.agent.sync import enroll
+    from mien.agent.enrollment import enroll
     from mien.client import ClientError
     from mien.protocol import INSTANCE_ID_PATTERN
 
@@ -201,7 +202,8 @@ def run_cmd(
     the machine within its persona's limits. With --local, adapt only (no server, no
     credential). Stops on SIGTERM/SIGINT (an apply in progress finishes first)."""
     from mien.agent.engine import Engine, EngineError
-    from mien.agent.sync import Agent, AgentError, Credentials
+    from mien.agent.enrollment import AgentError, Credentials
+    from mien.agent.sync import Agent
 
     root = root.absolute()
     if local:
@@ -330,8 +332,8 @@ def status_cmd(
     root: Path = ROOT, output: OutputFormat = typer.Option(OutputFormat.table, "--output")
 ) -> None:
     """Show the enrollment (server, instance) and what the server last gave this machine."""
+    from mien.agent.enrollment import AgentError, Credentials
     from mien.agent.state import State
-    from mien.agent.sync import AgentError, Credentials
 
     try:
         creds = Credentials.load(root.absolute())

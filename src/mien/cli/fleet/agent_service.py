@@ -92,9 +92,9 @@ def register_on(agent_app: typer.Typer) -> None:
         personas in ROOT/etc/mien/personas whose access_controls.users lists them or
         one of their groups (group:NAME); root to all. Stops on SIGTERM/SIGINT.
         """
+        from mien.agent.enrollment import CREDENTIALS
         from mien.agent.local_api import LocalApi
         from mien.agent.switchboard import Switchboard
-        from mien.agent.sync import CREDENTIALS
 
         absolute = root.absolute()
         if not absolute.is_dir():

@@ -26,9 +26,9 @@ from mien.cli.common import plural
 
 if TYPE_CHECKING:
     from mien.spec.catalog import Catalog
-    from mien.spec.compose import Resolved
     from mien.spec.document import Document
     from mien.spec.errors import Problem
+    from mien.spec.layers import Resolved
 
 
 class TextOrJson(str, Enum):

@@ -1,6 +1,6 @@
 """What ``mien explain`` says: a key's value, which document set it and what it overrode.
 
-Pure functions over a :class:`~mien.spec.compose.Resolved` persona, used by the ``explain``
+Pure functions over a :class:`~mien.spec.layers.Resolved` persona, used by the ``explain``
 command in :mod:`mien.cli.language.commands` (which imports this module only when it runs, so the
 persona language is not loaded for other commands) and by its unit tests.
 """
@@ -14,8 +14,9 @@ from typing import Any
 
 from mien.cli.common import plural
 from mien.spec.canonical import to_yaml
-from mien.spec.compose import DELETED, Resolved, lookup, parse_key
 from mien.spec.errors import format_path
+from mien.spec.keys import parse_key
+from mien.spec.layers import DELETED, Resolved, lookup
 from mien.spec.models import TOP_LEVEL_FIELDS
 
 

@@ -78,8 +78,9 @@ def invalid(exc: Any) -> ApiError:
 
 def check_composes(state: ServerState, doc: Any) -> None:
     """Refuse a persona whose ``extends`` chain does not resolve against stored personas."""
-    from mien.spec.compose import Layer, chain_of, compose
+    from mien.spec.compose import chain_of, compose
     from mien.spec.errors import PersonaNotFound, SpecError
+    from mien.spec.layers import Layer
 
     if not doc.data.get("extends"):
         return

@@ -71,8 +71,9 @@ def _compare(text: str) -> list[int]:
 def _rules(state: ServerState, name: str, document: dict[str, Any]) -> list[calc.RuleInfo]:
     """The rules of a stored version, composed with its ``extends`` parents (their latest
     versions, as the server composes it for instances)."""
-    from mien.spec.compose import Layer, chain_of, compose
+    from mien.spec.compose import chain_of, compose
     from mien.spec.errors import SpecError
+    from mien.spec.layers import Layer
 
     personas = state.fleet.personas
 

@@ -26,7 +26,7 @@ from mien.protocol import (
     TagPatch,
 )
 from mien.protocol.status import effect_of
-from mien.server import compliance, resolve
+from mien.server import compliance, explain
 from mien.server.api.body import CheckedRoute
 from mien.server.api.deps import INSTANCE_RE, InstanceReader, Limit, Operator, State, Viewer
 from mien.server.api.views import (
@@ -292,7 +292,7 @@ async def effective_persona(
             used=used,
             reason=reason,
         )
-        for b, matched, used, reason in resolve.binding_reasons(
+        for b, matched, used, reason in explain.binding_reasons(
             fleet.ranked_bindings, member.tags, choice, fleet.personas
         )
     ]
@@ -323,14 +323,14 @@ async def effective_persona(
                 KeyOrigin(layer=label, value=value, deleted=deleted)
                 for label, value, deleted in origins
             ]
-            for path, origins in resolve.key_origins(effective.resolved).items()
+            for path, origins in explain.key_origins(effective.resolved).items()
         }
     return EffectivePersona(
         instance_id=instance_id,
         desired=desired_summary(state, instance_id),
         document=effective.data,
         explain=Explain(
-            decision=resolve.decision(choice, effective),
+            decision=explain.decision(choice, effective),
             activation=activation,
             bindings=matches,
             default_persona=fleet.default_persona,

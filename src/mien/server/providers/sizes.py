@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mien.server.providers.intake import differs, provider_for, size_request, wanted_size
 from mien.server.providers.queue import ProviderQueue
 from mien.server.store import providers as q
-from mien.server.store.tables import metric_samples
+from mien.server.store.tables_telemetry import metric_samples
 
 AGENT_METRICS = {"cpu_count": "cpus", "memory_total_mib": "memory_mib"}
 

@@ -14,7 +14,7 @@ from sqlalchemy import Text, and_, or_, select, type_coerce
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mien.server.effectiveness import Event
-from mien.server.store.tables import metric_rollups, metric_samples, telemetry_events
+from mien.server.store.tables_telemetry import metric_rollups, metric_samples, telemetry_events
 from mien.server.telemetry import MINUTE
 
 MAX_EVENTS = 50_000

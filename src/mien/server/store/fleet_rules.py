@@ -13,9 +13,9 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mien.server.store.tables import fleet_rule_actions as a
-from mien.server.store.tables import fleet_rule_states as st
-from mien.server.store.tables import fleet_rules as t
+from mien.server.store.tables_orchestrator import fleet_rule_actions as a
+from mien.server.store.tables_orchestrator import fleet_rule_states as st
+from mien.server.store.tables_orchestrator import fleet_rules as t
 
 
 @dataclass(frozen=True)

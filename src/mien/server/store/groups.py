@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mien.server.store.tables import groups as g
+from mien.server.store.tables_broker import groups as g
 
 
 async def members(s: AsyncSession, name: str) -> list[str]:

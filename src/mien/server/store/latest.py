@@ -26,7 +26,8 @@ from sqlalchemy import literal_column, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mien.protocol.telemetry import TelemetryBatch
-from mien.server.store.tables import instance_rule_phases, metric_latest, server_meta
+from mien.server.store.tables import server_meta
+from mien.server.store.tables_telemetry import instance_rule_phases, metric_latest
 from mien.server.store.upsert import insert, newer
 
 MAX_LATEST = 256

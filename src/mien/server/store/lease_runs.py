@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mien.server.store.overdue import expire_overdue
 from mien.server.store.rows import load, load_all
-from mien.server.store.tables import lease_runs as t
+from mien.server.store.tables_broker import lease_runs as t
 
 
 @dataclass(frozen=True)

@@ -17,8 +17,8 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mien.server.store.rows import load, load_all
-from mien.server.store.tables import leases as t
-from mien.server.store.tables import sandbox_hosts as h
+from mien.server.store.tables_broker import leases as t
+from mien.server.store.tables_broker import sandbox_hosts as h
 
 LIVE = ("provisioning", "ready")
 """States in which a lease holds resources on its host."""

@@ -15,7 +15,7 @@ from sqlalchemy import case, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mien.server.store import upsert
-from mien.server.store.tables import orchestrator_lease as t
+from mien.server.store.tables_orchestrator import orchestrator_lease as t
 
 
 async def claim(s: AsyncSession, name: str, holder: str, now: float, ttl: float) -> bool:

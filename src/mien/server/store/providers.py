@@ -18,8 +18,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mien.server.store.rows import load, load_all
-from mien.server.store.tables import provider_calls as c
-from mien.server.store.tables import providers as p
+from mien.server.store.tables_orchestrator import provider_calls as c
+from mien.server.store.tables_orchestrator import providers as p
 
 OPEN = ("pending", "failing")
 """Calls still to be attempted."""

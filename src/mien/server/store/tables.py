@@ -1,9 +1,16 @@
-"""The server's tables: the single source of truth every replica shares.
+"""The one ``metadata`` every table of the server registers with, the column sizes they
+share, and the fleet's own tables: personas, instances, bindings, activations, commands,
+tokens, the audit chain, the fleet policy and the fleet-wide data sources.
 
-Queries live in the sibling modules (one per resource) as functions taking a session.
+The other areas' tables are in :mod:`mien.server.store.tables_broker`,
+:mod:`mien.server.store.tables_telemetry` and :mod:`mien.server.store.tables_orchestrator`;
+:mod:`mien.server.store.schema` imports them all, so what needs every table takes
+``metadata`` from there. Queries live in the sibling modules (one per resource) as
+functions taking a session.
+
 The schema is created and upgraded only by the Alembic migrations in ``migrations/``;
-``tests/integration/server/test_schema.py`` runs Alembic's autogenerate comparison of this
-metadata against a freshly migrated database, on SQLite and on PostgreSQL, and fails on
+``tests/integration/server/test_schema.py`` runs Alembic's autogenerate comparison of the
+whole schema against a freshly migrated database, on SQLite and on PostgreSQL, and fails on
 any difference: change both together.
 """
 
@@ -191,138 +198,6 @@ audit = Table(
     Index(None, "at"),
 )
 
-# --- the broker of application personas (mien.server.broker) --------------------------
-
-groups = Table(
-    "groups",
-    metadata,
-    Column("name", String(NAME), primary_key=True),
-    Column("member", String(ACTOR), primary_key=True),
-    Column("created_at", UTCDateTime, nullable=False),
-    Column("created_by", String(ACTOR), nullable=False),
-)
-
-# The ledger: what each sandbox host offers and what its live leases hold. ``used_*`` move
-# only by conditional UPDATEs (``used + ask <= total``), so no two admissions over-commit.
-sandbox_hosts = Table(
-    "sandbox_hosts",
-    metadata,
-    Column("instance_id", String(INSTANCE_ID), primary_key=True),
-    Column("cpu", Float, nullable=False),
-    Column("memory", BigInteger, nullable=False),
-    Column("storage", BigInteger, nullable=False),
-    Column("used_cpu", Float, nullable=False),
-    Column("used_memory", BigInteger, nullable=False),
-    Column("used_storage", BigInteger, nullable=False),
-    Column("driver", String(32), nullable=True),
-    Column("alive", Boolean, nullable=False),
-    Column("last_seen", UTCDateTime, nullable=False),
-    Column("registered_at", UTCDateTime, nullable=False),
-)
-
-leases = Table(
-    "leases",
-    metadata,
-    Column("id", String(UUID), primary_key=True),
-    Column("persona", String(NAME), nullable=False),
-    Column("version", Integer, nullable=False),
-    Column("holder", String(ACTOR), nullable=False, index=True),
-    Column("state", String(24), nullable=False),
-    Column("reason", Text, nullable=True),
-    Column("priority", Integer, nullable=False),
-    Column("preemptible", Boolean, nullable=False),
-    Column("cpu", Float, nullable=False),
-    Column("memory", BigInteger, nullable=False),
-    Column("storage", BigInteger, nullable=False),
-    Column("host", String(INSTANCE_ID), nullable=True, index=True),
-    Column("picked_at", UTCDateTime, nullable=True),
-    Column("destroyed_at", UTCDateTime, nullable=True),
-    Column("ttl", Float, nullable=False),
-    Column("expires_at", UTCDateTime, nullable=False),
-    Column("usage", JSONText, nullable=True),
-    # The composed persona at request time: what the host builds.
-    Column("document", JSONText, nullable=False),
-    Column("created_at", UTCDateTime, nullable=False),
-    Column("updated_at", UTCDateTime, nullable=False),
-    Index(None, "state", "priority", "created_at"),
-)
-
-lease_runs = Table(
-    "lease_runs",
-    metadata,
-    Column("id", String(UUID), primary_key=True),
-    Column("lease_id", String(UUID), nullable=False, index=True),
-    Column("host", String(INSTANCE_ID), nullable=False),
-    Column("argv", JSONText, nullable=False),
-    Column("timeout", Float, nullable=False),
-    Column("status", String(16), nullable=False),
-    Column("exit_status", Integer, nullable=True),
-    Column("stdout", Text, nullable=False),
-    Column("stderr", Text, nullable=False),
-    Column("error", Text, nullable=True),
-    Column("created_at", UTCDateTime, nullable=False),
-    Column("created_by", String(ACTOR), nullable=False),
-    Column("finished_at", UTCDateTime, nullable=True),
-    Column("expires_at", UTCDateTime, nullable=False),
-    Index(None, "host", "status"),
-)
-
-# --- fleet telemetry (mien.server.telemetry) -------------------------------------------
-# Times are seconds since the epoch (the agent's clock): roll-up buckets are arithmetic on
-# them. Samples and events are kept once per (instance, seq), the agent's queue id.
-
-metric_samples = Table(
-    "metric_samples",
-    metadata,
-    Column("instance_id", String(INSTANCE_ID), primary_key=True),
-    Column("seq", BigInteger, primary_key=True, autoincrement=False),
-    Column("ts", Float, nullable=False, index=True),
-    Column("name", String(200), nullable=False),
-    Column("value", Float, nullable=False),
-    Index(None, "instance_id", "name", "ts"),
-)
-
-# One row per (instance, metric, step, bucket start): step 60 (kept a week) and 3600 (90 days).
-metric_rollups = Table(
-    "metric_rollups",
-    metadata,
-    Column("instance_id", String(INSTANCE_ID), primary_key=True),
-    Column("name", String(200), primary_key=True),
-    Column("step", Integer, primary_key=True, autoincrement=False),
-    Column("bucket", Float, primary_key=True),
-    Column("count", Integer, nullable=False),
-    Column("sum", Float, nullable=False),
-    Column("min", Float, nullable=False),
-    Column("max", Float, nullable=False),
-    Column("last", Float, nullable=False),
-    Column("last_ts", Float, nullable=False),
-    Index(None, "step", "bucket"),
-)
-
-# The newest value of each metric per instance (at most MAX_LATEST names each): the fleet
-# gauges on /metrics and the orchestrator's aggregates read it. txn: which transaction
-# changed the row last (mien.server.store.latest), so the orchestrator reads only changes.
-metric_latest = Table(
-    "metric_latest",
-    metadata,
-    Column("instance_id", String(INSTANCE_ID), primary_key=True),
-    Column("name", String(200), primary_key=True),
-    Column("ts", Float, nullable=False),
-    Column("value", Float, nullable=False),
-    Column("txn", BigInteger, nullable=False, server_default="0", index=True),
-)
-
-# Events the agents sent (seq > 0) and the server's notes about them (seq < 0).
-telemetry_events = Table(
-    "telemetry_events",
-    metadata,
-    Column("instance_id", String(INSTANCE_ID), primary_key=True),
-    Column("seq", BigInteger, primary_key=True, autoincrement=False),
-    Column("ts", Float, nullable=False, index=True),
-    Column("kind", String(100), nullable=False, index=True),
-    Column("detail", JSONText, nullable=False),
-)
-
 # The fleet policy: every version pushed, immutable; the highest version is in force.
 policy_versions = Table(
     "policy_versions",
@@ -357,112 +232,4 @@ fleet_sources = Table(
     Column("last_modified", Text),
     Column("failures", Integer, nullable=False),
     Column("last_error", Text),
-)
-
-# The newest phase of each machine rule per instance, from the agents' adapt.rule.* events
-# (the orchestrator's firing / firing_fraction read it; bounded per instance at ingest).
-instance_rule_phases = Table(
-    "instance_rule_phases",
-    metadata,
-    Column("instance_id", String(INSTANCE_ID), primary_key=True),
-    Column("rule", String(200), primary_key=True),
-    Column("phase", String(20), nullable=False),
-    Column("ts", Float, nullable=False),
-    Column("txn", BigInteger, nullable=False, server_default="0", index=True),
-)
-
-# --- the orchestrator (mien.server.orchestrator) ---------------------------------------
-
-# Every version of every fleet rule document; the newest without deleted_at is in force.
-fleet_rules = Table(
-    "fleet_rules",
-    metadata,
-    Column("name", String(NAME), primary_key=True),
-    Column("version", Integer, primary_key=True, autoincrement=False),
-    Column("document", JSONText, nullable=False),
-    Column("source", Text, nullable=False),
-    Column("created_at", UTCDateTime, nullable=False),
-    Column("created_by", String(ACTOR), nullable=False),
-    Column("deleted_at", UTCDateTime, nullable=True),
-)
-
-# Each fleet rule's state machine (mien.rules.RuleState as JSON), written by the leader.
-fleet_rule_states = Table(
-    "fleet_rule_states",
-    metadata,
-    Column("name", String(NAME), primary_key=True),
-    Column("state", Text, nullable=False),
-    Column("note", Text, nullable=False),
-    Column("seen", JSONText, nullable=False),
-    Column("updated_at", Float, nullable=False),
-)
-
-# What fleet rules did, once per (rule, firing, action): the key makes a replayed
-# transition a no-op; `undo` is what resolving reverts; status pending → done (a provider
-# request is pending until handed to the queue).
-fleet_rule_actions = Table(
-    "fleet_rule_actions",
-    metadata,
-    Column("key", String(400), primary_key=True),
-    Column("rule", String(NAME), nullable=False, index=True),
-    Column("kind", String(40), nullable=False),
-    Column("at", Float, nullable=False),
-    Column("status", String(20), nullable=False, index=True),
-    Column("detail", JSONText, nullable=False),
-    Column("undo", JSONText, nullable=True),
-)
-
-# Which replica evaluates fleet rules, until when (renewed every few seconds).
-orchestrator_lease = Table(
-    "orchestrator_lease",
-    metadata,
-    Column("name", String(NAME), primary_key=True),
-    Column("holder", String(64), nullable=False),
-    Column("expires_at", Float, nullable=False),
-    Column("acquired_at", Float, nullable=False),
-)
-
-# --- providers (mien.server.providers) -------------------------------------------------
-
-# What the operator declared: a driver, the instances it serves (a tag selector), the
-# driver's settings and its secret (never returned by the API).
-providers = Table(
-    "providers",
-    metadata,
-    Column("name", String(NAME), primary_key=True),
-    Column("driver", String(32), nullable=False),
-    Column("selector", JSONText, nullable=False),
-    Column("config", JSONText, nullable=False),
-    Column("secret", Text, nullable=True),
-    Column("description", Text, nullable=True),
-    Column("version", Integer, nullable=False),
-    Column("created_at", UTCDateTime, nullable=False),
-    Column("created_by", String(ACTOR), nullable=False),
-    Column("updated_at", UTCDateTime, nullable=False),
-    Column("updated_by", String(ACTOR), nullable=False),
-)
-
-# The durable queue of provider calls: one row per idempotency key, attempted until it
-# succeeds or fails for good. ``claimed_until``: a replica is attempting it until then.
-provider_calls = Table(
-    "provider_calls",
-    metadata,
-    Column("id", String(UUID), primary_key=True),
-    Column("idempotency_key", String(200), nullable=False, unique=True),
-    Column("provider", String(NAME), nullable=False),
-    Column("instance_id", String(INSTANCE_ID), nullable=False),
-    Column("kind", String(16), nullable=False),
-    Column("params", JSONText, nullable=False),
-    Column("reason", Text, nullable=False),
-    Column("status", String(16), nullable=False),
-    Column("attempts", Integer, nullable=False),
-    Column("last_error", Text, nullable=True),
-    Column("result", JSONText, nullable=True),
-    Column("next_attempt_at", UTCDateTime, nullable=True),
-    Column("claimed_until", UTCDateTime, nullable=True),
-    Column("created_at", UTCDateTime, nullable=False),
-    Column("updated_at", UTCDateTime, nullable=False),
-    Column("finished_at", UTCDateTime, nullable=True),
-    Index(None, "instance_id", "created_at"),
-    Index(None, "status", "next_attempt_at"),
 )

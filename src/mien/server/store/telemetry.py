@@ -17,9 +17,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mien.protocol.telemetry import TelemetryBatch
 from mien.server.store import latest
-from mien.server.store.tables import (
+from mien.server.store.tables import instances
+from mien.server.store.tables_telemetry import (
     instance_rule_phases,
-    instances,
     metric_latest,
     metric_rollups,
     metric_samples,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
-from mien.server.store.tables import metadata
+from mien.server.store.schema import metadata
 
 connection = context.config.attributes.get("connection")
 if connection is None:  # pragma: no cover - only reached when run by hand without a connection
