@@ -8,7 +8,7 @@ background loops, and on the first start of a new database creates the admin tok
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -115,17 +115,21 @@ class MienApp(FastAPI):
     Long-polls and reports are routed to :class:`AgentFastPath` before the framework's own
     middleware stack (server errors, body limits and ours), which each add a coroutine
     frame to every request for its whole life: a parked long-poll went from thirteen frames
-    to five, about 3 KiB less per connected agent.
+    to four, about 3 KiB less per connected agent.
     """
 
     fastpath: AgentFastPath
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def __call__(  # type: ignore[override]
+        self, scope: Scope, receive: Receive, send: Send
+    ) -> Awaitable[None]:
+        # Not a coroutine itself: the handler's coroutine is handed back for the server to
+        # await, one frame fewer per request (uvicorn is told the interface, asgi3, since
+        # it would guess from this method's kind).
         handler = self.fastpath.route(scope)
         if handler is not None:
-            await handler(scope, receive, send)
-        else:
-            await super().__call__(scope, receive, send)
+            return handler(scope, receive, send)
+        return super().__call__(scope, receive, send)
 
 
 def create_app(

@@ -198,8 +198,8 @@ class AgentFastPath:
     """Answers well-formed long-polls and reports without the framework.
 
     Not a middleware: the application (:class:`mien.server.app.MienApp`) asks
-    :meth:`route` first and awaits what it returns, so a parked long-poll holds three
-    frames of ours (the application's call, :meth:`_desired`, :func:`answer`) instead of
+    :meth:`route` first and hands back what it returns, so a parked long-poll holds two
+    frames of ours (:meth:`_desired`, :func:`answer`) instead of
     the dozen a middleware stack adds; at ten thousand parked agents that is tens of MiB.
     """
 

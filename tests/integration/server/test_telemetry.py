@@ -89,7 +89,9 @@ def test_a_batch_is_stored_once_rolled_up_and_read_back(
 ) -> None:
     instance, token = enroll(admin, server, "vm-1")
     now = time.time()
-    start = (now // 60) * 60 - 120  # two whole minutes ago
+    # Three whole minutes ago: the last sample (start + 125) is then always in the past,
+    # even when the test starts in the first seconds of a minute.
+    start = (now // 60) * 60 - 180
     samples = [
         {"seq": i + 1, "ts": start + i * 10, "name": "cpu_percent", "value": float(i)}
         for i in range(12)  # 10 s apart: minute one holds 0..5, minute two 6..11

@@ -210,6 +210,10 @@ def serve(settings: Any, *, access_log: bool = False) -> None:
 
     config = uvicorn.Config(
         app,
+        interface="asgi3",  # MienApp.__call__ returns its handler's coroutine (see there)
+        # mien never reads the client's address, so X-Forwarded-For handling would be a
+        # middleware frame and its work on every request for nothing.
+        proxy_headers=False,
         host=settings.host,
         port=settings.port,
         ssl_certfile=str(settings.tls_cert) if settings.tls_cert else None,
