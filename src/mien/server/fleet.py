@@ -135,6 +135,9 @@ class Fleet:
         self._effective: dict[tuple[Any, ...], Effective] = {}
         self._encoded: dict[tuple[Any, ...], Desired] = {}
         self._per_instance: dict[str, Desired] = {}
+        # The answer for a tag set and activation: what an instance's answer depends on, so
+        # instances alike (most of a fleet) share one computation after a change.
+        self._by_shape: dict[tuple[frozenset[tuple[str, str]], ActivationRef | None], Desired] = {}
         self._lock = asyncio.Lock()
         self.resolutions = 0  # compositions computed (for metrics and benchmarks)
 
@@ -261,6 +264,7 @@ class Fleet:
         self._effective.clear()
         self._encoded.clear()
         self._per_instance.clear()
+        self._by_shape.clear()
 
     def _stale(self, instance_id: str, known: str | None) -> bool:
         desired = self.desired(instance_id)
@@ -312,13 +316,19 @@ class Fleet:
         member = self.members.get(instance_id)
         if member is None:
             return None
-        if len(self._encoded) > 2 * len(self.members) + 1000:
+        shape = (frozenset(member.tags.items()), member.activation)
+        found = self._by_shape.get(shape)
+        if found is not None:
+            self._per_instance[instance_id] = found
+            return found
+        if len(self._encoded) + len(self._by_shape) > 2 * len(self.members) + 1000:
             # Answers of old activations and old tag sets pile up between fleet-wide
             # changes (which clear everything); start afresh rather than grow for ever.
             self._matches.clear()
             self._trust.clear()
             self._effective.clear()
             self._encoded.clear()
+            self._by_shape.clear()
         choice = self.choice(member)
         entries = self.trust_entries(member.tags)
         key = (choice.key, choice.activation_id, choice.bindings, entries)
@@ -327,6 +337,7 @@ class Fleet:
             policy = self.policy.policy if self.policy else None
             effective, capped = policies.cap(self.effective(choice), policy, entries)
             found = self._encoded[key] = self._encode(effective, choice, capped, self.policy)
+        self._by_shape[shape] = found
         self._per_instance[instance_id] = found
         return found
 
