@@ -10,10 +10,15 @@ from sqlalchemy import Row
 T = TypeVar("T")
 
 
+_NAMES: dict[Any, tuple[str, ...]] = {}  # once per class: a batch loads thousands of rows
+
+
 def load(cls: type[T], row: Row[Any]) -> T:
     """An instance of dataclass ``cls`` from the row's columns of the same names."""
+    names = _NAMES.get(cls)
+    if names is None:
+        names = _NAMES[cls] = tuple(f.name for f in dataclasses.fields(cls))  # type: ignore[arg-type]
     mapping = row._mapping
-    names = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
     return cls(**{name: mapping[name] for name in names})
 
 
