@@ -16,7 +16,7 @@ from mien.cli.fleet.instance_status import effect_text
 from mien.cli.fleet.instances import applied_text, desired_text, state_text, sync_sentence
 from mien.cli.fleet.push import parents_first, problem_lines
 from mien.cli.fleet.remote import _exit_status
-from mien.cli.fleet.rollout import Ticker, classify
+from mien.cli.fleet.rollout import Ticker, classify, watch_rollout
 from mien.protocol import CommandRecord, Instance, Problem
 from mien.protocol.status import effect_of
 
@@ -133,6 +133,19 @@ def test_a_failure_from_before_the_watch_waits_for_a_new_report() -> None:
     fresh = instance("c", state="failed", hash=OLD, error="new", at=T0 + timedelta(seconds=5))
     assert classify([fresh], {"c": T0}).failed == {"c": "new"}
     assert classify([], {}).done  # nothing to wait for
+
+
+def test_a_failure_reported_after_the_change_counts_even_before_the_first_poll() -> None:
+    # A fast agent failed the new state before the command's first look: that failure is
+    # the rollout's, not an old one to wait out (it made `bind add --wait` time out).
+    failed = instance(
+        "c", state="failed", hash=OLD, error="disk full", at=T0 + timedelta(seconds=1)
+    )
+    state = watch_rollout(None, "t", lambda: [failed], timeout=0.2, since=T0)  # type: ignore[arg-type]
+    assert state.failed == {"c": "disk full"} and state.done
+    older = instance("c", state="failed", hash=OLD, error="old", at=T0 - timedelta(seconds=1))
+    state = watch_rollout(None, "t", lambda: [older], timeout=0.2, since=T0)  # type: ignore[arg-type]
+    assert state.waiting == ["c"] and not state.done
 
 
 def test_an_answer_that_does_not_show_the_change_yet_is_waiting() -> None:

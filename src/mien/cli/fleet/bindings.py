@@ -208,7 +208,7 @@ def _wait(api: Client, binding: Binding, timeout: float) -> None:
         ]
 
     title = f"binding {binding.name}"
-    state = watch_rollout(api, title, fetch, timeout)
+    state = watch_rollout(api, title, fetch, timeout, since=binding.updated_at)
     if state.total == 0:
         info(
             f"{title}: no instance follows it (none matches, or a higher priority binding "

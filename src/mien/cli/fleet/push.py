@@ -10,6 +10,7 @@ message`` with the path the user gave. Files are pushed parents first, so a pers
 from __future__ import annotations
 
 import sys
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -192,6 +193,7 @@ def push_cmd(
     peeked = [(p, *_peek(p)) for p in paths]
     results: list[dict[str, Any]] = []
     changed: dict[str, int] = {}
+    stored_at: list[datetime] = []  # the server's time of each new version
     with cc.client(conn) as api:
         for i in parents_first(peeked):
             path, name, _extends = peeked[i]
@@ -218,6 +220,7 @@ def push_cmd(
                 continue
             if action != "unchanged":
                 changed[stored.name] = stored.version
+                stored_at.append(stored.created_at)
             results.append({"file": str(path), "action": action, **_summary(stored)})
             if output is OutputFormat.table:
                 _push_report(action, stored, path)
@@ -234,7 +237,7 @@ def push_cmd(
         if len(paths) > 1 and output is OutputFormat.table:
             info(f"{len(paths) - len(failed)} of {len(paths)} file(s) stored")
         if wait and changed:
-            _wait_rollout(api, changed, wait_for)
+            _wait_rollout(api, changed, wait_for, min(stored_at))
         if failed:
             fail(f"{len(failed)} of {len(paths)} file(s) refused", 1)
 
@@ -250,7 +253,7 @@ def _summary(stored: PersonaVersion) -> dict[str, Any]:
     }
 
 
-def _wait_rollout(api: Client, versions: dict[str, int], timeout: float) -> None:
+def _wait_rollout(api: Client, versions: dict[str, int], timeout: float, since: datetime) -> None:
     """Follow the instances whose desired persona is one of those just stored."""
     from mien.cli.fleet.rollout import report_rollout, watch_rollout
 
@@ -270,7 +273,7 @@ def _wait_rollout(api: Client, versions: dict[str, int], timeout: float) -> None
         return bool(pinned or (inst.desired.version or 0) >= wanted)
 
     title = "rollout of " + ", ".join(names)
-    state = watch_rollout(api, title, fetch, timeout, current)
+    state = watch_rollout(api, title, fetch, timeout, current, since)
     if state.total == 0:
         info(f"{title}: no instance runs {'them' if len(names) > 1 else 'it'}; nothing to wait for")
         return

@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from mien.cli.common import console, esc, info
@@ -124,12 +125,21 @@ def watch_rollout(
     fetch: Callable[[], list[Instance]],
     timeout: float,
     current: Callable[[Instance], bool] | None = None,
+    since: datetime | None = None,
 ) -> Rollout:
     """Poll ``fetch`` until every instance it returns has applied or failed, or until
-    ``timeout``; print progress and return the last state."""
+    ``timeout``; print progress and return the last state. ``since`` is the server's time
+    of the change: a failure reported before it is about an older state and counts only
+    once the agent reports again; one reported at or after it counts at once, even if it
+    arrived before the first poll (a fast agent on a slow machine)."""
     ticker = Ticker(timeout)
     first = fetch()
-    reported = {i.id: i.applied.at for i in first if i.applied.state == "failed"}
+    reported = {
+        i.id: i.applied.at
+        for i in first
+        if i.applied.state == "failed"
+        and not (since is not None and i.applied.at is not None and i.applied.at >= since)
+    }
     tty = is_tty()
     with _bar(tty) as show:
         instances = first
