@@ -96,6 +96,10 @@ class Settings(BaseModel):
     """Attempts of a provider call before it is given up as failed."""
     provider_reconcile_interval: float = Field(30.0, gt=0)
     """How often instances are compared with their persona's resource_requirements."""
+    provider_call_retention: float = Field(90 * 86400.0, gt=0)
+    """Seconds a finished provider call (succeeded or given up) is kept (90 days); each
+    instance's newest successful resize is kept whatever its age, as its known size. A
+    resize given up and pruned is tried again if the instance still needs it."""
     cache_refresh_interval: float = Field(300.0, gt=0)
     """A full reload of the per-replica cache, a safety net under LISTEN/NOTIFY."""
     token_cache_ttl: float = Field(900.0, ge=0)

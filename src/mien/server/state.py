@@ -15,6 +15,7 @@ import logging
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, suppress
+from datetime import timedelta
 
 from mien.server import audit
 from mien.server.auth import TokenCache
@@ -116,6 +117,10 @@ class ServerState:
             asyncio.create_task(
                 self._every(s.telemetry_prune_interval, self.prune_telemetry),
                 name="mien-telemetry",
+            ),
+            asyncio.create_task(
+                self._every(s.telemetry_prune_interval, self.prune_provider_calls),
+                name="mien-provider-prune",
             ),
             asyncio.create_task(
                 self._every(s.sources_interval, self.sources.sweep), name="mien-sources"
@@ -253,6 +258,13 @@ class ServerState:
             await telemetry_q.prune(
                 session, self.clock().timestamp(), keep, s.telemetry_event_retention
             )
+
+    async def prune_provider_calls(self) -> None:
+        from mien.server.store import providers as providers_q
+
+        before = self.clock() - timedelta(seconds=self.settings.provider_call_retention)
+        async with self.db.write() as session:
+            await providers_q.prune_calls(session, before)
 
     def provider_subject(self, instance_id: str) -> Subject | None:
         """An instance's tags and effective persona, as the provider gate judges them."""

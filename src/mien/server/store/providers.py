@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -196,3 +196,26 @@ async def known_sizes(s: AsyncSession, instance_id: str) -> tuple[datetime, dict
     )
     row = (await s.execute(query)).first()
     return None if row is None else (row[0], dict(row[1] or {}))
+
+
+FINISHED = ("succeeded", "failed")
+
+
+async def prune_calls(s: AsyncSession, before: datetime) -> int:
+    """Delete calls that finished before ``before``, except each instance's newest
+    successful resize (what :func:`known_sizes` answers); how many were deleted."""
+    newest = (
+        select(
+            c.c.id,
+            func.row_number()
+            .over(partition_by=c.c.instance_id, order_by=c.c.finished_at.desc())
+            .label("rank"),
+        )
+        .where(c.c.status == "succeeded", c.c.kind == "resize")
+        .subquery()
+    )
+    kept = select(newest.c.id).where(newest.c.rank == 1)
+    result: Any = await s.execute(
+        delete(c).where(c.c.status.in_(FINISHED), c.c.finished_at < before, c.c.id.not_in(kept))
+    )
+    return int(result.rowcount or 0)
