@@ -14,37 +14,38 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from mien.server.providers.base import ProviderRequest
 from mien.server.providers.intake import differs, provider_for, size_request, wanted_size
 from mien.server.providers.queue import ProviderQueue
 from mien.server.store import providers as q
-from mien.server.store.tables_telemetry import metric_samples
+from mien.server.store.tables_telemetry import metric_latest
 
 AGENT_METRICS = {"cpu_count": "cpus", "memory_total_mib": "memory_mib"}
+CHUNK = 500  # ids per IN list
 
 
-async def known_size(s: AsyncSession, instance_id: str) -> dict[str, Any]:
-    """``cpus``/``memory_mib`` as last known, each from whichever source is newer."""
-    seen: dict[str, tuple[float, Any]] = {}
-    for metric, key in AGENT_METRICS.items():
-        t = metric_samples
-        row = (
-            await s.execute(
-                select(t.c.ts, t.c.value)
-                .where(t.c.instance_id == instance_id, t.c.name == metric)
-                .order_by(t.c.ts.desc())
-                .limit(1)
+async def known_sizes(s: AsyncSession, instance_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """``cpus``/``memory_mib`` of each instance as last known, each from whichever source is
+    newer: the newest value its agent reported, or the newest size a provider answered.
+    A few queries per :data:`CHUNK` instances, whatever the fleet's size."""
+    seen: dict[str, dict[str, tuple[float, Any]]] = {}
+    t = metric_latest
+    for start in range(0, len(instance_ids), CHUNK):
+        chunk = instance_ids[start : start + CHUNK]
+        rows = await s.execute(
+            select(t.c.instance_id, t.c.name, t.c.ts, t.c.value).where(
+                t.c.instance_id.in_(chunk), t.c.name.in_(list(AGENT_METRICS))
             )
-        ).first()
-        if row is not None:
-            seen[key] = (float(row[0]), int(row[1]))
-    answered = await q.known_sizes(s, instance_id)
-    if answered is not None:
-        at, result = answered
-        stamp = at.astimezone(UTC).timestamp() if isinstance(at, datetime) else 0.0
-        for key in AGENT_METRICS.values():
-            if result.get(key) is not None and (key not in seen or seen[key][0] <= stamp):
-                seen[key] = (stamp, int(result[key]))
-    return {key: value for key, (_, value) in seen.items()}
+        )
+        for instance_id, name, ts, value in rows:
+            seen.setdefault(instance_id, {})[AGENT_METRICS[name]] = (float(ts), int(value))
+        for instance_id, (at, result) in (await q.newest_sizes(s, chunk)).items():
+            stamp = at.astimezone(UTC).timestamp() if isinstance(at, datetime) else 0.0
+            mine = seen.setdefault(instance_id, {})
+            for key in AGENT_METRICS.values():
+                if result.get(key) is not None and (key not in mine or mine[key][0] <= stamp):
+                    mine[key] = (stamp, int(result[key]))
+    return {iid: {k: v for k, (_, v) in sizes.items()} for iid, sizes in seen.items()}
 
 
 async def reconcile(
@@ -52,12 +53,12 @@ async def reconcile(
     instances: Iterable[tuple[str, Mapping[str, str], str | None, int | None, Any]],
 ) -> int:
     """Submit the resizes ``(instance, tags, persona, version, document)`` call for; how
-    many were submitted."""
+    many were submitted. Reads in batches: run every few seconds over the whole fleet."""
     async with queue.db.read() as s:
         providers = [(r.name, r.selector) for r in await q.list_all(s)]
     if not providers:
         return 0
-    submitted = 0
+    candidates: list[tuple[str, dict[str, Any], ProviderRequest]] = []
     for instance_id, tags, persona, version, document in instances:
         wanted = wanted_size(document)
         if not wanted or persona is None:
@@ -65,12 +66,15 @@ async def reconcile(
         name = provider_for(providers, tags)
         if name is None:
             continue
-        request = size_request(instance_id, name, persona, version, wanted)
-        async with queue.db.read() as s:
-            if await q.call_by_key(s, request.idempotency_key) is not None:
-                continue
-            known = await known_size(s, instance_id)
-        if differs(wanted, known):
-            await queue.submit(request)
-            submitted += 1
-    return submitted
+        candidates.append(
+            (instance_id, wanted, size_request(instance_id, name, persona, version, wanted))
+        )
+    if not candidates:
+        return 0
+    async with queue.db.read() as s:
+        asked = await q.known_keys(s, [r.idempotency_key for _i, _w, r in candidates])
+        todo = [c for c in candidates if c[2].idempotency_key not in asked]
+        sizes = await known_sizes(s, [i for i, _w, _r in todo])
+    requests = [r for iid, wanted, r in todo if differs(wanted, sizes.get(iid, {}))]
+    await queue.submit_many(requests)
+    return len(requests)

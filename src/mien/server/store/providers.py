@@ -186,16 +186,43 @@ async def settle(s: AsyncSession, call_id: str, claimed: datetime, **values: Any
     return bool(result.rowcount)
 
 
+async def newest_sizes(
+    s: AsyncSession, instance_ids: list[str]
+) -> dict[str, tuple[datetime, dict[str, Any]]]:
+    """The newest size a provider answered for each of ``instance_ids`` (time, result)."""
+    if not instance_ids:
+        return {}
+    ranked = (
+        select(
+            c.c.instance_id,
+            c.c.finished_at,
+            c.c.result,
+            func.row_number()
+            .over(partition_by=c.c.instance_id, order_by=c.c.finished_at.desc())
+            .label("rank"),
+        )
+        .where(c.c.instance_id.in_(instance_ids), c.c.status == "succeeded", c.c.kind == "resize")
+        .subquery()
+    )
+    query = select(ranked.c.instance_id, ranked.c.finished_at, ranked.c.result).where(
+        ranked.c.rank == 1
+    )
+    return {iid: (at, dict(result or {})) for iid, at, result in await s.execute(query)}
+
+
 async def known_sizes(s: AsyncSession, instance_id: str) -> tuple[datetime, dict[str, Any]] | None:
     """The newest size a provider answered for ``instance_id`` (time, result)."""
-    query = (
-        select(c.c.finished_at, c.c.result)
-        .where(c.c.instance_id == instance_id, c.c.status == "succeeded", c.c.kind == "resize")
-        .order_by(c.c.finished_at.desc())
-        .limit(1)
-    )
-    row = (await s.execute(query)).first()
-    return None if row is None else (row[0], dict(row[1] or {}))
+    return (await newest_sizes(s, [instance_id])).get(instance_id)
+
+
+async def known_keys(s: AsyncSession, keys: list[str]) -> set[str]:
+    """Which of ``keys`` a call was made with (in batches of 500)."""
+    found: set[str] = set()
+    for start in range(0, len(keys), 500):
+        chunk = keys[start : start + 500]
+        rows = await s.execute(select(c.c.idempotency_key).where(c.c.idempotency_key.in_(chunk)))
+        found.update(str(r[0]) for r in rows)
+    return found
 
 
 FINISHED = ("succeeded", "failed")
