@@ -87,6 +87,7 @@ ROLES: dict[tuple[str, str], set[str]] = {
     ("PUT", "/api/v1/providers/{name}"): {"admin"},
     ("DELETE", "/api/v1/providers/{name}"): {"admin"},
     ("GET", "/api/v1/instances/{instance_id}/provider-calls"): {"viewer"},
+    ("GET", "/api/v1/provider-calls"): {"viewer"},
     # The broker: people ask for leases (a lease's holder or an admin acts on it, which an
     # unknown lease id cannot show: 404); groups and hosts are the operators'.
     ("POST", "/api/v1/broker/leases"): {"viewer", "user"},

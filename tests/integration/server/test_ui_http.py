@@ -50,6 +50,7 @@ READ_PAGES = [
     "/ui/rollouts/binding/hostile-binding",
     "/ui/rollouts/persona/hostile",
     "/ui/audit",
+    "/ui/orchestrator",
     "/ui/leases",
     "/ui/leases?state=failed&persona=lab",
     f"/ui/instances/{SANDBOX_HOST}",
@@ -233,7 +234,8 @@ def test_a_user_token_reads_personas_only(fleet: Fleet) -> None:
     with fleet.session(fleet.tokens.user) as http:
         assert http.get("/ui/personas").status_code == 200
         assert http.get("/ui/personas/hostile").status_code == 200
-        for path in ("/ui/", "/ui/bindings", "/ui/audit", f"/ui/instances/{fleet.instance}"):
+        instance = f"/ui/instances/{fleet.instance}"
+        for path in ("/ui/", "/ui/bindings", "/ui/audit", instance, "/ui/orchestrator"):
             assert http.get(path).status_code == 403, path
         assert http.get("/ui/leases").status_code == 200  # a person's own leases
 
@@ -496,6 +498,7 @@ ROUTES = {
     ("GET", "/ui/rollouts/{kind}/{name}"): "/ui/rollouts/binding/hostile-binding",
     ("GET", "/ui/rollouts/{kind}/{name}/events"): "/ui/rollouts/binding/hostile-binding/events",
     ("GET", "/ui/audit"): "/ui/audit",
+    ("GET", "/ui/orchestrator"): "/ui/orchestrator",
     ("GET", "/ui/leases"): "/ui/leases",
     ("POST", "/ui/leases/{lease_id}/release"): "/ui/leases/{lease}/release",
 }

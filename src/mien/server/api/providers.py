@@ -1,6 +1,7 @@
-"""Provider declarations (``/providers``) and the provider calls made for an instance
-(``/instances/{id}/provider-calls``). Declaring needs the admin role: a provider acts on
-the machines' infrastructure with a secret the server holds. The secret is write-only."""
+"""Provider declarations (``/providers``), the provider calls made for an instance
+(``/instances/{id}/provider-calls``) and the fleet's newest calls (``/provider-calls``).
+Declaring needs the admin role: a provider acts on the machines' infrastructure with a
+secret the server holds. The secret is write-only."""
 
 from __future__ import annotations
 
@@ -171,4 +172,15 @@ async def instance_provider_calls(
         if await instances_q.get(s, instance_id) is None:
             raise not_found(f"instance {instance_id!r}")
         rows = await q.for_instance(s, instance_id, limit)
+    return Page(items=[call_view(r) for r in rows])
+
+
+@router.get(
+    "/provider-calls",
+    response_model=Page[ProviderCall],
+    summary="The fleet's provider calls, newest first, with their outcome",
+)
+async def list_provider_calls(state: State, who: Viewer, limit: Limit = 100) -> Page[ProviderCall]:
+    async with state.db.read() as s:
+        rows = await q.newest(s, limit)
     return Page(items=[call_view(r) for r in rows])

@@ -148,6 +148,12 @@ async def for_instance(s: AsyncSession, instance_id: str, limit: int = 100) -> l
     return load_all(CallRow, await s.execute(query))
 
 
+async def newest(s: AsyncSession, limit: int = 100) -> list[CallRow]:
+    """The fleet's newest calls, whatever their instance (the dashboard's list)."""
+    query = select(c).order_by(c.c.created_at.desc(), c.c.id).limit(limit)
+    return load_all(CallRow, await s.execute(query))
+
+
 async def due(s: AsyncSession, now: datetime, limit: int) -> list[CallRow]:
     query = (
         select(c)

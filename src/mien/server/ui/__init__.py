@@ -6,7 +6,8 @@ form, plots drawn as inline SVG and a rollout followed live through server-sent 
 pages: fleet (``/ui/``), an instance, personas and one persona (versions, diff, uses),
 bindings (create, edit, priority, delete), a rollout (``/ui/rollouts/{binding|persona}/NAME``
 with ``…/events``), the audit log and its verification, the broker's leases and sandbox hosts
-(``/ui/leases``). Templates and the one stylesheet
+(``/ui/leases``), the orchestrator (``/ui/orchestrator``: fleet rules, providers and their
+calls, the fleet policy). Templates and the one stylesheet
 and script are files in this package; nothing is built and nothing is fetched from
 elsewhere. See docs/dashboard.md.
 """
@@ -30,6 +31,7 @@ def routers() -> list[APIRouter]:
         fleet_pages,
         lease_pages,
         login,
+        orchestrator_pages,
         persona_pages,
         rollouts,
     )
@@ -42,6 +44,7 @@ def routers() -> list[APIRouter]:
         rollouts,
         audit_pages,
         lease_pages,
+        orchestrator_pages,
     )
     return [module.router for module in modules]
 

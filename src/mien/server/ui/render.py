@@ -39,9 +39,11 @@ SECURITY_HEADERS = {
 }
 
 
-def when(value: datetime | str | None) -> str:
+def when(value: datetime | str | float | None) -> str:
     if value is None:
         return "never"
+    if isinstance(value, int | float):  # the orchestrator's times are epoch seconds
+        value = datetime.fromtimestamp(value, UTC)
     if isinstance(value, str):  # audit records keep their time as text
         try:
             value = datetime.fromisoformat(value)
