@@ -251,3 +251,12 @@ def test_markup_in_a_description_and_a_call_error_is_text(site: Site) -> None:
     assert "<script>" in refused["last_error"]  # the API gives the markup back as sent
     shown = row(html, "provider-calls", "call", refused["id"])
     assert "not &lt;script&gt;window.__pwned=" in shown and "&lt;img src=x" in shown
+
+
+def test_the_fleet_calls_route_filters_by_status(site: Site) -> None:
+    failing = site.api("/provider-calls", params={"status": "failing"})["items"]
+    assert failing and {c["status"] for c in failing} == {"failing"}
+    both = site.api("/provider-calls", params=[("status", "failing"), ("status", "refused")])
+    assert {c["status"] for c in both["items"]} == {"failing", "refused"}
+    bad = admin_call(site.server, "GET", "/provider-calls", params={"status": "broken"})
+    assert bad.status_code == 422 and "status" in bad.text

@@ -5,9 +5,9 @@ secret the server holds. The secret is write-only."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Path, Response
+from fastapi import APIRouter, Path, Query, Response
 from pydantic import ValidationError
 
 from mien.protocol import ErrorBody, Page, Problem
@@ -18,6 +18,8 @@ from mien.server.errors import ApiError, not_found
 from mien.server.providers.declaration import NEEDS_SECRET, ProviderDocument, check_config
 from mien.server.store import instances as instances_q
 from mien.server.store import providers as q
+
+CallStatus = Literal["pending", "failing", "succeeded", "failed", "refused"]
 
 router = APIRouter(
     route_class=CheckedRoute,
@@ -180,7 +182,15 @@ async def instance_provider_calls(
     response_model=Page[ProviderCall],
     summary="The fleet's provider calls, newest first, with their outcome",
 )
-async def list_provider_calls(state: State, who: Viewer, limit: Limit = 100) -> Page[ProviderCall]:
+async def list_provider_calls(
+    state: State,
+    who: Viewer,
+    limit: Limit = 100,
+    status: Annotated[
+        list[CallStatus] | None,
+        Query(description="only calls in these states (repeat: ?status=failing&status=failed)"),
+    ] = None,
+) -> Page[ProviderCall]:
     async with state.db.read() as s:
-        rows = await q.newest(s, limit)
+        rows = await q.newest(s, limit, list(status or ()))
     return Page(items=[call_view(r) for r in rows])

@@ -148,9 +148,14 @@ async def for_instance(s: AsyncSession, instance_id: str, limit: int = 100) -> l
     return load_all(CallRow, await s.execute(query))
 
 
-async def newest(s: AsyncSession, limit: int = 100) -> list[CallRow]:
-    """The fleet's newest calls, whatever their instance (the dashboard's list)."""
+async def newest(
+    s: AsyncSession, limit: int = 100, statuses: list[str] | None = None
+) -> list[CallRow]:
+    """The fleet's newest calls, whatever their instance (the dashboard's list), of the
+    given statuses only when some are given."""
     query = select(c).order_by(c.c.created_at.desc(), c.c.id).limit(limit)
+    if statuses:
+        query = query.where(c.c.status.in_(statuses))
     return load_all(CallRow, await s.execute(query))
 
 

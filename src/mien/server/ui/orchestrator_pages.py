@@ -23,6 +23,7 @@ from mien.server.api import fleet_rules as rules_api
 from mien.server.api import policy as policy_api
 from mien.server.api import providers as providers_api
 from mien.server.api.deps import get_state
+from mien.server.api.providers import CallStatus
 from mien.server.errors import ApiError
 from mien.server.ui import sessions as ui
 from mien.server.ui.binding_pages import selector_text
@@ -31,9 +32,9 @@ from mien.server.ui.render import UiRoute, page
 router = APIRouter(route_class=UiRoute, include_in_schema=False)
 
 CALLS = 50
-"""How many of the newest provider calls the page lists."""
-TROUBLE = ("failing", "failed", "refused")
-"""Call statuses an operator should look at: listed first, and marked."""
+"""How many of the newest provider calls the page lists (and at most as many in trouble)."""
+TROUBLE: tuple[CallStatus, ...] = ("failing", "failed", "refused")
+"""Call statuses an operator should look at: listed first however old, and marked."""
 
 
 async def _rules(request: Request, session: ui.Session) -> list[FleetRuleDetail]:
@@ -104,7 +105,13 @@ async def orchestrator(request: Request) -> Response:
     status = await rules_api.orchestrator_status(state, who)
     rules = await _rules(request, session)
     providers = (await providers_api.list_providers(state, who)).items
-    calls = (await providers_api.list_provider_calls(state, who, limit=CALLS)).items
+    # Calls in trouble however old (up to CALLS of them), then the newest others.
+    troubled_calls = (
+        await providers_api.list_provider_calls(state, who, limit=CALLS, status=list(TROUBLE))
+    ).items
+    seen = {c.id for c in troubled_calls}
+    newest = (await providers_api.list_provider_calls(state, who, limit=CALLS)).items
+    calls = troubled_calls + [c for c in newest if c.id not in seen]
     policy = await policy_api.get_policy(Response(), state, who)
     return page(
         session,
