@@ -199,7 +199,7 @@ def test_the_page_shows_rules_providers_calls_and_policy(site: Site) -> None:
     assert f'<a href="/ui/instances/{INSTANCE}">{INSTANCE}</a>' in shown
     assert f"<td>{failing['attempts']}</td>" in shown and "cpus=4" in shown
     assert "next " in shown  # when it is tried again
-    assert "2 of them failing, failed or refused, listed first" in html
+    assert "2 failing, failed or refused (however old, 50 at most) listed first" in html
 
     # The policy in force, and before it none.
     assert "<dt>Version</dt><dd>1 " in html and "resource_scaling ≤ medium" in html
