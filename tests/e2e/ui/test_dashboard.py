@@ -153,6 +153,13 @@ def test_dashboard_in_a_browser(tmp_path: Path, browser: Any, artifacts: Path) -
         op.shot("bindings")
         op.visit("/ui/audit")
         op.shot("audit")
+        # The orchestrator page, from the navigation: it renders under the page's policy.
+        op.page.click("header nav a[href='/ui/orchestrator']")
+        op.page.wait_for_url("**/ui/orchestrator")
+        op.check()
+        assert op.page.locator("h1").inner_text() == "Orchestrator"
+        assert op.page.locator("#provider-calls").count() == 1
+        op.shot("orchestrator")
         # The leases page: an operator sees the hosts' ledger and only their own lease.
         op.page.click("header nav a[href='/ui/leases']")
         op.page.wait_for_url("**/ui/leases")
