@@ -438,8 +438,11 @@ async def scenario(
     received = max(r[0] for r in rollouts)
     stored = max(r[1] for r in rollouts)
     figures["rollout: all received / all reports stored"] = f"{received:.1f} s / {stored:.1f} s"
+    asked = time.perf_counter()
     summary = (await api.get("/api/v1/fleet/summary")).json()
-    print(f"fleet summary: {summary['in_sync']}/{summary['instances']} in sync")
+    took = (time.perf_counter() - asked) * 1000
+    print(f"fleet summary: {summary['in_sync']}/{summary['instances']} in sync "
+          f"(answered in {took:.0f} ms)")  # fmt: skip
     if summary["in_sync"] != n:
         raise SystemExit(f"only {summary['in_sync']} of {n} instances in sync")
     stop.set()
