@@ -108,4 +108,5 @@ provider_calls = Table(
     Column("finished_at", UTCDateTime, nullable=True),
     Index(None, "instance_id", "created_at"),
     Index(None, "status", "next_attempt_at"),
+    Index(None, "created_at"),  # the fleet's newest calls
 )
