@@ -199,8 +199,8 @@ class AgentFastPath:
 
     Not a middleware: the application (:class:`mien.server.app.MienApp`) asks
     :meth:`route` first and hands back what it returns, so a parked long-poll holds two
-    frames of ours (:meth:`_desired`, :func:`answer`) instead of
-    the dozen a middleware stack adds; at ten thousand parked agents that is tens of MiB.
+    frames of ours (:meth:`_desired`, :func:`answer`) instead of the dozen a middleware
+    stack adds; at ten thousand parked agents that is tens of MiB.
     """
 
     def __init__(
