@@ -26,7 +26,8 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-DEMO = REPO / "demo-root"
+# Where the demo writes (a test points it at a temporary directory).
+DEMO = Path(os.environ.get("MIEN_DEMO_ROOT") or REPO / "demo-root").resolve()
 EXAMPLES = REPO / "examples" / "personas"
 MIEN = str(Path(sys.executable).with_name("mien"))
 BOLD, DIM, RESET = ("\033[1m", "\033[2m", "\033[0m") if sys.stdout.isatty() else ("", "", "")
@@ -374,6 +375,7 @@ def part_dashboard(url: str, token: str, port: int) -> None:
                 lambda h: _text(h, r'<span id="rollout-line">(.*?)</span>'),
             ),
             ("/ui/audit?verify=true", lambda h: _text(h, r'id="verify-result">(.*?)</p>')),
+            ("/ui/orchestrator", lambda h: _text(h, r'id="leader">(.*?)</p>')),
         ]
         for path, shows in pages:
             page = http.get(path)
