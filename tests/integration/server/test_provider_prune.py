@@ -61,7 +61,7 @@ async def _prune(url: str) -> tuple[int, set[str], Any]:
             left = {
                 name for name, values in rows.items() if await q.call(s, values["id"]) is not None
             }
-            known = await q.known_sizes(s, "i-1")
+            known = (await q.newest_sizes(s, ["i-1"])).get("i-1")
         return deleted, left, known
     finally:
         await db.dispose()

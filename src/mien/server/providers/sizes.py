@@ -21,17 +21,17 @@ from mien.server.store import providers as q
 from mien.server.store.tables_telemetry import metric_latest
 
 AGENT_METRICS = {"cpu_count": "cpus", "memory_total_mib": "memory_mib"}
-CHUNK = 500  # ids per IN list
 
 
 async def known_sizes(s: AsyncSession, instance_ids: list[str]) -> dict[str, dict[str, Any]]:
     """``cpus``/``memory_mib`` of each instance as last known, each from whichever source is
     newer: the newest value its agent reported, or the newest size a provider answered.
-    A few queries per :data:`CHUNK` instances, whatever the fleet's size."""
+    A few queries per :data:`mien.server.store.providers.CHUNK` instances, whatever the
+    fleet's size."""
     seen: dict[str, dict[str, tuple[float, Any]]] = {}
     t = metric_latest
-    for start in range(0, len(instance_ids), CHUNK):
-        chunk = instance_ids[start : start + CHUNK]
+    for start in range(0, len(instance_ids), q.CHUNK):
+        chunk = instance_ids[start : start + q.CHUNK]
         rows = await s.execute(
             select(t.c.instance_id, t.c.name, t.c.ts, t.c.value).where(
                 t.c.instance_id.in_(chunk), t.c.name.in_(list(AGENT_METRICS))

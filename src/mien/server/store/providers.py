@@ -197,14 +197,19 @@ async def settle(s: AsyncSession, call_id: str, claimed: datetime, **values: Any
     return bool(result.rowcount)
 
 
-async def newest_sizes(
-    s: AsyncSession, instance_ids: list[str]
-) -> dict[str, tuple[datetime, dict[str, Any]]]:
-    """The newest size a provider answered for each of ``instance_ids`` (time, result)."""
-    if not instance_ids:
-        return {}
+CHUNK = 500
+"""Values per IN list (under SQLite's bound-parameter limit), for reads over a fleet."""
+
+
+def _newest_resizes(instance_ids: list[str] | None = None) -> Any:
+    """Each instance's newest successful resize, as a subquery of (id, instance_id,
+    finished_at, result): what the provider last answered as the instance's size."""
+    where = [c.c.status == "succeeded", c.c.kind == "resize"]
+    if instance_ids is not None:
+        where.append(c.c.instance_id.in_(instance_ids))
     ranked = (
         select(
+            c.c.id,
             c.c.instance_id,
             c.c.finished_at,
             c.c.result,
@@ -212,25 +217,29 @@ async def newest_sizes(
             .over(partition_by=c.c.instance_id, order_by=c.c.finished_at.desc())
             .label("rank"),
         )
-        .where(c.c.instance_id.in_(instance_ids), c.c.status == "succeeded", c.c.kind == "resize")
+        .where(*where)
         .subquery()
     )
-    query = select(ranked.c.instance_id, ranked.c.finished_at, ranked.c.result).where(
+    return select(ranked.c.id, ranked.c.instance_id, ranked.c.finished_at, ranked.c.result).where(
         ranked.c.rank == 1
     )
-    return {iid: (at, dict(result or {})) for iid, at, result in await s.execute(query)}
 
 
-async def known_sizes(s: AsyncSession, instance_id: str) -> tuple[datetime, dict[str, Any]] | None:
-    """The newest size a provider answered for ``instance_id`` (time, result)."""
-    return (await newest_sizes(s, [instance_id])).get(instance_id)
+async def newest_sizes(
+    s: AsyncSession, instance_ids: list[str]
+) -> dict[str, tuple[datetime, dict[str, Any]]]:
+    """The newest size a provider answered for each of ``instance_ids`` (time, result)."""
+    if not instance_ids:
+        return {}
+    rows = await s.execute(_newest_resizes(instance_ids))
+    return {iid: (at, dict(result or {})) for _id, iid, at, result in rows}
 
 
 async def known_keys(s: AsyncSession, keys: list[str]) -> set[str]:
-    """Which of ``keys`` a call was made with (in batches of 500)."""
+    """Which of ``keys`` a call was made with (in batches of :data:`CHUNK`)."""
     found: set[str] = set()
-    for start in range(0, len(keys), 500):
-        chunk = keys[start : start + 500]
+    for start in range(0, len(keys), CHUNK):
+        chunk = keys[start : start + CHUNK]
         rows = await s.execute(select(c.c.idempotency_key).where(c.c.idempotency_key.in_(chunk)))
         found.update(str(r[0]) for r in rows)
     return found
@@ -241,18 +250,8 @@ FINISHED = ("succeeded", "failed")
 
 async def prune_calls(s: AsyncSession, before: datetime) -> int:
     """Delete calls that finished before ``before``, except each instance's newest
-    successful resize (what :func:`known_sizes` answers); how many were deleted."""
-    newest = (
-        select(
-            c.c.id,
-            func.row_number()
-            .over(partition_by=c.c.instance_id, order_by=c.c.finished_at.desc())
-            .label("rank"),
-        )
-        .where(c.c.status == "succeeded", c.c.kind == "resize")
-        .subquery()
-    )
-    kept = select(newest.c.id).where(newest.c.rank == 1)
+    successful resize (what :func:`newest_sizes` answers); how many were deleted."""
+    kept = select(_newest_resizes().subquery().c.id)
     result: Any = await s.execute(
         delete(c).where(c.c.status.in_(FINISHED), c.c.finished_at < before, c.c.id.not_in(kept))
     )
